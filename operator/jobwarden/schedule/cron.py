@@ -1,0 +1,126 @@
+"""Cron expressions as a source of naive wall-clock times.
+
+croniter does the field-wise search. It is fed naive datetimes only, so it
+never applies its own DST handling: the timeline resolves each wall-clock
+time with the DST rule in :mod:`jobwarden.schedule.walltime`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Final
+
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+__all__ = ["MACROS", "CronError", "CronSource", "check_expression", "normalize"]
+
+# CronJob's meanings. croniter's own macros turn into hashed six-field
+# expressions when given a hash_id, so they are expanded here instead.
+MACROS: Final[dict[str, str]] = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+# Far enough to reach a 29 February from any year, even across 2100.
+_HORIZON_YEARS: Final = 9
+_CHECK_FROM: Final = datetime(2001, 1, 1)
+_CHECK_HASH_ID: Final = "jobwarden/check"
+_RANDOM = re.compile(r"(?<![a-z])r(?![a-z])")
+_MICROSECOND: Final = timedelta(microseconds=1)
+
+
+class CronError(ValueError):
+    """A cron expression jobwarden does not accept."""
+
+
+def normalize(expression: str) -> str:
+    """The five-field form of an expression: macros expanded, spaces collapsed."""
+    text = " ".join(expression.split())
+    lowered = text.lower()
+    if lowered.startswith("@"):
+        if lowered.startswith("@every"):
+            raise CronError("@every is not supported; use the every field for intervals")
+        try:
+            return MACROS[lowered]
+        except KeyError:
+            known = ", ".join(MACROS)
+            raise CronError(f"unknown macro {text!r} (known: {known})") from None
+    if "=" in text:
+        raise CronError("a time zone prefix (TZ=, CRON_TZ=) is not allowed; use timeZone")
+    fields = text.split(" ")
+    if len(fields) != 5:
+        raise CronError(
+            f"needs 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}; "
+            "seconds and years are not supported"
+        )
+    if _RANDOM.search(lowered):
+        raise CronError("R (random) is not supported; use H for a stable spread")
+    return text
+
+
+def check_expression(expression: str) -> None:
+    """Raise :class:`CronError` unless the expression parses and can fire at all.
+
+    "Can fire" is probed from a fixed date with a bounded field-wise search,
+    so the answer is deterministic and never iterates over minutes. ``H``
+    is probed with a fixed seed; a seed-dependent impossibility surfaces
+    later as a timeline without runs.
+    """
+    text = normalize(expression)
+    try:
+        probe = croniter(
+            text,
+            _CHECK_FROM,
+            ret_type=datetime,
+            hash_id=_CHECK_HASH_ID,
+            max_years_between_matches=_HORIZON_YEARS,
+        )
+    except (CroniterError, ValueError, KeyError, TypeError) as exc:
+        raise CronError(f"invalid cron expression {expression!r}: {_short(exc)}") from exc
+    try:
+        probe.get_next(datetime)
+    except CroniterBadDateError:
+        raise CronError(f"cron expression {expression!r} never fires") from None
+
+
+def _short(exc: Exception) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+class CronSource:
+    """Naive wall-clock times matched by a cron expression, searched field-wise."""
+
+    def __init__(self, expression: str, *, hash_id: str) -> None:
+        self.expression = normalize(expression)
+        self._iter = croniter(
+            self.expression,
+            _CHECK_FROM,
+            ret_type=datetime,
+            hash_id=hash_id,
+            max_years_between_matches=_HORIZON_YEARS,
+        )
+
+    def next_wall(self, after: datetime) -> datetime | None:
+        """The first matching wall time strictly after ``after``."""
+        try:
+            result: datetime = self._iter.get_next(datetime, start_time=after)
+        except (CroniterBadDateError, OverflowError, ValueError):
+            return None
+        return result
+
+    def prev_wall(self, at_or_before: datetime) -> datetime | None:
+        """The last matching wall time at or before ``at_or_before``."""
+        try:
+            # croniter's previous is strict and floors to the minute; nudging
+            # by a microsecond makes an exact match count.
+            result: datetime = self._iter.get_prev(datetime, start_time=at_or_before + _MICROSECOND)
+        except (CroniterBadDateError, OverflowError, ValueError):
+            return None
+        return result

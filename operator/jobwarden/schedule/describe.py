@@ -1,0 +1,43 @@
+"""The schedule in words, for the ``kubectl get`` column and the plugin."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from jobwarden.api.spec import WEEKDAYS, Every, JobScheduleSpec, load_zone, parse_instant
+from jobwarden.schedule.calendar import parse_times
+
+__all__ = ["describe"]
+
+
+def describe(spec: JobScheduleSpec) -> str:
+    """``every 2 days at 09:00,17:00``, ``once at 2027-01-01T09:00:00Z``, or the cron itself.
+
+    Wall-clock forms name their zone when it is not UTC; a one-time run is
+    shown as its UTC instant, which needs no zone.
+    """
+    suffix = "" if spec.time_zone == "UTC" else f" ({spec.time_zone})"
+    if spec.run_at is not None:
+        instant = parse_instant(spec.run_at, load_zone(spec.time_zone)).astimezone(UTC)
+        return f"once at {instant.isoformat().replace('+00:00', 'Z')}"
+    if spec.schedule is not None:
+        return " ".join(spec.schedule.split()) + suffix
+    if spec.every is not None:
+        return _every(spec.every) + suffix
+    return "unscheduled"
+
+
+def _every(every: Every) -> str:
+    times = ",".join(t.strftime("%H:%M") for t in parse_times(every.times))
+    n = every.interval
+    if every.period == "Day":
+        lead = "daily" if n == 1 else f"every {n} days"
+        return f"{lead} at {times}"
+    if every.period == "Week":
+        days = ",".join(d for d in WEEKDAYS if d in set(every.weekdays or ()))
+        lead = "weekly" if n == 1 else f"every {n} weeks"
+        return f"{lead} {days} at {times}"
+    listed = set(every.month_days or ())
+    ordered = sorted(d for d in listed if d > 0) + ([-1] if -1 in listed else [])
+    lead = "monthly" if n == 1 else f"every {n} months"
+    return f"{lead} on {','.join(map(str, ordered))} at {times}"

@@ -1,0 +1,218 @@
+"""The combined engine: a spec's scheduled instants, with bounds, exclusions and DST.
+
+Recurring forms search in naive wall-clock space (a :class:`WallSource`)
+and resolve each wall time with the DST rule. Resolution is monotone, so
+the first wall time after :func:`~jobwarden.schedule.walltime.upper_wall`
+of ``t`` is the first candidate after ``t``; wall times that collapse onto
+one instant (a skipped hour) therefore yield a single run, and the second
+pass through a repeated hour yields none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Final, Protocol
+
+from jobwarden.api.spec import WEEKDAYS, JobScheduleSpec, load_zone, parse_instant
+from jobwarden.schedule.calendar import DailySource, MonthlySource, WeeklySource, parse_times
+from jobwarden.schedule.cron import CronSource
+from jobwarden.schedule.walltime import local_date, resolve, upper_wall
+
+__all__ = ["Timeline", "WallSource", "build_timeline"]
+
+_TICK: Final = timedelta(microseconds=1)
+# Candidate wall times examined per lookup beyond one per excluded date. A
+# lookup that exhausts it answers None: the spec does not fire in reach.
+_BASE_BUDGET: Final = 4096
+
+
+class WallSource(Protocol):
+    """Naive wall-clock times of a recurrence, searchable in both directions."""
+
+    def next_wall(self, after: datetime) -> datetime | None:
+        """The first wall time strictly after ``after``."""
+        ...
+
+    def prev_wall(self, at_or_before: datetime) -> datetime | None:
+        """The last wall time at or before ``at_or_before``."""
+        ...
+
+
+class Timeline:
+    """The scheduled instants of one spec. Aware datetimes in, aware UTC out.
+
+    ``maxExecutions`` is not applied here: the count of runs lives in status,
+    and the reconciler compares it.
+    """
+
+    def __init__(
+        self,
+        *,
+        tz: tzinfo,
+        source: WallSource | None = None,
+        once: datetime | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        exclude: frozenset[date] = frozenset(),
+    ) -> None:
+        if (source is None) == (once is None):
+            raise ValueError("a timeline needs exactly one of source or once")
+        self.tz = tz
+        self._source = source
+        self._once = once
+        self.start = start
+        self.end = end
+        self.exclude = exclude
+        self._budget = _BASE_BUDGET + 2 * len(exclude)
+
+    def next_after(self, t: datetime) -> datetime | None:
+        """The first scheduled instant strictly after ``t``; None when there are no more."""
+        t = _utc(t)
+        if self.start is not None and t < self.start:
+            t = self.start - _TICK
+        if self._once is not None:
+            run = self._once
+            ok = run > t and (self.end is None or run <= self.end)
+            return run if ok and local_date(run, self.tz) not in self.exclude else None
+        assert self._source is not None
+        wall: datetime | None = upper_wall(t, self.tz)
+        for _ in range(self._budget):
+            assert wall is not None
+            candidate = self._source.next_wall(wall)
+            if candidate is None:
+                return None
+            run = resolve(candidate, self.tz)
+            if self.end is not None and run > self.end:
+                return None
+            day = local_date(run, self.tz)
+            if run <= t:
+                wall = candidate
+            elif day in self.exclude:
+                wall = max(candidate, self._day_end(day))
+            else:
+                return run
+        return None
+
+    def last_at_or_before(self, t: datetime) -> datetime | None:
+        """The last scheduled instant at or before ``t``; None when there is none."""
+        t = _utc(t)
+        if self.end is not None and t > self.end:
+            t = self.end
+        if self._once is not None:
+            run = self._once
+            ok = run <= t and (self.start is None or run >= self.start)
+            return run if ok and local_date(run, self.tz) not in self.exclude else None
+        assert self._source is not None
+        wall = upper_wall(t, self.tz)
+        for _ in range(self._budget):
+            candidate = self._source.prev_wall(wall)
+            if candidate is None:
+                return None
+            run = resolve(candidate, self.tz)
+            if self.start is not None and run < self.start:
+                return None
+            day = local_date(run, self.tz)
+            if run > t:
+                wall = candidate - _TICK
+            elif day in self.exclude:
+                wall = min(candidate - _TICK, datetime.combine(day, time.min) - _TICK)
+            else:
+                return run
+        return None
+
+    def _day_end(self, day: date) -> datetime:
+        """The last wall time whose run surely falls on ``day``, for skipping an excluded date.
+
+        If the day's last wall time lies in a gap that ends after midnight,
+        skipping to it could hide a run of the next day, so nothing is skipped.
+        """
+        last = datetime.combine(day, time.max)
+        if local_date(resolve(last, self.tz), self.tz) == day:
+            return last
+        return datetime.combine(day, time.min)
+
+    def iter_after(self, t: datetime) -> Iterator[datetime]:
+        """Scheduled instants after ``t``, oldest first, without end."""
+        current = self.next_after(t)
+        while current is not None:
+            yield current
+            current = self.next_after(current)
+
+    def upcoming(self, t: datetime, *, count: int) -> list[datetime]:
+        """The next ``count`` scheduled instants after ``t`` (for previews)."""
+        runs: list[datetime] = []
+        for run in self.iter_after(t):
+            if len(runs) >= count:
+                break
+            runs.append(run)
+        return runs
+
+    def between(self, start: datetime, end: datetime, *, limit: int) -> list[datetime]:
+        """Scheduled instants in ``(start, end]``, oldest first; the newest ``limit`` if more.
+
+        The newest are kept because they are the ones a catch-up can still
+        start; the search runs backwards from ``end``, so its cost is
+        ``limit`` lookups however long the window.
+        """
+        start, end = _utc(start), _utc(end)
+        runs: list[datetime] = []
+        cursor = end
+        while len(runs) < limit:
+            run = self.last_at_or_before(cursor)
+            if run is None or run <= start:
+                break
+            runs.append(run)
+            cursor = run - _TICK
+        runs.reverse()
+        return runs
+
+    def count_between(self, start: datetime, end: datetime, *, cap: int) -> int:
+        """How many scheduled instants lie in ``(start, end]``, counting at most ``cap``."""
+        end = _utc(end)
+        count = 0
+        current = self.next_after(start)
+        while current is not None and current <= end and count < cap:
+            count += 1
+            current = self.next_after(current)
+        return count
+
+
+def build_timeline(spec: JobScheduleSpec, *, key: str, created: datetime) -> Timeline:
+    """The timeline of a spec already checked by ``parse_spec``.
+
+    ``key`` ("namespace/name") seeds ``H``; ``created`` anchors ``every.interval``
+    when ``startAt`` is unset.
+    """
+    tz = load_zone(spec.time_zone)
+    start = parse_instant(spec.start_at, tz) if spec.start_at is not None else None
+    end = parse_instant(spec.end_at, tz) if spec.end_at is not None else None
+    exclude = frozenset(spec.exclude)
+    if spec.run_at is not None:
+        once = parse_instant(spec.run_at, tz)
+        return Timeline(tz=tz, once=once, start=start, end=end, exclude=exclude)
+    source = _source(spec, key=key, anchor=local_date(start or _utc(created), tz))
+    return Timeline(tz=tz, source=source, start=start, end=end, exclude=exclude)
+
+
+def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
+    if spec.schedule is not None:
+        return CronSource(spec.schedule, hash_id=key)
+    every = spec.every
+    if every is None:
+        raise ValueError("spec has none of schedule, runAt or every")
+    times = parse_times(every.times)
+    if every.period == "Day":
+        return DailySource(anchor=anchor, interval=every.interval, times=times)
+    if every.period == "Week":
+        weekdays = [WEEKDAYS.index(d) for d in every.weekdays or ()]
+        return WeeklySource(anchor=anchor, interval=every.interval, weekdays=weekdays, times=times)
+    return MonthlySource(
+        anchor=anchor, interval=every.interval, month_days=every.month_days or (), times=times
+    )
+
+
+def _utc(t: datetime) -> datetime:
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise ValueError(f"an aware datetime is required, got naive {t.isoformat()}")
+    return t.astimezone(UTC)

@@ -1,0 +1,92 @@
+"""The DST rule: how a wall-clock time in a time zone becomes one instant.
+
+A wall-clock time that does not exist that day (skipped by a spring-forward
+transition) runs at the first valid instant after it, which is the
+transition itself. A wall-clock time that occurs twice (fall-back) runs at
+its first occurrence (``fold=0``). Every schedule form resolves its wall-clock
+times through :func:`resolve`, so they all follow one rule.
+
+This module uses only the standard library, so that the spec model can use
+the same rule for ``runAt`` without depending on the schedule engine.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, tzinfo
+
+__all__ = ["exists", "local_date", "resolve", "upper_wall", "wall_of"]
+
+_SECOND = timedelta(seconds=1)
+
+
+def wall_of(instant: datetime, tz: tzinfo) -> datetime:
+    """The naive wall-clock reading of an aware instant in ``tz``."""
+    return instant.astimezone(tz).replace(tzinfo=None, fold=0)
+
+
+def local_date(instant: datetime, tz: tzinfo) -> date:
+    """The calendar date of an instant in ``tz`` (what ``exclude`` compares)."""
+    return instant.astimezone(tz).date()
+
+
+def exists(wall: datetime, tz: tzinfo) -> bool:
+    """Whether a naive wall-clock time occurs at all in ``tz`` (not in a gap)."""
+    utc = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    return wall_of(utc, tz) == wall.replace(fold=0)
+
+
+def resolve(wall: datetime, tz: tzinfo) -> datetime:
+    """The aware UTC instant a naive wall-clock time runs at, by the DST rule.
+
+    Monotone non-decreasing in ``wall``: later wall times never resolve to
+    earlier instants, which is what lets the engine search wall-clock space
+    and still emit strictly increasing instants.
+    """
+    naive = wall.replace(tzinfo=None, fold=0)
+    utc = naive.replace(tzinfo=tz).astimezone(UTC)
+    if wall_of(utc, tz) == naive:
+        return utc
+    return _gap_end(naive, tz)
+
+
+def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
+    """The transition instant that ends the gap containing ``wall``.
+
+    In a gap, PEP 495 reads ``fold=1`` with the offset after the transition
+    (an instant before it) and ``fold=0`` with the offset before (an instant
+    after it); the transition lies between and is found by bisection on
+    whole seconds, since zone transitions fall on whole seconds.
+    """
+    lo = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    hi = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if lo > hi:
+        lo, hi = hi, lo
+    lo = lo.replace(microsecond=0)
+    # Invariant: wall_of(lo) < wall (before the gap), wall_of(hi) > wall (after it).
+    while hi - lo > _SECOND:
+        mid = lo + (hi - lo) // 2
+        mid = mid.replace(microsecond=0)
+        if wall_of(mid, tz) < wall:
+            lo = mid
+        else:
+            hi = mid
+    return hi if wall_of(lo, tz) < wall else lo
+
+
+def upper_wall(instant: datetime, tz: tzinfo) -> datetime:
+    """The largest wall-clock time whose resolution is at or before ``instant``.
+
+    Every wall time at or before the result resolves to an instant at or
+    before ``instant``; every later wall time resolves after it. During the
+    second pass through a repeated hour the wall clock reads earlier than
+    the first-occurrence instants already passed, so the result is moved
+    forward by the fold's length.
+    """
+    local = instant.astimezone(tz)
+    naive = local.replace(tzinfo=None, fold=0)
+    if local.fold == 1:
+        first = local.replace(fold=0).utcoffset()
+        second = local.utcoffset()
+        if first is not None and second is not None and first > second:
+            return naive + (first - second)
+    return naive
