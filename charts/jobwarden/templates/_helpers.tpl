@@ -1,0 +1,118 @@
+{{/*
+Chart name, truncated to the 63 characters a label value may hold.
+*/}}
+{{- define "jobwarden.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: the prefix of every resource name.
+*/}}
+{{- define "jobwarden.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "jobwarden.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels on every object the chart creates.
+*/}}
+{{- define "jobwarden.labels" -}}
+helm.sh/chart: {{ include "jobwarden.chart" . }}
+{{ include "jobwarden.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: jobwarden
+{{- end }}
+
+{{/*
+Labels that select the operator's pods (immutable once deployed).
+*/}}
+{{- define "jobwarden.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jobwarden.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "jobwarden.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "jobwarden.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "jobwarden.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag | toString) }}
+{{- end }}
+{{- end }}
+
+{{- define "jobwarden.peeringName" -}}
+{{- default (include "jobwarden.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{- define "jobwarden.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "jobwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Whether the operator watches every namespace ("true") or a list ("").
+*/}}
+{{- define "jobwarden.clusterWide" -}}
+{{- if not .Values.watchNamespaces }}true{{ end }}
+{{- end }}
+
+{{/*
+Rules for the namespaced resources the operator works on. Granted by the
+ClusterRole when all namespaces are watched, by a Role in each watched
+namespace otherwise. Nothing on secrets, configmaps or any other resource.
+*/}}
+{{- define "jobwarden.namespacedRules" -}}
+- apiGroups: ["jobwarden.io"]
+  resources: ["jobschedules"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["jobwarden.io"]
+  resources: ["jobschedules/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Fail early on settings that cannot work together.
+*/}}
+{{- define "jobwarden.validate" -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.peering.enabled) }}
+{{- fail (printf "replicas=%d requires peering.enabled=true: without peering, several operator replicas would all act on every JobSchedule" (int .Values.replicas)) }}
+{{- end }}
+{{- if not (has .Values.logFormat (list "text" "json")) }}
+{{- fail (printf "logFormat must be text or json, not %q" (toString .Values.logFormat)) }}
+{{- end }}
+{{- if ne (len .Values.watchNamespaces) (len (uniq .Values.watchNamespaces)) }}
+{{- fail "watchNamespaces lists a namespace more than once" }}
+{{- end }}
+{{- end }}
