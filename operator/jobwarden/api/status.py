@@ -1,0 +1,175 @@
+"""Pydantic models of ``JobSchedule.status``, field for field as in the CRD.
+
+The CRD schema in ``crds/`` is the source of truth; these models are how the
+operator builds and reads that status in Python. ``tests/unit/test_crd.py``
+compares the two so that a field added to one and forgotten in the other
+fails a test rather than being silently pruned by the API server.
+
+Attributes are snake_case, the wire form is camelCase (``by_alias``); both
+names are accepted on input. Timestamps are timezone-aware datetimes that
+serialise as RFC 3339 in UTC with a ``Z``, the form Kubernetes itself writes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC to the second, e.g. ``2024-03-31T01:30:00Z``.
+
+    Kubernetes timestamps (metav1.Time) carry whole seconds; writing the same
+    form keeps status diffs quiet and printer columns exact.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime | None:
+    """A Kubernetes timestamp (string or datetime) as an aware UTC datetime.
+
+    ``None``, empty and unparsable values give ``None``: a status or Job body
+    written by something else must never crash the operator.
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+Timestamp = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str)]
+
+Phase = Literal["Active", "Suspended", "Completed", "Invalid"]
+Trigger = Literal["Schedule", "Manual", "CatchUp"]
+RunResult = Literal["Running", "Succeeded", "Failed", "Terminated", "Stale", "Missed", "Skipped"]
+HealthState = Literal["Healthy", "Degraded", "Unhealthy"]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+PHASES: tuple[Phase, ...] = ("Active", "Suspended", "Completed", "Invalid")
+RUN_RESULTS: tuple[RunResult, ...] = (
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Terminated",
+    "Stale",
+    "Missed",
+    "Skipped",
+)
+
+
+class _Model(BaseModel):
+    """Common config: camelCase on the wire, snake_case in Python.
+
+    Unknown keys are ignored rather than rejected: a status written by a newer
+    operator version must still load in an older one during a rollout.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_api(self) -> dict[str, Any]:
+        """The JSON-ready camelCase dict, unset optional fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Executions(_Model):
+    """Lifetime counters of the schedule's runs, by how they started and ended."""
+
+    scheduled: int = Field(default=0, ge=0)
+    manual: int = Field(default=0, ge=0)
+    succeeded: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    terminated: int = Field(default=0, ge=0)
+    stale: int = Field(default=0, ge=0)
+    missed: int = Field(default=0, ge=0)
+    skipped: int = Field(default=0, ge=0)
+
+
+class ActiveRun(_Model):
+    """One Job of the schedule that has not finished."""
+
+    name: str
+    scheduled_time: Timestamp | None = None
+    start_time: Timestamp | None = None
+
+
+class HistoryEntry(_Model):
+    """One run, or one run that did not happen (Missed, Skipped: no ``job``)."""
+
+    job: str | None = None
+    trigger: Trigger
+    scheduled_time: Timestamp | None = None
+    start_time: Timestamp | None = None
+    completion_time: Timestamp | None = None
+    duration_seconds: float | None = Field(default=None, ge=0)
+    result: RunResult
+    reason: str | None = None
+    message: str | None = None
+
+
+class Health(_Model):
+    """The verdict on recent runs (see ``jobwarden.safety.health``)."""
+
+    state: HealthState
+    consecutive_failures: int = Field(default=0, ge=0)
+    reason: str | None = None
+    message: str | None = None
+
+
+class Condition(_Model):
+    """A standard ``metav1.Condition``: the shape every Kubernetes tool reads."""
+
+    type: str
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+    last_transition_time: Timestamp
+    observed_generation: int | None = Field(default=None, ge=0)
+
+
+class SuspendedByOperator(_Model):
+    """A suspension the operator imposed after ``suspendAfterFailures``.
+
+    Kept in status because the operator never writes spec. ``generation`` is
+    the spec generation at the time: a later spec change lifts it, as does the
+    ``jobwarden.io/resume`` action.
+    """
+
+    suspended: bool
+    reason: str | None = None
+    message: str | None = None
+    since: Timestamp | None = None
+    generation: int | None = Field(default=None, ge=0)
+
+
+class ScheduleStatus(_Model):
+    """The whole ``status`` of a JobSchedule."""
+
+    observed_generation: int | None = Field(default=None, ge=0)
+    phase: Phase | None = None
+    schedule_description: str | None = None
+    next_run_time: Timestamp | None = None
+    last_schedule_time: Timestamp | None = None
+    last_successful_time: Timestamp | None = None
+    last_failure_time: Timestamp | None = None
+    last_result: RunResult | None = None
+    active_count: int | None = Field(default=None, ge=0)
+    executions: Executions | None = None
+    active: list[ActiveRun] | None = None
+    history: list[HistoryEntry] | None = None
+    health: Health | None = None
+    conditions: list[Condition] | None = None
+    handled_actions: dict[str, str] | None = None
+    suspended_by_operator: SuspendedByOperator | None = None
