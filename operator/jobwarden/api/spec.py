@@ -43,6 +43,8 @@ _INSTANT = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
 )
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+# Files in the tz database that are not zones a schedule could mean.
+_NOT_ZONES = frozenset({"local", "localtime", "posixrules", "factory"})
 _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
@@ -144,7 +146,7 @@ def load_zone(name: str) -> ZoneInfo:
     ``localtime`` never pass for a zone.
     """
     known = _known_zones()
-    if known and name not in known:
+    if name.lower() in _NOT_ZONES or (known and name not in known):
         raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)")
     try:
         return ZoneInfo(name)

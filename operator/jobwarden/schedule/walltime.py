@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 __all__ = ["exists", "local_date", "resolve", "upper_wall", "wall_of"]
 
 _SECOND = timedelta(seconds=1)
+_TICK = timedelta(microseconds=1)
 
 
 def wall_of(instant: datetime, tz: tzinfo) -> datetime:
@@ -78,15 +79,33 @@ def upper_wall(instant: datetime, tz: tzinfo) -> datetime:
 
     Every wall time at or before the result resolves to an instant at or
     before ``instant``; every later wall time resolves after it. During the
-    second pass through a repeated hour the wall clock reads earlier than
-    the first-occurrence instants already passed, so the result is moved
-    forward by the fold's length.
+    second pass through a repeated hour every repeated wall time has already
+    run (at its first occurrence), so the result is the end of the repeat.
     """
     local = instant.astimezone(tz)
-    naive = local.replace(tzinfo=None, fold=0)
     if local.fold == 1:
-        first = local.replace(fold=0).utcoffset()
-        second = local.utcoffset()
-        if first is not None and second is not None and first > second:
-            return naive + (first - second)
-    return naive
+        return _fold_end(instant.astimezone(UTC), tz) - _TICK
+    return local.replace(tzinfo=None)
+
+
+def _fold_end(instant: datetime, tz: tzinfo) -> datetime:
+    """The first wall time after the repeated period that ``instant`` is in the second pass of.
+
+    The transition is found by bisection on whole seconds over the length of
+    the repeat; the wall clock at the transition plus that length is the end.
+    """
+    local = instant.astimezone(tz)
+    first = local.replace(fold=0).utcoffset()
+    second = local.utcoffset()
+    assert first is not None and second is not None
+    delta = first - second
+    lo, hi = (instant - delta).replace(microsecond=0), instant
+    # Invariant: lo reads fold=0 (before the transition), hi reads fold=1.
+    while hi - lo > _SECOND:
+        mid = (lo + (hi - lo) // 2).replace(microsecond=0)
+        if mid.astimezone(tz).fold == 1:
+            hi = mid
+        else:
+            lo = mid
+    transition = hi if lo.astimezone(tz).fold == 0 else lo
+    return wall_of(transition, tz) + delta
