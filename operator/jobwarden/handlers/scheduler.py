@@ -1,0 +1,240 @@
+"""One loop that wakes schedules when they are due, and carries out their plans.
+
+Instead of a kopf timer per object (a task and a body held per schedule), the
+operator keeps one heap of (wake time, key) entries. Watch events and Job
+changes push a key to "now"; a plan's ``wake_at`` pushes it to the next run
+or stale deadline. When a key comes due it is reconciled: one GET of the
+schedule, the pure plan, then the plan's API calls. Idle schedules cost no
+API calls and a few hundred bytes each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobwarden import labels, metrics
+from jobwarden.api.status import parse_time
+from jobwarden.kube import Kube, ObjectRef
+from jobwarden.reconcile import Note, Observed, Plan, Policy, plan
+from jobwarden.runs.jobs import JobObservation
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+JobsOf = Callable[[Key], Iterable[JobObservation]]
+RETRY = timedelta(seconds=5)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def observed(body: dict[str, Any]) -> Observed:
+    meta = body.get("metadata", {})
+    return Observed(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=int(meta.get("generation") or 0),
+        created=parse_time(meta.get("creationTimestamp")) or utcnow(),
+        annotations=meta.get("annotations") or {},
+        spec=body.get("spec") or {},
+        status=body.get("status") or {},
+    )
+
+
+def _reject(status: dict[str, Any], job: str, message: str) -> None:
+    """A Job the API refused is a failed run whose message users must see."""
+    for entry in status.get("history") or []:
+        if entry.get("job") == job and entry.get("result") == "Running":
+            entry.update(result="Failed", reason="JobRejected", message=message[:1000])
+    status["active"] = [a for a in status.get("active") or [] if a.get("name") != job]
+    status["activeCount"] = len(status["active"])
+    counts = status.setdefault("executions", {})
+    counts["failed"] = int(counts.get("failed", 0)) + 1
+    status["lastResult"] = "Failed"
+
+
+class Scheduler:
+    """The wake heap, the per-schedule locks, and the plan executor."""
+
+    def __init__(self, *, kube: Kube, policy: Policy, jobs_of: JobsOf,
+                 concurrency: int = 64) -> None:
+        self._kube = kube
+        self._policy = policy
+        self._jobs_of = jobs_of
+        self._heap: list[tuple[datetime, Key]] = []
+        self._due: dict[Key, datetime] = {}
+        self._known: set[Key] = set()
+        self._busy: set[Key] = set()
+        self._again: set[Key] = set()
+        self._written: dict[Key, str] = {}
+        self._pending: dict[Key, set[str]] = {}
+        self._health: dict[Key, str] = {}
+        self._active: dict[Key, int] = {}
+        self._by_health: Counter[str] = Counter()
+        self._active_total = 0
+        self._changed = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- feeding the heap -------------------------------------------------------------
+
+    def seen(self, key: Key, *, resource_version: str | None) -> None:
+        """A watch event for a schedule: reconcile now, unless it is our own status write."""
+        self._known.add(key)
+        if resource_version is not None and self._written.get(key) == resource_version:
+            return
+        self.touch(key)
+
+    def touch(self, key: Key, at: datetime | None = None) -> None:
+        """Reconcile ``key`` at ``at`` (default now), unless an earlier wake is already set."""
+        if key not in self._known:
+            return
+        at = at or utcnow()
+        current = self._due.get(key)
+        if current is not None and current <= at:
+            return
+        self._due[key] = at
+        heapq.heappush(self._heap, (at, key))
+        self._changed.set()
+
+    def forget(self, key: Key) -> None:
+        self._set_gauges(key, None, 0)
+        for table in (self._due, self._written, self._pending):
+            table.pop(key, None)  # type: ignore[attr-defined]
+        self._known.discard(key)
+
+    def job_seen(self, key: Key, job: str) -> None:
+        pending = self._pending.get(key)
+        if pending is not None:
+            pending.discard(job)
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            now = utcnow()
+            while self._heap and self._heap[0][0] <= now:
+                at, key = heapq.heappop(self._heap)
+                if self._due.get(key) != at:
+                    continue  # superseded by an earlier or later wake
+                del self._due[key]
+                self._spawn(key)
+            self._changed.clear()
+            timeout = (self._heap[0][0] - now).total_seconds() if self._heap else 3600.0
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, timeout))
+            except TimeoutError:
+                pass
+
+    def _spawn(self, key: Key) -> None:
+        if key in self._busy:
+            self._again.add(key)  # one more pass after the current one
+            return
+        self._busy.add(key)
+        task = asyncio.create_task(self._guarded(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, key: Key) -> None:
+        try:
+            async with self._slots:
+                await self.reconcile(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("reconcile of %s/%s failed; retrying in %s", *key, RETRY)
+            self.touch(key, utcnow() + RETRY)
+        finally:
+            self._busy.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                self.touch(key)
+
+    # --- one reconcile ----------------------------------------------------------------
+
+    async def reconcile(self, key: Key) -> None:
+        namespace, name = key
+        body = await self._kube.get_schedule(namespace=namespace, name=name)
+        if body is None:
+            self.forget(key)
+            return
+        obj = observed(body)
+        now = utcnow()
+        pending = frozenset(self._pending.get(key, ()))
+        decision = plan(obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=now,
+                        policy=self._policy)
+        await self._execute(key, obj, decision)
+
+    async def _execute(self, key: Key, obj: Observed, decision: Plan) -> None:
+        ref = ObjectRef(labels.API_VERSION, labels.KIND, obj.namespace, obj.name, obj.uid)
+        notes = list(decision.notes)
+        for start in decision.starts:
+            job = start.body["metadata"]["name"]
+            self._pending.setdefault(key, set()).add(job)
+            outcome = await self._kube.create_job(start.body)
+            if outcome.outcome == "created":
+                metrics.SCHEDULE_LAG.observe(max(0.0, (utcnow() - start.due).total_seconds()))
+            elif outcome.outcome == "rejected":
+                self._pending[key].discard(job)
+                if decision.status is not None:
+                    _reject(decision.status, job, outcome.message)
+                notes.append(Note("Warning", "JobRejected", f"Job {job}: {outcome.message}"))
+        for deletion in decision.deletes:
+            await self._kube.delete_job(namespace=obj.namespace, name=deletion.job,
+                                        grace_seconds=deletion.grace_seconds)
+            if deletion.force_pods:
+                await self._kube.force_delete_pods(namespace=obj.namespace, job_name=deletion.job)
+        if decision.status is not None:
+            rv = await self._kube.patch_status(namespace=obj.namespace, name=obj.name,
+                                               status=decision.status)
+            if rv is not None:
+                self._written[key] = rv
+        for note in notes:
+            await self._kube.post_event(regarding=ref, type_=note.type, reason=note.reason,
+                                        message=note.message)
+        self._record_metrics(key, obj, decision)
+        if decision.wake_at is not None:
+            self.touch(key, decision.wake_at)
+
+    def _record_metrics(self, key: Key, obj: Observed, decision: Plan) -> None:
+        for t in decision.finished:
+            if t.result == "StaleReported":
+                metrics.STALE_RUNS.labels(obj.namespace, "Report").inc()
+                continue
+            metrics.RUNS.labels(obj.namespace, obj.name, t.result).inc()
+            if t.result == "Stale":
+                metrics.STALE_RUNS.labels(obj.namespace, "Terminate").inc()
+            if t.duration_seconds is not None:
+                metrics.RUN_DURATION.labels(t.result).observe(t.duration_seconds)
+        for _ in decision.starts:
+            metrics.RUNS.labels(obj.namespace, obj.name, "Started").inc()
+        self._set_gauges(key, decision.health, decision.active)
+
+    def _set_gauges(self, key: Key, health: str | None, active: int) -> None:
+        """Keep the gauges as running totals: O(1) per reconcile, not O(schedules)."""
+        old = self._health.pop(key, None)
+        if old is not None:
+            self._by_health[old] -= 1
+            metrics.SCHEDULES.labels(old).set(self._by_health[old])
+        if health is not None:
+            self._health[key] = health
+            self._by_health[health] += 1
+            metrics.SCHEDULES.labels(health).set(self._by_health[health])
+        self._active_total += active - self._active.pop(key, 0)
+        if active:
+            self._active[key] = active
+        metrics.ACTIVE_RUNS.set(self._active_total)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+

@@ -1,0 +1,77 @@
+"""kopf wiring for JobSchedules and their Jobs: watch events in, wake-ups out.
+
+No decisions here. A schedule event asks the scheduler to reconcile it; a
+Job event updates the slim index of the schedule's Jobs and, when the run's
+outcome changed, asks for a reconcile too. kopf holds back these handlers
+until the index is filled, so a reconcile never mistakes "not listed yet"
+for "deleted".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from jobwarden import labels
+from jobwarden.handlers.scheduler import Key, Scheduler
+from jobwarden.runs.jobs import JobObservation, observe_job
+
+# Last outcome seen per Job (uid), so only changes that matter wake a schedule.
+_last_state: dict[str, tuple[str, bool]] = {}
+
+
+def selector_labels(selector: str | None) -> dict[str, Any] | None:
+    """kopf's label filter from an equality selector such as ``shard=a,tier``."""
+    if not selector:
+        return None
+    result: dict[str, Any] = {}
+    for part in selector.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "!=" in part or " in " in part or part.startswith("!"):
+            raise ValueError(f"only equality selectors are supported, got {part!r}")
+        key, sep, value = part.partition("=")
+        result[key.strip()] = value.strip().lstrip("=") if sep else kopf.PRESENT
+    return result
+
+
+def register(*, scheduler_of: Any, selector: str | None) -> None:
+    """Register the handlers; ``scheduler_of(memo)`` finds the running Scheduler."""
+    schedule_filter = selector_labels(selector)
+
+    @kopf.index("batch", "v1", "jobs", labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
+    def schedule_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[Key, JobObservation]:
+        obs = observe_job(body)
+        return {(namespace, obs.schedule or ""): obs}
+
+    @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, labels=schedule_filter)
+    def schedule_event(event: kopf.RawEvent, body: kopf.Body, namespace: str, name: str,
+                       memo: kopf.Memo, **_: Any) -> None:
+        scheduler: Scheduler = scheduler_of(memo)
+        key = (namespace, name)
+        if event.get("type") == "DELETED":
+            scheduler.forget(key)
+            return
+        scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"))
+
+    @kopf.on.event("batch", "v1", "jobs", labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
+    def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str, uid: str,
+                  memo: kopf.Memo, **_: Any) -> None:
+        scheduler: Scheduler = scheduler_of(memo)
+        obs = observe_job(body)
+        key = (namespace, obs.schedule or "")
+        scheduler.job_seen(key, obs.name)
+        if event.get("type") == "DELETED":
+            _last_state.pop(uid, None)
+            scheduler.touch(key)
+            return
+        state = (obs.result, obs.start_time is not None)
+        previous = _last_state.get(uid)
+        _last_state[uid] = state
+        # A new Job was written to status when it was created; only its end matters.
+        if previous is None and not obs.finished:
+            return
+        if previous != state and (obs.finished or previous is None):
+            scheduler.touch(key)

@@ -1,0 +1,121 @@
+"""The stale sweep: a backstop over every active run held to a threshold.
+
+Runs of JobSchedules are woken at their own stale deadline by the scheduler;
+this sweep re-checks them from an in-memory index each interval (a missed
+wake-up never leaves a run unattended) and handles Jobs that opted in with the
+``jobwarden.io/stale-after`` label. The index is fed by the Job watch, so a
+sweep makes no LIST call, only the calls that its findings need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kopf
+
+from jobwarden import labels, metrics
+from jobwarden.api.status import parse_time
+from jobwarden.handlers.scheduler import Scheduler
+from jobwarden.kube import Kube, ObjectRef
+from jobwarden.safety.stale import StaleCandidate, due_for_stale, parse_stale_label
+
+log = logging.getLogger(__name__)
+
+# (namespace, job name, schedule or "") identifies a candidate.
+CandidateKey = tuple[str, str, str]
+
+
+def _active(body: kopf.Body) -> bool:
+    for cond in body.get("status", {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return False
+    return body.metadata.get("deletionTimestamp") is None
+
+
+def candidate(body: kopf.Body, *, dry_run: bool) -> StaleCandidate | None:
+    """The sweep's view of one Job, or None when no threshold applies to it."""
+    meta = body.metadata
+    schedule = (meta.get("labels") or {}).get(labels.SCHEDULE_LABEL)
+    start = parse_time(body.get("status", {}).get("startTime"))
+    if schedule is not None:
+        seconds = (meta.get("annotations") or {}).get(labels.STALE_DEADLINE_ANNOTATION)
+        if not seconds or not seconds.isdigit():
+            return None  # the scheduler's own wake-up covers it
+        owner = next((r.get("name") for r in meta.get("ownerReferences") or []
+                      if r.get("kind") == labels.KIND), schedule)
+        return StaleCandidate(key=(meta["namespace"], meta["name"], owner), start_time=start,
+                              threshold=timedelta(seconds=int(seconds)), action="Terminate")
+    text = (meta.get("labels") or {}).get(labels.STALE_AFTER_LABEL)
+    if text is None:
+        return None
+    threshold = parse_stale_label(text)
+    return StaleCandidate(key=(meta["namespace"], meta["name"], ""), start_time=start,
+                          threshold=threshold, action="Report" if dry_run else "Terminate")
+
+
+class Sweep:
+    """Acts on stale candidates: wakes their schedule, or handles an opt-in Job."""
+
+    def __init__(self, *, kube: Kube, scheduler: Scheduler, interval: timedelta) -> None:
+        self._kube = kube
+        self._scheduler = scheduler
+        self._interval = interval
+        self._acted: set[CandidateKey] = set()
+
+    async def sweep_once(self, candidates: Iterable[StaleCandidate], *, now: datetime) -> int:
+        """One pass; returns how many stale runs it found."""
+        found = due_for_stale(candidates, now=now)
+        for run in found:
+            namespace, job, schedule = run.key  # type: ignore[misc]
+            if schedule:
+                self._scheduler.touch((namespace, schedule))
+                continue
+            if (namespace, job, schedule) in self._acted:
+                continue
+            self._acted.add((namespace, job, schedule))
+            await self._opt_in(namespace, job, run)
+        return len(found)
+
+    async def _opt_in(self, namespace: str, job: str, run: StaleCandidate) -> None:
+        ref = ObjectRef("batch/v1", "Job", namespace, job, "")
+        message = f"Active for more than {run.threshold} (label {labels.STALE_AFTER_LABEL})."
+        metrics.STALE_RUNS.labels(namespace, run.action).inc()
+        if run.action == "Terminate":
+            await self._kube.delete_job(namespace=namespace, name=job, grace_seconds=None)
+            await self._kube.post_event(regarding=ref, type_="Warning", reason="StaleTerminated",
+                                        message=message)
+        else:
+            await self._kube.post_event(regarding=ref, type_="Warning", reason="StaleReported",
+                                        message=message)
+
+    async def run(self, index: Any) -> None:
+        while True:
+            await asyncio.sleep(self._interval.total_seconds())
+            try:
+                await self.sweep_once((c for store in index.values() for c in store),
+                                      now=datetime.now(UTC))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("stale sweep failed; next one in %s", self._interval)
+
+
+def register(*, dry_run: bool) -> None:
+    """The index the sweep reads: active Jobs with a threshold."""
+
+    def _ready(body: kopf.Body, **_: Any) -> bool:
+        return _active(body)
+
+    @kopf.index("batch", "v1", "jobs", when=_ready)
+    def stale_candidates(body: kopf.Body, **_: Any) -> dict[CandidateKey, StaleCandidate] | None:
+        try:
+            found = candidate(body, dry_run=dry_run)
+        except ValueError as exc:
+            log.warning("Job %s/%s: bad %s label: %s", body.metadata.get("namespace"),
+                        body.metadata.get("name"), labels.STALE_AFTER_LABEL, exc)
+            return None
+        return None if found is None else {found.key: found}  # type: ignore[dict-item]

@@ -1,0 +1,201 @@
+"""Every API call the operator makes, in one place, under one field manager.
+
+The official client is synchronous; calls run on a dedicated thread pool so a
+burst of due runs is sent concurrently without blocking the event loop.
+Responses are read as plain JSON (no model deserialization), since the
+operator works on plain dicts everywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from jobwarden import labels
+
+log = logging.getLogger(__name__)
+
+GROUP, VERSION, PLURAL = labels.GROUP, labels.VERSION, labels.PLURAL
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    outcome: Literal["created", "exists", "rejected"]
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+
+
+def load_client(*, pool_size: int = 32) -> client.ApiClient:
+    """In a pod, the ServiceAccount; elsewhere, KUBECONFIG as kubectl reads it."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(response.data or b"{}")
+    return data
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        body = json.loads(exc.body or "{}")
+    except ValueError:
+        return str(exc.reason)
+    return str(body.get("message") or exc.reason)
+
+
+class Kube:
+    """Typed async facade over the calls jobwarden needs; nothing else."""
+
+    def __init__(self, api: client.ApiClient, *, workers: int = 32) -> None:
+        self._api = api
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            response = await self._run(
+                self._custom.get_namespaced_custom_object,
+                GROUP, VERSION, namespace, PLURAL, name, _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _json(response)
+
+    async def create_job(self, body: Mapping[str, Any]) -> CreateResult:
+        """Create a Job; an existing Job of that name means the run already happened."""
+        namespace = body["metadata"]["namespace"]
+        try:
+            await self._run(
+                self._batch.create_namespaced_job, namespace, body,
+                field_manager=labels.FIELD_MANAGER, _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return CreateResult("exists")
+            if exc.status in (400, 403, 422):
+                return CreateResult("rejected", _message(exc))
+            raise
+        return CreateResult("created")
+
+    async def delete_job(self, *, namespace: str, name: str, grace_seconds: int | None) -> bool:
+        """Delete a Job and, through background propagation, its pods."""
+        options = client.V1DeleteOptions(
+            propagation_policy="Background", grace_period_seconds=grace_seconds
+        )
+        try:
+            await self._run(
+                self._batch.delete_namespaced_job, name, namespace, body=options,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def force_delete_pods(self, *, namespace: str, job_name: str) -> int:
+        """Remove a Job's pods at once, including ones stuck in Terminating."""
+        response = await self._run(
+            self._core.list_namespaced_pod, namespace,
+            label_selector=f"batch.kubernetes.io/job-name={job_name}", _preload_content=False,
+        )
+        count = 0
+        for pod in _json(response).get("items", []):
+            name = pod["metadata"]["name"]
+            try:
+                await self._run(
+                    self._core.delete_namespaced_pod, name, namespace,
+                    body=client.V1DeleteOptions(grace_period_seconds=0),
+                    _preload_content=False,
+                )
+                count += 1
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+        return count
+
+    async def patch_status(
+        self, *, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> str | None:
+        """Merge-patch the status subresource; returns the new resourceVersion."""
+        try:
+            response = await self._run(
+                self._custom.patch_namespaced_custom_object_status,
+                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
+                field_manager=labels.FIELD_MANAGER, _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        rv: str | None = _json(response).get("metadata", {}).get("resourceVersion")
+        return rv
+
+    async def post_event(
+        self, *, regarding: ObjectRef, type_: str, reason: str, message: str
+    ) -> None:
+        """Record an Event; losing one is logged, never fatal to a reconcile."""
+        now = datetime.now(UTC)
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{regarding.name[:200]}.", "namespace": regarding.namespace},
+            "involvedObject": {
+                "apiVersion": regarding.api_version,
+                "kind": regarding.kind,
+                "namespace": regarding.namespace,
+                "name": regarding.name,
+                "uid": regarding.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": labels.FIELD_MANAGER},
+            "reportingComponent": labels.FIELD_MANAGER,
+            "reportingInstance": labels.FIELD_MANAGER,
+            "firstTimestamp": now.isoformat().replace("+00:00", "Z"),
+            "lastTimestamp": now.isoformat().replace("+00:00", "Z"),
+            "count": 1,
+        }
+        try:
+            await self._run(
+                self._core.create_namespaced_event, regarding.namespace, body,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            log.warning("could not record event %s on %s/%s: %s", reason,
+                        regarding.namespace, regarding.name, _message(exc))

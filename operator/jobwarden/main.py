@@ -1,0 +1,102 @@
+"""The ``jobwarden`` entry point: settings, then kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import kopf
+
+from jobwarden import metrics
+from jobwarden.handlers import schedules, sweep
+from jobwarden.handlers.scheduler import Scheduler
+from jobwarden.kube import Kube, load_client
+from jobwarden.reconcile import Policy
+from jobwarden.settings import Settings, SettingsError, parse_settings
+
+log = logging.getLogger("jobwarden")
+
+
+def _scheduler_of(memo: kopf.Memo) -> Scheduler:
+    scheduler: Scheduler = memo["scheduler"]
+    return scheduler
+
+
+def _configure(settings: Settings) -> None:
+    """Register kopf handlers bound to these settings."""
+    schedules.register(scheduler_of=_scheduler_of, selector=settings.selector)
+    sweep.register(dry_run=settings.dry_run)
+
+    @kopf.on.startup()
+    async def startup(settings_: Any = None, memo: kopf.Memo | None = None, **kwargs: Any) -> None:
+        kopf_settings: kopf.OperatorSettings = kwargs["settings"]
+        # jobwarden records its own Events; kopf's would cost calls and RBAC for nothing.
+        kopf_settings.posting.enabled = False
+        kopf_settings.watching.server_timeout = 300
+        kopf_settings.watching.client_timeout = 330
+        assert memo is not None
+        kube = Kube(load_client())
+        index = kwargs["schedule_jobs"]
+
+        def jobs_of(key: tuple[str, str]) -> Any:
+            return list(index.get(key, ()))
+
+        policy = Policy(default_stale_after=settings.stale_after,
+                        unhealthy_after=settings.unhealthy_after, dry_run=settings.dry_run)
+        scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs_of)
+        warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
+        memo["scheduler"] = scheduler
+        memo["kube"] = kube
+        memo["tasks"] = [
+            asyncio.create_task(scheduler.run(), name="jobwarden scheduler"),
+            asyncio.create_task(warden.run(kwargs["stale_candidates"]), name="jobwarden sweep"),
+        ]
+
+    @kopf.on.cleanup()
+    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        for task in memo.get("tasks", []):
+            task.cancel()
+        await _scheduler_of(memo).close()
+        memo["kube"].close()
+
+
+def _logging(settings: Settings) -> None:
+    fmt = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(verbose=False, log_format=fmt)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = parse_settings(argv=sys.argv[1:] if argv is None else argv, env=os.environ)
+        schedules.selector_labels(settings.selector)
+    except (SettingsError, ValueError) as exc:
+        print(f"jobwarden: {exc}", file=sys.stderr)
+        return 2
+    _logging(settings)
+    _configure(settings)
+    metrics.serve(host=settings.metrics_address[0], port=settings.metrics_address[1])
+    host, port = settings.health_address
+    peering = settings.peering
+    priority = settings.priority if settings.priority is not None else random.randint(1, 32767)
+    log.info("jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s",
+             ",".join(settings.namespaces) or "*", settings.selector, settings.stale_after,
+             settings.dry_run)
+    kopf.run(
+        clusterwide=settings.all_namespaces,
+        namespaces=list(settings.namespaces),
+        standalone=peering is None,
+        peering_name=peering,
+        priority=priority if peering else None,
+        liveness_endpoint=f"http://{host}:{port}/healthz",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Operator settings, from flags with environment variables as defaults.
+
+Every setting has one flag and one ``JOBWARDEN_*`` variable, so the same
+operator is configured the same way from a shell, a Deployment or a chart.
+A bad value stops the process at start with a message naming the setting,
+rather than surfacing later as a confusing runtime failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jobwarden.api.spec import parse_duration
+
+
+class SettingsError(ValueError):
+    """A setting with an unusable value; the message names the flag and variable."""
+
+    def __init__(self, *, setting: str, env: str, message: str) -> None:
+        super().__init__(f"setting --{setting} ({env}): {message}")
+        self.setting = setting
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    selector: str | None = None
+    stale_after: timedelta = timedelta(hours=6)
+    sweep_interval: timedelta = timedelta(seconds=60)
+    unhealthy_after: int = 3
+    dry_run: bool = False
+    metrics_address: tuple[str, int] = ("0.0.0.0", 8080)
+    health_address: tuple[str, int] = ("0.0.0.0", 8081)
+    log_format: str = "text"
+    peering: str | None = None
+    priority: int | None = None
+
+    @property
+    def all_namespaces(self) -> bool:
+        return not self.namespaces
+
+
+_ENV = {
+    "namespace": "JOBWARDEN_NAMESPACES",
+    "selector": "JOBWARDEN_SELECTOR",
+    "stale-after": "JOBWARDEN_STALE_AFTER",
+    "sweep-interval": "JOBWARDEN_SWEEP_INTERVAL",
+    "unhealthy-after": "JOBWARDEN_UNHEALTHY_AFTER",
+    "dry-run": "JOBWARDEN_DRY_RUN",
+    "metrics-address": "JOBWARDEN_METRICS_ADDRESS",
+    "health-address": "JOBWARDEN_HEALTH_ADDRESS",
+    "log-format": "JOBWARDEN_LOG_FORMAT",
+    "peering": "JOBWARDEN_PEERING",
+    "priority": "JOBWARDEN_PRIORITY",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jobwarden",
+        description="Run the jobwarden operator. Each flag defaults to its JOBWARDEN_* variable.",
+    )
+    p.add_argument("--namespace", "-n", action="append", default=None,
+                   help="watch this namespace (repeatable; default: all) [JOBWARDEN_NAMESPACES, comma-separated]")
+    p.add_argument("--selector", help="only JobSchedules matching this label selector [JOBWARDEN_SELECTOR]")
+    p.add_argument("--stale-after", help="default stale threshold, e.g. 6h [JOBWARDEN_STALE_AFTER]")
+    p.add_argument("--sweep-interval", help="stale sweep interval, e.g. 60s [JOBWARDEN_SWEEP_INTERVAL]")
+    p.add_argument("--unhealthy-after", help="consecutive failures that make a schedule Unhealthy [JOBWARDEN_UNHEALTHY_AFTER]")
+    p.add_argument("--dry-run", action="store_const", const="true", default=None,
+                   help="report stale runs, never terminate them [JOBWARDEN_DRY_RUN]")
+    p.add_argument("--metrics-address", help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]")
+    p.add_argument("--health-address", help="HOST:PORT serving /healthz [JOBWARDEN_HEALTH_ADDRESS]")
+    p.add_argument("--log-format", help="text or json [JOBWARDEN_LOG_FORMAT]")
+    p.add_argument("--peering", help="kopf peering name for high availability [JOBWARDEN_PEERING]")
+    p.add_argument("--priority", help="peering priority (default: random) [JOBWARDEN_PRIORITY]")
+    return p
+
+
+def _value(args: argparse.Namespace, env: Mapping[str, str], setting: str) -> str | None:
+    raw = getattr(args, setting.replace("-", "_"))
+    if raw is not None:
+        return ",".join(raw) if isinstance(raw, list) else str(raw)
+    value = env.get(_ENV[setting], "").strip()
+    return value or None
+
+
+def _fail(setting: str, message: str) -> SettingsError:
+    return SettingsError(setting=setting, env=_ENV[setting], message=message)
+
+
+def _duration(setting: str, text: str | None, default: timedelta) -> timedelta:
+    if text is None:
+        return default
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise _fail(setting, str(exc)) from None
+
+
+def _address(setting: str, text: str | None, default: tuple[str, int]) -> tuple[str, int]:
+    if text is None:
+        return default
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise _fail(setting, f"expected HOST:PORT, got {text!r}")
+    return (host or "0.0.0.0", int(port))
+
+
+def _int(setting: str, text: str | None, default: int | None, *, minimum: int) -> int | None:
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise _fail(setting, f"expected an integer, got {text!r}") from None
+    if value < minimum:
+        raise _fail(setting, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(setting: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    lowered = text.lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise _fail(setting, f"expected true or false, got {text!r}")
+
+
+def parse_settings(*, argv: Sequence[str], env: Mapping[str, str]) -> Settings:
+    """Build the settings; raises SettingsError for the first bad value."""
+    args = _parser().parse_args(list(argv))
+    namespaces_text = _value(args, env, "namespace")
+    namespaces = tuple(n.strip() for n in (namespaces_text or "").split(",") if n.strip())
+    log_format = (_value(args, env, "log-format") or "text").lower()
+    if log_format not in {"text", "json"}:
+        raise _fail("log-format", f"expected text or json, got {log_format!r}")
+    sweep = _duration("sweep-interval", _value(args, env, "sweep-interval"), timedelta(seconds=60))
+    if sweep < timedelta(seconds=1):
+        raise _fail("sweep-interval", "must be at least 1s")
+    unhealthy = _int("unhealthy-after", _value(args, env, "unhealthy-after"), 3, minimum=1)
+    return Settings(
+        namespaces=namespaces,
+        selector=_value(args, env, "selector"),
+        stale_after=_duration("stale-after", _value(args, env, "stale-after"), timedelta(hours=6)),
+        sweep_interval=sweep,
+        unhealthy_after=unhealthy if unhealthy is not None else 3,
+        dry_run=_bool("dry-run", _value(args, env, "dry-run")),
+        metrics_address=_address("metrics-address", _value(args, env, "metrics-address"), ("0.0.0.0", 8080)),
+        health_address=_address("health-address", _value(args, env, "health-address"), ("0.0.0.0", 8081)),
+        log_format=log_format,
+        peering=_value(args, env, "peering"),
+        priority=_int("priority", _value(args, env, "priority"), None, minimum=0),
+    )
