@@ -1,0 +1,286 @@
+"""The CRD in crds/ and the pydantic models in jobwarden.api must describe one API.
+
+A field present in the models but missing from the CRD is pruned by the API
+server without a word; one in the CRD but not in the models is never written
+or read. Both are caught here, along with missing descriptions (kubectl
+explain), mismatched enums, types, required fields and defaults.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import pytest
+import yaml
+from pydantic import AwareDatetime, BaseModel
+
+from jobwarden import labels
+from jobwarden.api.status import ScheduleStatus
+
+CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "jobschedules.jobwarden.io.yaml"
+Nodes = dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def crd() -> dict[str, Any]:
+    loaded = yaml.safe_load(CRD_PATH.read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def version(crd: dict[str, Any]) -> dict[str, Any]:
+    (only,) = crd["spec"]["versions"]
+    assert isinstance(only, dict)
+    return only
+
+
+@pytest.fixture(scope="module")
+def root(version: dict[str, Any]) -> dict[str, Any]:
+    schema = version["schema"]["openAPIV3Schema"]
+    assert isinstance(schema, dict)
+    return schema
+
+
+# --- walking the schema and the models ------------------------------------------------------
+
+
+def schema_nodes(node: dict[str, Any], prefix: str = "") -> Nodes:
+    """Every declared property below ``node``, by path (``history[].job``)."""
+    out: Nodes = {}
+    for name, child in node.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        out[path] = child
+        out.update(schema_nodes(child, f"{path}."))
+        if child.get("type") == "array":
+            out.update(schema_nodes(child["items"], f"{path}[]."))
+    return out
+
+
+def _unwrap(annotation: Any) -> list[Any]:
+    """The concrete types inside Optional/Union/Annotated."""
+    origin = get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [t for arg in get_args(annotation) for t in _unwrap(arg) if t is not type(None)]
+    if annotation is AwareDatetime:
+        return [datetime]
+    return [annotation]
+
+
+def model_fields(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """Every field below ``model`` by alias path: (annotation, FieldInfo)."""
+    out: dict[str, tuple[Any, Any]] = {}
+    for name, info in model.model_fields.items():
+        path = f"{prefix}{info.alias or name}"
+        out[path] = (info.annotation, info)
+        for inner in _unwrap(info.annotation):
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                out.update(model_fields(inner, f"{path}."))
+            elif get_origin(inner) is list:
+                for item in _unwrap(get_args(inner)[0]):
+                    if isinstance(item, type) and issubclass(item, BaseModel):
+                        out.update(model_fields(item, f"{path}[]."))
+    return out
+
+
+def _schema_type(annotation: Any) -> set[str]:
+    kinds: set[str] = set()
+    for inner in _unwrap(annotation):
+        origin = get_origin(inner)
+        if inner is bool:
+            kinds.add("boolean")
+        elif inner is int:
+            kinds.add("integer")
+        elif inner is float:
+            kinds.add("number")
+        elif inner in (str, datetime, date) or origin is Literal:
+            kinds.add("string")
+        elif origin is list:
+            kinds.add("array")
+        elif (
+            origin is dict
+            or inner is dict
+            or (isinstance(inner, type) and issubclass(inner, BaseModel))
+        ):
+            kinds.add("object")
+        else:
+            kinds.add(f"unknown:{inner!r}")
+    return kinds
+
+
+def _literal_values(annotation: Any) -> set[str] | None:
+    for inner in _unwrap(annotation):
+        if get_origin(inner) is Literal:
+            return set(get_args(inner))
+        if get_origin(inner) is list:
+            found = _literal_values(get_args(inner)[0])
+            if found is not None:
+                return found
+    return None
+
+
+def _enum(node: dict[str, Any]) -> set[str] | None:
+    enum = node.get("enum") or node.get("items", {}).get("enum")
+    return set(enum) if enum is not None else None
+
+
+def _opaque_prefixes(fields: dict[str, tuple[Any, Any]]) -> list[str]:
+    """Model fields typed as free dicts: the CRD may describe their insides."""
+    return [
+        path
+        for path, (annotation, _) in fields.items()
+        if any(get_origin(t) is dict or t is dict for t in _unwrap(annotation))
+    ]
+
+
+def compare(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """Assert that a CRD object schema and a model agree field by field."""
+    fields = model_fields(model)
+    opaque = _opaque_prefixes(fields)
+    nodes = {
+        path: node
+        for path, node in schema_nodes(schema).items()
+        if not any(path.startswith(f"{o}.") for o in opaque)
+    }
+    assert set(nodes) == set(fields), (
+        f"only in CRD: {sorted(set(nodes) - set(fields))}; "
+        f"only in model: {sorted(set(fields) - set(nodes))}"
+    )
+    for path, (annotation, _) in fields.items():
+        node = nodes[path]
+        assert node["type"] in _schema_type(annotation), f"{path}: type {node['type']}"
+        assert _enum(node) == _literal_values(annotation), f"{path}: enum differs"
+        if datetime in _unwrap(annotation):
+            assert node.get("format") == "date-time", f"{path}: wants format date-time"
+    # Required: what the model cannot do without, the CRD must require.
+    objects = {"": schema} | {p: n for p, n in nodes.items() if n["type"] == "object"}
+    objects |= {f"{p}[]": n["items"] for p, n in nodes.items() if n["type"] == "array"}
+    for obj_path, node in objects.items():
+        prefix = f"{obj_path}." if obj_path else ""
+        children = {p: f for p, f in fields.items() if p.startswith(prefix)}
+        children = {p: f for p, f in children.items() if "." not in p[len(prefix) :]}
+        needed = {p[len(prefix) :] for p, (_, info) in children.items() if info.is_required()}
+        assert needed <= set(node.get("required", [])), f"{obj_path or '<root>'}: required"
+
+
+# --- the CRD itself -------------------------------------------------------------------------
+
+
+def test_names_and_shape(crd: dict[str, Any], version: dict[str, Any]) -> None:
+    spec = crd["spec"]
+    assert crd["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert crd["metadata"]["name"] == labels.CRD_NAME
+    assert spec["group"] == labels.GROUP and spec["scope"] == "Namespaced"
+    names = spec["names"]
+    assert (names["kind"], names["plural"], names["singular"]) == (
+        labels.KIND,
+        labels.PLURAL,
+        labels.SINGULAR,
+    )
+    assert names["shortNames"] == [labels.SHORT_NAME]
+    assert set(names["categories"]) == {"all", "jobwarden"}
+    assert version["name"] == labels.VERSION and version["served"] and version["storage"]
+    assert version["subresources"] == {"status": {}}
+
+
+def test_status_matches_models(root: dict[str, Any]) -> None:
+    status = root["properties"]["status"]
+    assert "x-kubernetes-preserve-unknown-fields" not in status
+    compare(status, ScheduleStatus)
+
+
+def test_spec_matches_models(root: dict[str, Any]) -> None:
+    spec_module = pytest.importorskip("jobwarden.api.spec")
+    compare(root["properties"]["spec"], spec_module.JobScheduleSpec)
+
+
+def test_spec_defaults_match_models(root: dict[str, Any]) -> None:
+    spec_module = pytest.importorskip("jobwarden.api.spec")
+    fields = model_fields(spec_module.JobScheduleSpec)
+    nodes = schema_nodes(root["properties"]["spec"])
+    defaulted = {p: n["default"] for p, n in nodes.items() if "default" in n}
+    assert set(defaulted) >= {"timeZone", "concurrencyPolicy", "suspend", "every.times"}
+    for path, default in defaulted.items():
+        model_default = fields[path][1].get_default(call_default_factory=True)
+        assert model_default == default, f"{path}: CRD {default!r} != model {model_default!r}"
+
+
+def test_every_property_is_described(root: dict[str, Any]) -> None:
+    for part in ("spec", "status"):
+        top = root["properties"][part]
+        assert top.get("description", "").strip(), part
+        for path, node in schema_nodes(top).items():
+            assert node.get("description", "").strip(), f"{part}.{path} has no description"
+
+
+def test_lists_and_strings_with_rules_are_bounded(root: dict[str, Any]) -> None:
+    """CEL cost is estimated from maxItems/maxLength: unbounded input fails the CRD."""
+    for path, node in schema_nodes(root["properties"]["spec"]).items():
+        if node["type"] == "array":
+            assert "maxItems" in node, path
+        if node["type"] == "string" and "enum" not in node:
+            assert "maxLength" in node, path
+
+
+def test_conditions_are_a_map_keyed_on_type(root: dict[str, Any]) -> None:
+    conditions = root["properties"]["status"]["properties"]["conditions"]
+    assert conditions["x-kubernetes-list-type"] == "map"
+    assert conditions["x-kubernetes-list-map-keys"] == ["type"]
+    assert "type" in conditions["items"]["required"]
+
+
+def test_cel_rules_have_messages(root: dict[str, Any]) -> None:
+    rules = []
+
+    def collect(node: dict[str, Any]) -> None:
+        rules.extend(node.get("x-kubernetes-validations", []))
+        for child in node.get("properties", {}).values():
+            collect(child)
+        if "items" in node:
+            collect(node["items"])
+
+    collect(root["properties"]["spec"])
+    assert len(rules) >= 5
+    for rule in rules:
+        assert rule["message"].strip() and "\n" not in rule["message"]
+        assert rule["message"].split(":")[0].startswith(("spec", "every")), rule["message"]
+
+
+def test_job_template_is_open(root: dict[str, Any]) -> None:
+    template = root["properties"]["spec"]["properties"]["jobTemplate"]
+    assert "jobTemplate" in root["properties"]["spec"]["required"]
+    assert template["type"] == "object"
+    for part in ("metadata", "spec"):
+        assert template["properties"][part]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_printer_columns_point_at_schema(version: dict[str, Any], root: dict[str, Any]) -> None:
+    columns = {c["name"]: c for c in version["additionalPrinterColumns"]}
+    assert list(columns) == [
+        "Schedule",
+        "Suspend",
+        "Active",
+        "Last Run",
+        "Last Result",
+        "Next Run",
+        "Health",
+        "Age",
+    ]
+    for name, column in columns.items():
+        path = column["jsonPath"]
+        assert path.startswith("."), name
+        if path == ".metadata.creationTimestamp":
+            continue
+        node: dict[str, Any] = root
+        for part in path.strip(".").split("."):
+            node = node["properties"][part]
+        expected = {"date": "string", "integer": "integer", "boolean": "boolean"}
+        assert node["type"] == expected.get(column["type"], "string"), name
+        if column["type"] == "date":
+            assert node.get("format") == "date-time", name
