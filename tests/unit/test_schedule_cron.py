@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -63,7 +64,9 @@ def test_check_expression_rejects(expression: str, words: str) -> None:
         check_expression(expression)
 
 
-@pytest.mark.parametrize("expression", ["0 0 29 2 *", "0 0 31 1,4 *", "0 0 30 2 1", "0 0 * MAR fri"])
+@pytest.mark.parametrize(
+    "expression", ["0 0 29 2 *", "0 0 31 1,4 *", "0 0 30 2 1", "0 0 * MAR fri"]
+)
 def test_check_expression_accepts(expression: str) -> None:
     check_expression(expression)
 
@@ -150,7 +153,7 @@ def test_h_is_stable_per_key_and_spreads_keys() -> None:
         assert first == again
         assert all(run.hour == 3 for run in first)
         assert len({run.minute for run in first}) == 1
-        assert [b - a for a, b in zip(first, first[1:], strict=False)] == [timedelta(days=1)] * 2
+        assert [b - a for a, b in itertools.pairwise(first)] == [timedelta(days=1)] * 2
         minutes.add(first[0].minute)
     assert len(minutes) >= 10
 
