@@ -8,6 +8,7 @@ explain), mismatched enums, types, required fields and defaults.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from datetime import date, datetime
@@ -284,3 +285,55 @@ def test_printer_columns_point_at_schema(version: dict[str, Any], root: dict[str
         assert node["type"] == expected.get(column["type"], "string"), name
         if column["type"] == "date":
             assert node.get("format") == "date-time", name
+
+
+def _pattern(root: dict[str, Any], path: str) -> re.Pattern[str]:
+    node: dict[str, Any] = root["properties"]["spec"]
+    for part in path.split("."):
+        node = node["items"] if part == "[]" else node["properties"][part]
+    return re.compile(node["pattern"])
+
+
+@pytest.mark.parametrize(
+    ("path", "good", "bad"),
+    [
+        (
+            "schedule",
+            ["*/5 * * * *", "H H * * 1-5", " 0 9 1,15 * MON ", "@daily", "@annually"],
+            ["", "* * * *", "0 * * * * *", "@every 1h", "@reboot"],
+        ),
+        (
+            "runAt",
+            ["2025-01-31T09:00:00Z", "2025-01-31T09:00", "2025-01-31T09:00:00.123+05:30"],
+            ["2025-01-31", "2025-01-31 09:00:00", "2025-01-31T9:00", "09:00"],
+        ),
+        ("every.times.[]", ["00:00", "09:30", "23:59"], ["24:00", "9:00", "12:60", "12:00:00"]),
+        ("exclude.[]", ["2025-12-25"], ["2025/12/25", "25-12-2025", "2025-12-25T00:00"]),
+        (
+            "staleAfter",
+            ["90m", "6h", "1h30m", "1.5h", "2d", "45s"],
+            ["90", "6 h", "1w", "-5m", "h"],
+        ),
+        (
+            "timeZone",
+            ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5"],
+            ["a b", "/UTC", "UTC/"],
+        ),
+    ],
+)
+def test_patterns(root: dict[str, Any], path: str, good: list[str], bad: list[str]) -> None:
+    pattern = _pattern(root, path)
+    assert [g for g in good if not pattern.search(g)] == []
+    assert [b for b in bad if pattern.search(b)] == []
+
+
+def test_stale_after_pattern_agrees_with_parser(root: dict[str, Any]) -> None:
+    spec_module = pytest.importorskip("jobwarden.api.spec")
+    pattern = _pattern(root, "staleAfter")
+    for text in ["90m", "6h", "1h30m", "1.5h", "2d", "45s", "0s", "10", "1w", "5 m", "1h1h"]:
+        try:
+            parsed = spec_module.parse_duration(text) is not None
+        except ValueError:
+            parsed = False
+        # The schema may let a zero duration through for the operator to reject, nothing else.
+        assert parsed == bool(pattern.search(text)) or text == "0s", text
