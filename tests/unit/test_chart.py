@@ -1,0 +1,632 @@
+"""The Helm chart (charts/jobwarden): lint, and what `helm template` renders.
+
+Rendered YAML is parsed and asserted on as structure. helm comes from the
+control plane's build (`bash tests/controlplane/cluster.sh bin-dir`), or
+$HELM. When it has not been built the helm tests fail, saying how to build
+it; JOBWARDEN_ALLOW_NO_HELM=1 turns that into a skip for a quick local run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "jobwarden"
+CRDS = ROOT / "crds"
+
+
+def _load_render_module() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "render_manifests", ROOT / "hack" / "render-manifests.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("render_manifests", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+render_manifests = _load_render_module()
+
+
+def locate_helm() -> Path:
+    try:
+        helm = render_manifests.find_helm()
+    except render_manifests.RenderError as err:
+        helm_missing(str(err))
+    if not helm.exists():
+        helm_missing(f"{helm} does not exist")
+    out = subprocess.run([str(helm), "version", "--short"], capture_output=True, text=True)
+    assert out.returncode == 0, f"{helm} is there but does not run: {out.stderr}"
+    return helm
+
+
+def helm_missing(why: str) -> None:
+    message = (
+        f"helm is not available ({why}); build it with "
+        "`bash tests/controlplane/cluster.sh build` (or set HELM=/path/to/helm)"
+    )
+    if os.environ.get("JOBWARDEN_ALLOW_NO_HELM") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    return locate_helm()
+
+
+class Rendered:
+    """The objects of one `helm template`, with lookups by kind and name."""
+
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.docs = docs
+
+    def kinds(self) -> set[str]:
+        return {d["kind"] for d in self.docs}
+
+    def all(self, kind: str) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["kind"] == kind]
+
+    def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
+        found = [d for d in self.all(kind) if name is None or d["metadata"]["name"] == name]
+        assert len(found) == 1, f"{len(found)} {kind} {name or ''}: {[d['metadata'] for d in found]}"
+        return found[0]
+
+    def deployment(self) -> dict[str, Any]:
+        return self.one("Deployment")
+
+    def container(self) -> dict[str, Any]:
+        containers = self.deployment()["spec"]["template"]["spec"]["containers"]
+        assert len(containers) == 1
+        return containers[0]
+
+    def env(self) -> dict[str, Any]:
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in self.container()["env"]}
+
+
+def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(helm), *args], capture_output=True, text=True, check=False)
+
+
+def values_file(values: dict[str, Any]) -> Iterator[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(values, f)
+    try:
+        yield f.name
+    finally:
+        os.unlink(f.name)
+
+
+def template(helm: Path, values: dict[str, Any] | None = None, *extra: str,
+             release: str = "jobwarden", namespace: str = "jobwarden-system") -> Rendered:
+    gen = values_file(values or {})
+    path = next(gen)
+    try:
+        out = run_helm(helm, "template", release, str(CHART), "--namespace", namespace,
+                       "-f", path, *extra)
+    finally:
+        gen.close()
+    assert out.returncode == 0, out.stderr
+    return Rendered([d for d in yaml.safe_load_all(out.stdout) if d])
+
+
+def template_error(helm: Path, values: dict[str, Any], *extra: str) -> str:
+    gen = values_file(values)
+    path = next(gen)
+    try:
+        out = run_helm(helm, "template", "jobwarden", str(CHART), "-f", path, *extra)
+    finally:
+        gen.close()
+    assert out.returncode != 0, f"rendered although it should fail:\n{out.stdout[:2000]}"
+    return out.stderr
+
+
+HA = {"replicas": 2, "peering": {"enabled": True}}
+NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
+EVERYTHING = {
+    **HA,
+    **NAMESPACED,
+    "selector": "shard=a",
+    "dryRun": True,
+    "logFormat": "json",
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+    "dashboard": {"enabled": True},
+}
+VARIANTS = {
+    "default": {},
+    "ha": HA,
+    "namespaced": NAMESPACED,
+    "ha-namespaced": {**HA, **NAMESPACED},
+    "everything": EVERYTHING,
+    "no-crds-no-aggregate": {"crds": {"install": False}, "rbac": {"aggregateToDefaultRoles": False}},
+}
+
+# What the operator calls, by (apiGroup, resource): exactly these verbs.
+NAMESPACED_GRANTS = {
+    ("jobwarden.io", "jobschedules"): {"get", "list", "watch"},
+    ("jobwarden.io", "jobschedules/status"): {"get", "patch", "update"},
+    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
+    ("", "pods"): {"get", "list", "watch", "delete"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+CLUSTER_GRANTS = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
+}
+PEERING_VERBS = {"get", "list", "watch", "patch"}
+
+
+def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role.get("rules") or []:
+        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+def operator_roles(r: Rendered) -> list[dict[str, Any]]:
+    """The operator's own ClusterRole and Roles (not the user-facing ones)."""
+    return [d for d in r.all("ClusterRole") + r.all("Role")
+            if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit")]
+
+
+# --- no helm needed ------------------------------------------------------------
+
+
+def test_chart_crd_copy_is_byte_identical_to_crds() -> None:
+    """charts/jobwarden/files/crds/ is crds/, byte for byte (hack/render-manifests.py syncs it)."""
+    sources = {p.name: p.read_bytes() for p in CRDS.glob("*.yaml")}
+    copies = {p.name: p.read_bytes() for p in (CHART / "files" / "crds").glob("*.yaml")}
+    assert sources, "crds/ is empty"
+    assert sorted(copies) == sorted(sources), "run python hack/render-manifests.py"
+    for name in sources:
+        assert copies[name] == sources[name], f"{name} differs: run python hack/render-manifests.py"
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["name"] == "jobwarden"
+    assert chart["appVersion"] == "0.1.0"
+    assert chart["type"] == "application"
+
+
+def test_values_schema_covers_every_default_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert schema["additionalProperties"] is False
+    assert set(values) <= set(schema["properties"]), set(values) - set(schema["properties"])
+
+
+def test_default_values() -> None:
+    v = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert v["replicas"] == 1
+    assert v["strategy"] == {"type": "Recreate"}
+    assert v["image"]["repository"] == "jobwarden/jobwarden" and v["image"]["tag"] == ""
+    assert v["watchNamespaces"] == [] and v["selector"] == ""
+    assert (v["staleAfter"], v["sweepInterval"], v["unhealthyAfter"]) == ("6h", "60s", 3)
+    assert v["dryRun"] is False and v["logFormat"] == "text"
+    assert v["crds"] == {"install": True, "keep": True}
+    assert v["peering"]["enabled"] is False
+    assert v["dashboard"]["labels"] == {"grafana_dashboard": "1"}
+
+
+def test_peering_crds_in_chart_crds_dir() -> None:
+    docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text()) if d]
+    by_name = {d["metadata"]["name"]: d for d in docs}
+    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
+    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
+    for d in docs:
+        assert d["kind"] == "CustomResourceDefinition"
+        assert d["spec"]["group"] == "kopf.dev"
+        (version,) = d["spec"]["versions"]
+        assert version["name"] == "v1" and version["served"] and version["storage"]
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+# --- helm lint -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_helm_lint_clean(helm: Path, variant: str) -> None:
+    gen = values_file(VARIANTS[variant])
+    path = next(gen)
+    try:
+        out = run_helm(helm, "lint", "--strict", str(CHART), "-f", path)
+    finally:
+        gen.close()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout, out.stdout
+
+
+# --- structure of what renders ---------------------------------------------------------
+
+
+def test_default_render_objects(helm: Path) -> None:
+    r = template(helm)
+    assert r.kinds() == {"ServiceAccount", "CustomResourceDefinition", "ClusterRole",
+                         "ClusterRoleBinding", "Service", "Deployment"}
+    names = {(d["kind"], d["metadata"]["name"]) for d in r.docs}
+    assert ("ClusterRole", "jobwarden-view") in names and ("ClusterRole", "jobwarden-edit") in names
+    for d in r.docs:
+        labels = d["metadata"]["labels"]
+        assert labels["app.kubernetes.io/instance"] == "jobwarden", d["metadata"]
+        assert labels["app.kubernetes.io/part-of"] == "jobwarden"
+        if d["kind"] in ("ServiceAccount", "Service", "Deployment"):
+            assert d["metadata"]["namespace"] == "jobwarden-system"
+
+
+def test_deployment_defaults(helm: Path) -> None:
+    r = template(helm)
+    dep = r.deployment()
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"] == {"type": "Recreate"}
+    pod = dep["spec"]["template"]["spec"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    assert pod["serviceAccountName"] == r.one("ServiceAccount")["metadata"]["name"]
+    c = r.container()
+    assert c["image"] == "jobwarden/jobwarden:0.1.0"
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"metrics": 8080, "health": 8081}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["resources"]["requests"]["cpu"] and c["resources"]["requests"]["memory"]
+    assert c["resources"]["limits"]["memory"]
+
+
+def test_security_context(helm: Path) -> None:
+    r = template(helm)
+    pod = r.deployment()["spec"]["template"]["spec"]
+    psc = pod["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = r.container()["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    # the only writable path is an emptyDir at /tmp
+    mounts = {m["mountPath"]: m["name"] for m in r.container()["volumeMounts"]}
+    assert mounts == {"/tmp": "tmp"}
+    assert {v["name"]: set(v) for v in pod["volumes"]} == {"tmp": {"name", "emptyDir"}}
+
+
+def test_service_account_token_only_for_the_operator_pod(helm: Path) -> None:
+    r = template(helm)
+    assert r.one("ServiceAccount")["automountServiceAccountToken"] is False
+    assert r.deployment()["spec"]["template"]["spec"]["automountServiceAccountToken"] is True
+
+
+def test_env_defaults(helm: Path) -> None:
+    env = template(helm).env()
+    assert env["JOBWARDEN_STALE_AFTER"] == "6h"
+    assert env["JOBWARDEN_SWEEP_INTERVAL"] == "60s"
+    assert env["JOBWARDEN_UNHEALTHY_AFTER"] == "3"
+    assert env["JOBWARDEN_DRY_RUN"] == "false"
+    assert env["JOBWARDEN_METRICS_ADDRESS"] == "0.0.0.0:8080"
+    assert env["JOBWARDEN_HEALTH_ADDRESS"] == "0.0.0.0:8081"
+    assert env["JOBWARDEN_LOG_FORMAT"] == "text"
+    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    for unset in ("JOBWARDEN_NAMESPACES", "JOBWARDEN_SELECTOR", "JOBWARDEN_PEERING"):
+        assert unset not in env
+    assert all(isinstance(v, (str, dict)) for v in env.values())
+
+
+def test_env_carries_every_setting(helm: Path) -> None:
+    r = template(helm, {
+        **HA, "watchNamespaces": ["a", "b"], "selector": "shard in (x,y)",
+        "staleAfter": "90m", "sweepInterval": "30s", "unhealthyAfter": 5, "dryRun": True,
+        "logFormat": "json", "ports": {"metrics": 9090, "health": 9091},
+        "peering": {"enabled": True, "name": "jw"},
+        "extraEnv": [{"name": "EXTRA", "value": "1"}],
+    })
+    env = r.env()
+    assert env["JOBWARDEN_NAMESPACES"] == "a,b"
+    assert env["JOBWARDEN_SELECTOR"] == "shard in (x,y)"
+    assert env["JOBWARDEN_STALE_AFTER"] == "90m"
+    assert env["JOBWARDEN_SWEEP_INTERVAL"] == "30s"
+    assert env["JOBWARDEN_UNHEALTHY_AFTER"] == "5"
+    assert env["JOBWARDEN_DRY_RUN"] == "true"
+    assert env["JOBWARDEN_LOG_FORMAT"] == "json"
+    assert env["JOBWARDEN_METRICS_ADDRESS"] == "0.0.0.0:9090"
+    assert env["JOBWARDEN_HEALTH_ADDRESS"] == "0.0.0.0:9091"
+    assert env["JOBWARDEN_PEERING"] == "jw"
+    assert env["EXTRA"] == "1"
+    ports = {p["name"]: p["containerPort"] for p in r.container()["ports"]}
+    assert ports == {"metrics": 9090, "health": 9091}
+    assert r.deployment()["spec"]["replicas"] == 2
+
+
+def test_image_tag_and_digest(helm: Path) -> None:
+    assert template(helm, {"image": {"tag": "1.2.3"}}).container()["image"] == "jobwarden/jobwarden:1.2.3"
+    digest = "sha256:" + "a" * 64
+    c = template(helm, {"image": {"repository": "reg.example/jw", "digest": digest,
+                                  "pullPolicy": "Always"}}).container()
+    assert c["image"] == f"reg.example/jw@{digest}"
+    assert c["imagePullPolicy"] == "Always"
+
+
+def test_metrics_service(helm: Path) -> None:
+    r = template(helm)
+    svc = r.one("Service")
+    assert svc["spec"]["selector"] == r.deployment()["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics",
+                                     "protocol": "TCP"}]
+    assert "Service" not in template(helm, {"service": {"enabled": False}}).kinds()
+
+
+# --- RBAC ------------------------------------------------------------------------------
+
+
+def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
+    r = template(helm)
+    (role,) = operator_roles(r)
+    assert role["kind"] == "ClusterRole"
+    assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
+    assert not r.all("Role") and not r.all("RoleBinding")
+    binding = r.one("ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                  "name": role["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "jobwarden",
+                                    "namespace": "jobwarden-system"}]
+
+
+def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
+    r = template(helm, {"watchNamespaces": ["team-a", "team-b", "team-c"]})
+    cluster_role = r.one("ClusterRole", "jobwarden")
+    assert grants(cluster_role) == CLUSTER_GRANTS
+    roles = {d["metadata"]["namespace"]: d for d in r.all("Role")}
+    bindings = {d["metadata"]["namespace"]: d for d in r.all("RoleBinding")}
+    assert set(roles) == set(bindings) == {"team-a", "team-b", "team-c"}
+    for ns, role in roles.items():
+        assert grants(role) == NAMESPACED_GRANTS, ns
+        b = bindings[ns]
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                "name": role["metadata"]["name"]}
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "jobwarden",
+                                  "namespace": "jobwarden-system"}]
+    assert r.env()["JOBWARDEN_NAMESPACES"] == "team-a,team-b,team-c"
+
+
+def test_peering_cluster_wide(helm: Path) -> None:
+    r = template(helm, HA)
+    role = r.one("ClusterRole", "jobwarden")
+    assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS,
+                            ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS}
+    peering = r.one("ClusterKopfPeering")
+    assert peering["apiVersion"] == "kopf.dev/v1"
+    assert peering["metadata"]["name"] == r.env()["JOBWARDEN_PEERING"] == "jobwarden"
+    assert "KopfPeering" not in r.kinds()
+
+
+def test_peering_namespaced(helm: Path) -> None:
+    r = template(helm, {**HA, **NAMESPACED, "peering": {"enabled": True, "name": "shard-a"}})
+    assert grants(r.one("ClusterRole", "jobwarden")) == CLUSTER_GRANTS
+    for role in r.all("Role"):
+        assert grants(role) == {**NAMESPACED_GRANTS, ("kopf.dev", "kopfpeerings"): PEERING_VERBS}
+    peerings = {d["metadata"]["namespace"]: d["metadata"]["name"] for d in r.all("KopfPeering")}
+    assert peerings == {"team-a": "shard-a", "team-b": "shard-a"}
+    assert "ClusterKopfPeering" not in r.kinds()
+    assert r.env()["JOBWARDEN_PEERING"] == "shard-a"
+
+
+def test_peering_object_creation_can_be_left_out(helm: Path) -> None:
+    r = template(helm, {**HA, "peering": {"enabled": True, "create": False}})
+    assert "ClusterKopfPeering" not in r.kinds()
+    assert ("kopf.dev", "clusterkopfpeerings") in grants(r.one("ClusterRole", "jobwarden"))
+
+
+def test_peering_crds_come_with_include_crds(helm: Path) -> None:
+    r = template(helm, HA, "--include-crds")
+    names = {d["metadata"]["name"] for d in r.all("CustomResourceDefinition")}
+    assert names == {"jobschedules.jobwarden.io", "clusterkopfpeerings.kopf.dev",
+                     "kopfpeerings.kopf.dev"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> None:
+    r = template(helm, VARIANTS[variant])
+    roles = r.all("ClusterRole") + r.all("Role")
+    assert roles
+    for role in roles:
+        for rule in role.get("rules") or []:
+            for field in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[field], (role["metadata"]["name"], rule)
+            assert not {"secrets", "configmaps", "serviceaccounts", "roles", "rolebindings",
+                        "clusterroles", "clusterrolebindings"} & set(rule["resources"]), rule
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> None:
+    allowed = {**CLUSTER_GRANTS, **NAMESPACED_GRANTS,
+               ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS,
+               ("kopf.dev", "kopfpeerings"): PEERING_VERBS}
+    for role in operator_roles(template(helm, VARIANTS[variant])):
+        for key, verbs in grants(role).items():
+            assert key in allowed and verbs <= allowed[key], (role["metadata"]["name"], key, verbs)
+
+
+def test_aggregated_user_roles(helm: Path) -> None:
+    r = template(helm)
+    view = r.one("ClusterRole", "jobwarden-view")
+    edit = r.one("ClusterRole", "jobwarden-edit")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]
+    assert grants(view)[("jobwarden.io", "jobschedules")] == {"get", "list", "watch"}
+    assert set(grants(view)) <= {("jobwarden.io", "jobschedules"), ("jobwarden.io", "jobschedules/status")}
+    g = grants(edit)
+    assert {"get", "list", "watch", "create", "update", "patch", "delete"} <= g[("jobwarden.io", "jobschedules")]
+    # users never write status: the operator owns it
+    assert g.get(("jobwarden.io", "jobschedules/status"), set()) <= {"get", "list", "watch"}
+    assert "jobwarden-view" not in {
+        d["metadata"]["name"] for d in template(helm, {"rbac": {"aggregateToDefaultRoles": False}}).docs
+    }
+
+
+def test_rbac_create_false_renders_no_operator_rbac(helm: Path) -> None:
+    r = template(helm, {"rbac": {"create": False, "aggregateToDefaultRoles": False}})
+    assert not {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"} & r.kinds()
+
+
+def test_existing_service_account(helm: Path) -> None:
+    r = template(helm, {"serviceAccount": {"create": False, "name": "preexisting"}})
+    assert "ServiceAccount" not in r.kinds()
+    assert r.deployment()["spec"]["template"]["spec"]["serviceAccountName"] == "preexisting"
+    assert r.one("ClusterRoleBinding")["subjects"][0]["name"] == "preexisting"
+
+
+# --- refused values ----------------------------------------------------------------------
+
+
+def test_replicas_without_peering_fails_in_schema_and_template(helm: Path) -> None:
+    assert "peering" in template_error(helm, {"replicas": 2})
+    # the template's own check holds even when the schema is not applied
+    err = template_error(helm, {"replicas": 3}, "--skip-schema-validation")
+    assert "requires peering.enabled" in err
+
+
+@pytest.mark.parametrize("values", [
+    {"logFormat": "xml"},
+    {"staleAfter": "6 hours"},
+    {"sweepInterval": 60},
+    {"unhealthyAfter": 0},
+    {"replicass": 1},
+    {"watchNamespaces": ["Not_A_Namespace"]},
+    {"watchNamespaces": ["a", "a"]},
+    {"image": {"digest": "latest"}},
+])
+def test_schema_refuses_bad_values(helm: Path, values: dict[str, Any]) -> None:
+    template_error(helm, values)
+
+
+def test_zero_replicas_is_allowed(helm: Path) -> None:
+    assert template(helm, {"replicas": 0}).deployment()["spec"]["replicas"] == 0
+
+
+# --- CRDs ---------------------------------------------------------------------------------
+
+
+def _without_chart_metadata(crd: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    crd = json.loads(json.dumps(crd))
+    crd["metadata"].pop("annotations", None)
+    crd["metadata"]["labels"] = source["metadata"].get("labels")
+    if crd["metadata"]["labels"] is None:
+        del crd["metadata"]["labels"]
+    return crd
+
+
+def test_rendered_crd_is_the_source_crd(helm: Path) -> None:
+    r = template(helm)
+    rendered = {d["metadata"]["name"]: d for d in r.all("CustomResourceDefinition")}
+    sources = [yaml.safe_load(p.read_text()) for p in sorted(CRDS.glob("*.yaml"))]
+    assert set(rendered) == {s["metadata"]["name"] for s in sources}
+    for source in sources:
+        crd = rendered[source["metadata"]["name"]]
+        assert crd["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+        # the CRD's own labels win; the chart's are added
+        assert source["metadata"].get("labels", {}).items() <= crd["metadata"]["labels"].items()
+        assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "jobwarden"
+        assert _without_chart_metadata(crd, source) == source
+
+
+def test_crd_keep_and_install_switches(helm: Path) -> None:
+    crd = template(helm, {"crds": {"keep": False}}).one("CustomResourceDefinition")
+    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+    assert "CustomResourceDefinition" not in template(helm, {"crds": {"install": False}}).kinds()
+
+
+# --- monitoring ------------------------------------------------------------------------------
+
+
+def test_monitoring_is_off_by_default(helm: Path) -> None:
+    kinds = template(helm).kinds()
+    assert not {"ServiceMonitor", "PrometheusRule", "ConfigMap"} & kinds
+
+
+def test_service_monitor(helm: Path) -> None:
+    r = template(helm, {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}})
+    sm = r.one("ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "kps"
+    assert sm["spec"]["selector"]["matchLabels"].items() <= r.one("Service")["metadata"]["labels"].items()
+    assert sm["spec"]["namespaceSelector"] == {"matchNames": ["jobwarden-system"]}
+    (endpoint,) = sm["spec"]["endpoints"]
+    assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
+    assert "serviceMonitor.enabled requires service.enabled" in template_error(
+        helm, {"service": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}})
+
+
+def test_prometheus_rule(helm: Path) -> None:
+    r = template(helm, {"metrics": {"prometheusRule": {
+        "enabled": True, "additionalRules": [{"alert": "Extra", "expr": "vector(1)"}]}}})
+    rule = r.one("PrometheusRule")
+    (group,) = rule["spec"]["groups"]
+    alerts = {a["alert"]: a for a in group["rules"]}
+    assert set(alerts) == {"JobwardenScheduleUnhealthy", "JobwardenStaleRuns",
+                           "JobwardenOperatorDown", "Extra"}
+    service = r.one("Service")["metadata"]["name"]
+    unhealthy = alerts["JobwardenScheduleUnhealthy"]
+    assert 'jobwarden_schedules{' in unhealthy["expr"] and 'health="Unhealthy"' in unhealthy["expr"]
+    assert unhealthy["for"] == "15m"
+    stale = alerts["JobwardenStaleRuns"]
+    assert "increase(jobwarden_stale_runs_total{" in stale["expr"]
+    down = alerts["JobwardenOperatorDown"]
+    assert down["expr"] == f'absent(up{{job="{service}", namespace="jobwarden-system"}} == 1)'
+    for a in alerts.values():
+        if a["alert"] != "Extra":
+            assert a["labels"]["severity"] in ("warning", "critical")
+            assert a["annotations"]["summary"] and a["annotations"]["description"]
+    # Prometheus templating reaches Prometheus unexpanded
+    assert "{{ $value }}" in unhealthy["annotations"]["description"]
+
+
+def test_grafana_dashboard(helm: Path) -> None:
+    r = template(helm, {"dashboard": {"enabled": True, "namespace": "monitoring"}})
+    cm = r.one("ConfigMap")
+    assert cm["metadata"]["namespace"] == "monitoring"
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(cm["data"]["jobwarden.json"])
+    assert dashboard == json.loads((CHART / "files" / "dashboards" / "jobwarden.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in ("jobwarden_runs_total", "jobwarden_schedule_lag_seconds_bucket",
+                   "jobwarden_run_duration_seconds_bucket", "jobwarden_stale_runs_total",
+                   "jobwarden_schedules", "jobwarden_active_runs"):
+        assert metric in exprs, metric
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+
+
+# --- several releases (sharding) ------------------------------------------------------
+
+
+def test_two_shards_do_not_collide(helm: Path) -> None:
+    a = template(helm, {"selector": "shard=a"}, release="shard-a")
+    b = template(helm, {"selector": "shard=b", "crds": {"install": False},
+                        "rbac": {"aggregateToDefaultRoles": False}}, release="shard-b")
+
+    def keys(r: Rendered) -> set[tuple[str, str, str]]:
+        return {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in r.docs}
+
+    assert not keys(a) & keys(b)
+    assert a.deployment()["spec"]["selector"] != b.deployment()["spec"]["selector"]
