@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import types
 import typing
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -20,7 +20,13 @@ import yaml
 from pydantic import AwareDatetime, BaseModel
 
 from jobwarden import labels
-from jobwarden.api.status import ScheduleStatus
+from jobwarden.api.status import (
+    Condition,
+    HistoryEntry,
+    ScheduleStatus,
+    format_time,
+    parse_time,
+)
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "jobschedules.jobwarden.io.yaml"
 Nodes = dict[str, dict[str, Any]]
@@ -337,3 +343,21 @@ def test_stale_after_pattern_agrees_with_parser(root: dict[str, Any]) -> None:
             parsed = False
         # The schema may let a zero duration through for the operator to reject, nothing else.
         assert parsed == bool(pattern.search(text)) or text == "0s", text
+
+
+def test_status_serialises_in_the_crd_form() -> None:
+    at = datetime(2025, 1, 1, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    entry = HistoryEntry(
+        job="j", trigger="Manual", result="Failed", start_time=at, message="x" * 5000
+    )
+    wire = entry.to_api()
+    assert wire["startTime"] == "2025-01-01T08:00:00Z" and "completionTime" not in wire
+    assert len(wire["message"]) == 4096
+    assert HistoryEntry.model_validate(wire).start_time == at.replace(microsecond=0)
+    cond = Condition(type="Valid", status="True", reason="SpecValid", last_transition_time=at)
+    assert cond.to_api()["message"] == ""
+    assert format_time(at) == "2025-01-01T08:00:00Z"
+    assert parse_time("2025-01-01T08:00:00Z") == datetime(2025, 1, 1, 8, tzinfo=UTC)
+    assert parse_time("garbage") is None and parse_time(None) is None
+    with pytest.raises(ValueError):
+        format_time(datetime(2025, 1, 1))

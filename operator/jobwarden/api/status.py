@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
 
@@ -51,6 +51,16 @@ def parse_time(value: object) -> datetime | None:
 
 
 Timestamp = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str)]
+
+
+def _clip(limit: int) -> AfterValidator:
+    """Cut text to the CRD's maxLength: one over-long Job message must not make
+    the API server reject the whole status patch."""
+    return AfterValidator(lambda text: text[:limit])
+
+
+Reason = Annotated[str, _clip(1024)]
+Message = Annotated[str, _clip(4096)]
 
 Phase = Literal["Active", "Suspended", "Completed", "Invalid"]
 Trigger = Literal["Schedule", "Manual", "CatchUp"]
@@ -115,8 +125,8 @@ class HistoryEntry(_Model):
     completion_time: Timestamp | None = None
     duration_seconds: float | None = Field(default=None, ge=0)
     result: RunResult
-    reason: str | None = None
-    message: str | None = None
+    reason: Reason | None = None
+    message: Message | None = None
 
 
 class Health(_Model):
@@ -124,8 +134,8 @@ class Health(_Model):
 
     state: HealthState
     consecutive_failures: int = Field(default=0, ge=0)
-    reason: str | None = None
-    message: str | None = None
+    reason: Reason | None = None
+    message: Message | None = None
 
 
 class Condition(_Model):
@@ -133,8 +143,8 @@ class Condition(_Model):
 
     type: str
     status: ConditionStatus
-    reason: str
-    message: str = ""
+    reason: Reason = Field(min_length=1)
+    message: Annotated[str, _clip(32768)] = ""
     last_transition_time: Timestamp
     observed_generation: int | None = Field(default=None, ge=0)
 
@@ -148,8 +158,8 @@ class SuspendedByOperator(_Model):
     """
 
     suspended: bool
-    reason: str | None = None
-    message: str | None = None
+    reason: Reason | None = None
+    message: Message | None = None
     since: Timestamp | None = None
     generation: int | None = Field(default=None, ge=0)
 
