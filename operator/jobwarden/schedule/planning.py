@@ -6,7 +6,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal
+from typing import Final
 
 from jobwarden.api.spec import JobScheduleSpec
 from jobwarden.schedule.timeline import Timeline
@@ -20,13 +20,12 @@ __all__ = [
     "plan_catch_up",
 ]
 
-CatchUpPolicy = Literal["Latest", "All", "None"]
-
 # A run this close behind ``now`` is the on-time run the reconciler woke up
 # for (timer lag, a busy event loop), not one missed while it was away.
 ON_TIME_TOLERANCE: Final = timedelta(seconds=60)
-# Due runs counted exactly; a longer outage reports this many missed.
-COUNT_CAP: Final = 100_000
+# Due runs counted exactly (a forward scan, ~0.3 s at the cap); a longer
+# outage reports this many missed.
+COUNT_CAP: Final = 10_000
 
 
 @dataclass(frozen=True)

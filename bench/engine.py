@@ -1,0 +1,92 @@
+"""Next-run computations per second through ``Timeline.next_after``, beside raw croniter.
+
+Run with ``.venv/bin/python bench/engine.py [--seconds N]``. Each figure is
+the best of three timed rounds, chaining each lookup from the previous
+result the way the scheduler loop does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from croniter import croniter
+
+from jobwarden.api.spec import parse_spec
+from jobwarden.schedule.timeline import build_timeline
+
+CRON = "*/15 9-17 * * 1-5"
+ZONE = "Europe/Berlin"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def rate(step: Callable[[int], object], *, seconds: float) -> float:
+    """Best calls-per-second over three rounds of about ``seconds`` each."""
+    best = 0.0
+    for _ in range(3):
+        calls, began = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - began) < seconds:
+            for _ in range(200):
+                step(calls)
+                calls += 1
+        best = max(best, calls / elapsed)
+    return best
+
+
+def chained(next_after: Callable[[datetime], datetime | None]) -> Callable[[int], object]:
+    state = {"t": START}
+
+    def step(_: int) -> object:
+        result = next_after(state["t"])
+        state["t"] = result if result is not None else START
+        return result
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
+    args = parser.parse_args()
+
+    def timeline(**fields: object) -> Callable[[datetime], datetime | None]:
+        spec = parse_spec({"jobTemplate": {}, "timeZone": ZONE, **fields})
+        return build_timeline(spec, key="bench/engine", created=START).next_after
+
+    raw = croniter(CRON, START.replace(tzinfo=None), ret_type=datetime)
+    wall = {"t": START.replace(tzinfo=None)}
+
+    def croniter_step(_: int) -> object:
+        wall["t"] = raw.get_next(datetime, start_time=wall["t"])
+        return wall["t"]
+
+    once = timeline(runAt="2030-01-01T09:00:00")
+    cases = [
+        (f"croniter get_next  {CRON!r} (naive)", croniter_step),
+        (f"next_after cron    {CRON!r} ({ZONE})", chained(timeline(schedule=CRON))),
+        (
+            "next_after every   Week Mon,Wed,Fri 09:00,17:00",
+            chained(
+                timeline(
+                    every={
+                        "period": "Week",
+                        "weekdays": ["Mon", "Wed", "Fri"],
+                        "times": ["09:00", "17:00"],
+                    }
+                )
+            ),
+        ),
+        ("next_after runAt   2030-01-01T09:00:00", lambda _: once(START)),
+    ]
+    results = [(name, rate(step, seconds=args.seconds)) for name, step in cases]
+    base = results[0][1]
+    print(f"{'computation':58} {'per second':>12} {'vs croniter':>12}")
+    for name, value in results:
+        print(f"{name:58} {value:12,.0f} {value / base:11.2f}x")
+    print(f"engine overhead on cron: {base / results[1][1]:.2f}x the time of raw croniter")
+
+
+if __name__ == "__main__":
+    main()
