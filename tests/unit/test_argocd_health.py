@@ -67,7 +67,8 @@ def status(phase: str = "Active", state: str | None = "Healthy", *, observed: in
         "activeCount": 0,
         "conditions": [
             {"type": "Valid", "status": "True", "reason": "Valid", "message": "spec is valid"},
-            {"type": "Ready", "status": "True", "reason": "Scheduled", "message": "next run scheduled"},
+            {"type": "Ready", "status": "True", "reason": "Scheduled",
+             "message": "next run scheduled"},
         ],
     }
     if state is not None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ render_manifests = _load_render_module()
 
 def locate_helm() -> Path:
     try:
-        helm = render_manifests.find_helm()
+        helm: Path = render_manifests.find_helm()
     except render_manifests.RenderError as err:
         helm_missing(str(err))
     if not helm.exists():
@@ -81,14 +82,17 @@ class Rendered:
 
     def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
         found = [d for d in self.all(kind) if name is None or d["metadata"]["name"] == name]
-        assert len(found) == 1, f"{len(found)} {kind} {name or ''}: {[d['metadata'] for d in found]}"
-        return found[0]
+        metas = [d["metadata"] for d in found]
+        assert len(found) == 1, f"{len(found)} {kind} {name or ''}: {metas}"
+        obj: dict[str, Any] = found[0]
+        return obj
 
     def deployment(self) -> dict[str, Any]:
         return self.one("Deployment")
 
     def container(self) -> dict[str, Any]:
-        containers = self.deployment()["spec"]["template"]["spec"]["containers"]
+        containers: list[dict[str, Any]] = self.deployment()["spec"]["template"]["spec"][
+            "containers"]
         assert len(containers) == 1
         return containers[0]
 
@@ -100,6 +104,7 @@ def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(helm), *args], capture_output=True, text=True, check=False)
 
 
+@contextmanager
 def values_file(values: dict[str, Any]) -> Iterator[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(values, f)
@@ -111,31 +116,23 @@ def values_file(values: dict[str, Any]) -> Iterator[str]:
 
 def template(helm: Path, values: dict[str, Any] | None = None, *extra: str,
              release: str = "jobwarden", namespace: str = "jobwarden-system") -> Rendered:
-    gen = values_file(values or {})
-    path = next(gen)
-    try:
+    with values_file(values or {}) as path:
         out = run_helm(helm, "template", release, str(CHART), "--namespace", namespace,
                        "-f", path, *extra)
-    finally:
-        gen.close()
     assert out.returncode == 0, out.stderr
     return Rendered([d for d in yaml.safe_load_all(out.stdout) if d])
 
 
 def template_error(helm: Path, values: dict[str, Any], *extra: str) -> str:
-    gen = values_file(values)
-    path = next(gen)
-    try:
+    with values_file(values) as path:
         out = run_helm(helm, "template", "jobwarden", str(CHART), "-f", path, *extra)
-    finally:
-        gen.close()
     assert out.returncode != 0, f"rendered although it should fail:\n{out.stdout[:2000]}"
     return out.stderr
 
 
-HA = {"replicas": 2, "peering": {"enabled": True}}
-NAMESPACED = {"watchNamespaces": ["team-a", "team-b"]}
-EVERYTHING = {
+HA: dict[str, Any] = {"replicas": 2, "peering": {"enabled": True}}
+NAMESPACED: dict[str, Any] = {"watchNamespaces": ["team-a", "team-b"]}
+EVERYTHING: dict[str, Any] = {
     **HA,
     **NAMESPACED,
     "selector": "shard=a",
@@ -144,13 +141,14 @@ EVERYTHING = {
     "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "dashboard": {"enabled": True},
 }
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "ha": HA,
     "namespaced": NAMESPACED,
     "ha-namespaced": {**HA, **NAMESPACED},
     "everything": EVERYTHING,
-    "no-crds-no-aggregate": {"crds": {"install": False}, "rbac": {"aggregateToDefaultRoles": False}},
+    "no-crds-no-aggregate": {"crds": {"install": False},
+                             "rbac": {"aggregateToDefaultRoles": False}},
 }
 
 # What the operator calls, by (apiGroup, resource): exactly these verbs.
@@ -246,12 +244,8 @@ def test_peering_crds_in_chart_crds_dir() -> None:
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_helm_lint_clean(helm: Path, variant: str) -> None:
-    gen = values_file(VARIANTS[variant])
-    path = next(gen)
-    try:
+    with values_file(VARIANTS[variant]) as path:
         out = run_helm(helm, "lint", "--strict", str(CHART), "-f", path)
-    finally:
-        gen.close()
     assert out.returncode == 0, out.stdout + out.stderr
     assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout, out.stdout
 
@@ -279,7 +273,8 @@ def test_deployment_defaults(helm: Path) -> None:
     assert dep["spec"]["replicas"] == 1
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
     pod = dep["spec"]["template"]["spec"]
-    assert dep["spec"]["selector"]["matchLabels"].items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert dep["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pod["serviceAccountName"] == r.one("ServiceAccount")["metadata"]["name"]
     c = r.container()
     assert c["image"] == "jobwarden/jobwarden:0.1.0"
@@ -356,7 +351,8 @@ def test_env_carries_every_setting(helm: Path) -> None:
 
 
 def test_image_tag_and_digest(helm: Path) -> None:
-    assert template(helm, {"image": {"tag": "1.2.3"}}).container()["image"] == "jobwarden/jobwarden:1.2.3"
+    tagged = template(helm, {"image": {"tag": "1.2.3"}}).container()
+    assert tagged["image"] == "jobwarden/jobwarden:1.2.3"
     digest = "sha256:" + "a" * 64
     c = template(helm, {"image": {"repository": "reg.example/jw", "digest": digest,
                                   "pullPolicy": "Always"}}).container()
@@ -474,14 +470,15 @@ def test_aggregated_user_roles(helm: Path) -> None:
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]
     assert grants(view)[("jobwarden.io", "jobschedules")] == {"get", "list", "watch"}
-    assert set(grants(view)) <= {("jobwarden.io", "jobschedules"), ("jobwarden.io", "jobschedules/status")}
+    assert set(grants(view)) <= {("jobwarden.io", "jobschedules"),
+                                 ("jobwarden.io", "jobschedules/status")}
     g = grants(edit)
-    assert {"get", "list", "watch", "create", "update", "patch", "delete"} <= g[("jobwarden.io", "jobschedules")]
+    writer = {"get", "list", "watch", "create", "update", "patch", "delete"}
+    assert writer <= g[("jobwarden.io", "jobschedules")]
     # users never write status: the operator owns it
     assert g.get(("jobwarden.io", "jobschedules/status"), set()) <= {"get", "list", "watch"}
-    assert "jobwarden-view" not in {
-        d["metadata"]["name"] for d in template(helm, {"rbac": {"aggregateToDefaultRoles": False}}).docs
-    }
+    without = template(helm, {"rbac": {"aggregateToDefaultRoles": False}})
+    assert "jobwarden-view" not in {d["metadata"]["name"] for d in without.docs}
 
 
 def test_rbac_create_false_renders_no_operator_rbac(helm: Path) -> None:
@@ -565,11 +562,13 @@ def test_monitoring_is_off_by_default(helm: Path) -> None:
 
 
 def test_service_monitor(helm: Path) -> None:
-    r = template(helm, {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}})
+    r = template(helm, {"metrics": {"serviceMonitor": {"enabled": True,
+                                                       "labels": {"release": "kps"}}}})
     sm = r.one("ServiceMonitor")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "kps"
-    assert sm["spec"]["selector"]["matchLabels"].items() <= r.one("Service")["metadata"]["labels"].items()
+    service_labels = r.one("Service")["metadata"]["labels"]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
     assert sm["spec"]["namespaceSelector"] == {"matchNames": ["jobwarden-system"]}
     (endpoint,) = sm["spec"]["endpoints"]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
@@ -626,7 +625,8 @@ def test_two_shards_do_not_collide(helm: Path) -> None:
                         "rbac": {"aggregateToDefaultRoles": False}}, release="shard-b")
 
     def keys(r: Rendered) -> set[tuple[str, str, str]]:
-        return {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in r.docs}
+        return {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
+                for d in r.docs}
 
     assert not keys(a) & keys(b)
     assert a.deployment()["spec"]["selector"] != b.deployment()["spec"]["selector"]

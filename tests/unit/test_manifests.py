@@ -33,7 +33,8 @@ def test_manifests_crds_are_byte_identical_to_crds() -> None:
               for p in sorted(MANIFESTS.glob(render_manifests.CRD_PREFIX + "*.yaml"))}
     assert sorted(copies) == sorted(sources), "run python hack/render-manifests.py"
     for name, data in sources.items():
-        assert copies[name] == data, f"manifests/ copy of {name} differs: run python hack/render-manifests.py"
+        assert copies[name] == data, (
+            f"manifests/ copy of {name} differs: run python hack/render-manifests.py")
 
 
 def test_manifests_hold_only_the_expected_files() -> None:
@@ -98,7 +99,8 @@ def test_manifests_are_the_chart_rendered(helm: Path) -> None:  # noqa: F811
     want = render_manifests.render(helm)
     have = render_manifests.current_manifests()
     problems = render_manifests.diff(want, have, "manifests")
-    assert not problems, "manifests/ is out of date; run python hack/render-manifests.py\n" + "".join(problems[:80])
+    assert not problems, (
+        "manifests/ is out of date; run python hack/render-manifests.py\n" + "".join(problems[:80]))
 
 
 def test_render_check_mode_passes(helm: Path) -> None:  # noqa: F811
