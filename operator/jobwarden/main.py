@@ -32,14 +32,14 @@ def _configure(settings: Settings) -> None:
     schedules.register(scheduler_of=_scheduler_of, selector=settings.selector)
     sweep.register(dry_run=settings.dry_run)
 
-    @kopf.on.startup()
-    async def startup(settings_: Any = None, memo: kopf.Memo | None = None, **kwargs: Any) -> None:
+    @kopf.on.startup(id="jobwarden_startup")
+    async def startup(**kwargs: Any) -> None:
         kopf_settings: kopf.OperatorSettings = kwargs["settings"]
+        memo: kopf.Memo = kwargs["memo"]
         # jobwarden records its own Events; kopf's would cost calls and RBAC for nothing.
         kopf_settings.posting.enabled = False
         kopf_settings.watching.server_timeout = 300
         kopf_settings.watching.client_timeout = 330
-        assert memo is not None
         kube = Kube(load_client())
         index = kwargs["schedule_jobs"]
 
@@ -57,7 +57,7 @@ def _configure(settings: Settings) -> None:
             asyncio.create_task(warden.run(kwargs["stale_candidates"]), name="jobwarden sweep"),
         ]
 
-    @kopf.on.cleanup()
+    @kopf.on.cleanup(id="jobwarden_cleanup")
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         for task in memo.get("tasks", []):
             task.cancel()

@@ -366,14 +366,11 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
         phase = "Invalid"
     else:
         suspended = spec.suspend or _suspended(status, obj)
-        complete = is_complete(timeline, spec, scheduled_count=hist.counters(status).scheduled,
-                               last_scheduled=cursor, now=now)
-        if not suspended and not complete:
+        if not suspended:
             cursor = _schedule_runs(result, obj, status, spec, timeline, by_name, now,
                                     stale_seconds)
-            complete = is_complete(timeline, spec,
-                                   scheduled_count=hist.counters(status).scheduled,
-                                   last_scheduled=cursor, now=now)
+        complete = is_complete(timeline, spec, scheduled_count=hist.counters(status).scheduled,
+                               last_scheduled=cursor, now=now)
         if complete:
             phase = "Completed"
         elif suspended:

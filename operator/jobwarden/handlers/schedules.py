@@ -41,12 +41,14 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
     """Register the handlers; ``scheduler_of(memo)`` finds the running Scheduler."""
     schedule_filter = selector_labels(selector)
 
-    @kopf.index("batch", "v1", "jobs", labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
+    @kopf.index("batch", "v1", "jobs", id="schedule_jobs",
+                labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
     def schedule_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[Key, JobObservation]:
         obs = observe_job(body)
         return {(namespace, obs.schedule or ""): obs}
 
-    @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, labels=schedule_filter)
+    @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, id="schedule_event",
+                   labels=schedule_filter)
     def schedule_event(event: kopf.RawEvent, body: kopf.Body, namespace: str, name: str,
                        memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler = scheduler_of(memo)
@@ -56,7 +58,8 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
             return
         scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"))
 
-    @kopf.on.event("batch", "v1", "jobs", labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
+    @kopf.on.event("batch", "v1", "jobs", id="job_event",
+                   labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
     def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str, uid: str,
                   memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler = scheduler_of(memo)

@@ -110,7 +110,7 @@ def register(*, dry_run: bool) -> None:
     def _ready(body: kopf.Body, **_: Any) -> bool:
         return _active(body)
 
-    @kopf.index("batch", "v1", "jobs", when=_ready)
+    @kopf.index("batch", "v1", "jobs", id="stale_candidates", when=_ready)
     def stale_candidates(body: kopf.Body, **_: Any) -> dict[CandidateKey, StaleCandidate] | None:
         try:
             found = candidate(body, dry_run=dry_run)
