@@ -630,3 +630,15 @@ def test_two_shards_do_not_collide(helm: Path) -> None:
 
     assert not keys(a) & keys(b)
     assert a.deployment()["spec"]["selector"] != b.deployment()["spec"]["selector"]
+
+
+def test_packaged_chart_carries_the_crd(helm: Path, tmp_path: Path) -> None:
+    out = run_helm(helm, "package", str(CHART), "-d", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    (archive,) = tmp_path.glob("jobwarden-*.tgz")
+    rendered = run_helm(helm, "template", "jobwarden", str(archive), "--include-crds")
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    names = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
+    assert names == {"jobschedules.jobwarden.io", "clusterkopfpeerings.kopf.dev",
+                     "kopfpeerings.kopf.dev"}
