@@ -235,9 +235,13 @@ def _schedule_runs(plan: Plan, obj: Observed, status: ScheduleStatus, spec: JobS
                    stale_seconds: int | None) -> datetime | None:
     """Start, skip or record as missed every run due by now; returns the new cursor."""
     cursor = hist.adopt_orphans(status, jobs=jobs.values(), cursor=status.last_schedule_time)
+    # A jittered run wakes late on purpose: that lateness is not missing the run.
+    jitter = spec.jitter_seconds or 0
+    deadline = spec.starting_deadline_seconds
     due = plan_catch_up(timeline, policy=spec.catch_up, last_scheduled=cursor,
                         anchor=obj.created, now=now,
-                        starting_deadline_seconds=spec.starting_deadline_seconds)
+                        starting_deadline_seconds=None if deadline is None else deadline + jitter,
+                        tolerance=ON_TIME_TOLERANCE + timedelta(seconds=jitter))
     starts = list(due.start)
     if starts:
         newest = starts[-1]
@@ -263,8 +267,8 @@ def _schedule_runs(plan: Plan, obj: Observed, status: ScheduleStatus, spec: JobS
         if spec.max_executions is not None and counts.scheduled >= spec.max_executions:
             break
         cursor = run if cursor is None else max(cursor, run)
-        trigger = labels.TRIGGER_SCHEDULE if now - run <= ON_TIME_TOLERANCE \
-            else labels.TRIGGER_CATCH_UP
+        on_time = now - run <= ON_TIME_TOLERANCE + timedelta(seconds=jitter)
+        trigger = labels.TRIGGER_SCHEDULE if on_time else labels.TRIGGER_CATCH_UP
         active = hist.running(status)
         if active and spec.concurrency_policy == "Forbid":
             hist.record(status, HistoryEntry(trigger=trigger, scheduled_time=run,  # type: ignore[arg-type]
