@@ -69,6 +69,8 @@ def _logging(settings: Settings) -> None:
     fmt = kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.FULL
     kopf.configure(verbose=False, log_format=fmt)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    # kopf logs every handled watch event at INFO: thousands of lines per minute at scale.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
