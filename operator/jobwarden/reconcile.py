@@ -373,8 +373,11 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
         if not suspended:
             cursor = _schedule_runs(result, obj, status, spec, timeline, by_name, now,
                                     stale_seconds)
+        # While suspended, runs due since the cursor are neither started nor recorded
+        # missed: resuming hands them to catchUp, so they still count as remaining.
         complete = is_complete(timeline, spec, scheduled_count=hist.counters(status).scheduled,
-                               last_scheduled=cursor, now=now)
+                               last_scheduled=cursor,
+                               now=(cursor or obj.created) if suspended else now)
         if complete:
             phase = "Completed"
         elif suspended:

@@ -1,0 +1,262 @@
+"""Building JobSchedule manifests, and watching what the operator makes of them.
+
+Tests write manifests the way users do (camelCase keys, RFC 3339 strings),
+so these helpers return plain dicts for ``kubectl apply``; times are computed
+from the clock the operator and the control plane share (both run here).
+The watch-based :class:`JobRecorder` stamps each Job when it first appears,
+which is finer than a Job's ``creationTimestamp`` (whole seconds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes import client, watch
+
+from tests.support.kube import Cluster, wait_for
+
+API_VERSION = "jobwarden.io/v1alpha1"
+KIND = "JobSchedule"
+SCHEDULE_LABEL = "jobwarden.io/schedule"
+TRIGGER_LABEL = "jobwarden.io/trigger"
+SCHEDULED_TIME_ANNOTATION = "jobwarden.io/scheduled-time"
+SCHEDULED_AT_LABEL = "jobwarden.io/scheduled-at"
+RUN_NOW = "jobwarden.io/run-now"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2027-01-01T09:00:05Z``: whole seconds, UTC, as users write it."""
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def seconds_ahead(seconds: float) -> datetime:
+    """A whole-second instant ``seconds`` (rounded up) from now."""
+    moment = utcnow() + timedelta(seconds=seconds)
+    return moment.replace(microsecond=0) + timedelta(seconds=1 if moment.microsecond else 0)
+
+
+def next_minutes(*, count: int, margin: float = 6.0) -> list[datetime]:
+    """The next ``count`` minute boundaries at least ``margin`` seconds ahead.
+
+    Recurring schedules (cron, ``every``) have minute resolution, so a test of
+    consecutive runs waits for real minute boundaries; the margin leaves time
+    to apply the schedule before the first one.
+    """
+    now = utcnow()
+    first = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if (first - now).total_seconds() < margin:
+        first += timedelta(minutes=1)
+    return [first + timedelta(minutes=i) for i in range(count)]
+
+
+def job_template(
+    *,
+    run_seconds: float | None = 1,
+    fail: bool = False,
+    namespace: str | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A jobTemplate whose pod the fake nodes run for ``run_seconds`` (None: forever).
+
+    ``fail`` makes the pod end Failed (exit code 1) after ``run_seconds``;
+    ``namespace`` puts a namespace in the template, which the operator must ignore.
+    """
+    annotations: dict[str, str] = {}
+    if run_seconds is not None:
+        annotations["jobwarden.test/run-seconds"] = f"{run_seconds:g}s"
+    if fail:
+        annotations["jobwarden.test/fail"] = "true"
+    metadata: dict[str, Any] = {"labels": dict(labels or {"app": "jobwarden-test"})}
+    if namespace is not None:
+        metadata["namespace"] = namespace
+    return {
+        "metadata": metadata,
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "metadata": {"annotations": annotations},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "terminationGracePeriodSeconds": 0,
+                    "containers": [
+                        {"name": "work", "image": "busybox:1.36", "command": ["true"]},
+                        {"name": "sidecar", "image": "busybox:1.36", "command": ["true"]},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def schedule(
+    name: str, *, annotations: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    """A JobSchedule manifest; ``spec`` keys are the API's camelCase fields.
+
+    ``jobTemplate`` defaults to :func:`job_template` with its defaults.
+    """
+    body: dict[str, Any] = {"jobTemplate": job_template(), **spec}
+    metadata: dict[str, Any] = {"name": name}
+    if annotations:
+        metadata["annotations"] = dict(annotations)
+    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": body}
+
+
+# --- reading what the operator did --------------------------------------------------------
+
+
+def status_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
+    status: dict[str, Any] = cluster.schedule(namespace, name).get("status") or {}
+    return status
+
+
+def condition(status: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
+
+
+def history(status: dict[str, Any]) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = status.get("history") or []
+    return entries
+
+
+def executions(status: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = status.get("executions") or {}
+    return counts
+
+
+def jobs_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return cluster.jobs(namespace, f"{SCHEDULE_LABEL}={name}")
+
+
+def wait_status(
+    cluster: Cluster,
+    namespace: str,
+    name: str,
+    check: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float,
+    what: str,
+) -> dict[str, Any]:
+    """The schedule's status once ``check`` holds for it."""
+
+    def probe() -> dict[str, Any] | None:
+        status = status_of(cluster, namespace, name)
+        return status if check(status) else None
+
+    return wait_for(probe, timeout=timeout, interval=0.2, what=f"{namespace}/{name}: {what}")
+
+
+def annotate(cluster: Cluster, namespace: str, name: str, key: str, value: str) -> None:
+    """``kubectl annotate --overwrite``, as a user triggers an action."""
+    cluster.kubectl(
+        "annotate", "-n", namespace, "--overwrite", f"jobschedule/{name}", f"{key}={value}"
+    )
+
+
+def events_of(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    return cluster.events(namespace, name=name)
+
+
+def has_event(
+    cluster: Cluster, namespace: str, name: str, *, reason: str, type_: str | None = None
+) -> bool:
+    return any(
+        e.get("reason") == reason and (type_ is None or e.get("type") == type_)
+        for e in events_of(cluster, namespace, name)
+    )
+
+
+# --- seeing Jobs appear -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeenJob:
+    name: str
+    seen: datetime  # local clock, when the watch first showed the Job
+    created: datetime  # the API server's creationTimestamp (whole seconds)
+    body: dict[str, Any]
+
+
+@dataclass
+class JobRecorder:
+    """Every Job added in a namespace, in the order the API server created them."""
+
+    cluster: Cluster
+    namespace: str
+    added: list[SeenJob] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def snapshot(self) -> list[SeenJob]:
+        with self._lock:
+            return list(self.added)
+
+    def names(self) -> list[str]:
+        return [j.name for j in self.snapshot()]
+
+    def _run(self) -> None:
+        api = client.BatchV1Api(self.cluster.api)
+        resource_version = api.list_namespaced_job(self.namespace).metadata.resource_version
+        known: set[str] = set()
+        self._ready.set()
+        while not self._stop.is_set():
+            w = watch.Watch()
+            try:
+                for event in w.stream(
+                    api.list_namespaced_job,
+                    self.namespace,
+                    resource_version=resource_version,
+                    timeout_seconds=2,
+                ):
+                    body: dict[str, Any] = event["raw_object"]
+                    meta = body.get("metadata") or {}
+                    resource_version = meta.get("resourceVersion", resource_version)
+                    name = meta.get("name", "")
+                    if event["type"] == "ADDED" and name not in known:
+                        known.add(name)
+                        seen = SeenJob(name, utcnow(), parse_time(meta["creationTimestamp"]), body)
+                        with self._lock:
+                            self.added.append(seen)
+                    if self._stop.is_set():
+                        break
+            except client.ApiException as exc:
+                if exc.status == 410:  # too old: start over from a fresh list
+                    listed = api.list_namespaced_job(self.namespace)
+                    resource_version = listed.metadata.resource_version
+                else:
+                    time.sleep(0.2)
+            finally:
+                w.stop()
+
+    @contextmanager
+    def running(self) -> Iterator[JobRecorder]:
+        thread = threading.Thread(target=self._run, daemon=True)
+        thread.start()
+        self._ready.wait(timeout=30)
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=10)
+
+
+@contextmanager
+def record_jobs(cluster: Cluster, namespace: str) -> Iterator[JobRecorder]:
+    """Watch the namespace's Jobs for the duration of the block."""
+    with JobRecorder(cluster, namespace).running() as recorder:
+        yield recorder
