@@ -151,20 +151,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
                              "rbac": {"aggregateToDefaultRoles": False}},
 }
 
-# What the operator calls, by (apiGroup, resource): exactly these verbs.
+# What the operator calls, by (apiGroup, resource): exactly these verbs
+# (tests/cluster/test_rbac.py proves it against the API server's audit log).
 NAMESPACED_GRANTS = {
     ("jobwarden.io", "jobschedules"): {"get", "list", "watch"},
-    ("jobwarden.io", "jobschedules/status"): {"get", "patch", "update"},
-    ("batch", "jobs"): {"get", "list", "watch", "create", "delete"},
-    ("", "pods"): {"get", "list", "watch", "delete"},
-    ("", "events"): {"create", "patch"},
-    ("events.k8s.io", "events"): {"create", "patch"},
+    ("jobwarden.io", "jobschedules/status"): {"patch"},
+    ("batch", "jobs"): {"list", "watch", "create", "delete"},
+    ("", "pods"): {"list", "delete"},
+    ("", "events"): {"create"},
 }
 CLUSTER_GRANTS = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
-    ("", "namespaces"): {"get", "list", "watch"},
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
-PEERING_VERBS = {"get", "list", "watch", "patch"}
+# kopf watches namespaces only when it serves a list of them.
+NAMESPACE_GRANTS = {("", "namespaces"): {"list", "watch"}}
+PEERING_VERBS = {"list", "watch", "patch"}
 
 
 def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -388,7 +389,7 @@ def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
 def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
     r = template(helm, {"watchNamespaces": ["team-a", "team-b", "team-c"]})
     cluster_role = r.one("ClusterRole", "jobwarden")
-    assert grants(cluster_role) == CLUSTER_GRANTS
+    assert grants(cluster_role) == {**CLUSTER_GRANTS, **NAMESPACE_GRANTS}
     roles = {d["metadata"]["namespace"]: d for d in r.all("Role")}
     bindings = {d["metadata"]["namespace"]: d for d in r.all("RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b", "team-c"}
@@ -415,7 +416,7 @@ def test_peering_cluster_wide(helm: Path) -> None:
 
 def test_peering_namespaced(helm: Path) -> None:
     r = template(helm, {**HA, **NAMESPACED, "peering": {"enabled": True, "name": "shard-a"}})
-    assert grants(r.one("ClusterRole", "jobwarden")) == CLUSTER_GRANTS
+    assert grants(r.one("ClusterRole", "jobwarden")) == {**CLUSTER_GRANTS, **NAMESPACE_GRANTS}
     for role in r.all("Role"):
         assert grants(role) == {**NAMESPACED_GRANTS, ("kopf.dev", "kopfpeerings"): PEERING_VERBS}
     peerings = {d["metadata"]["namespace"]: d["metadata"]["name"] for d in r.all("KopfPeering")}
@@ -453,7 +454,7 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> None:
-    allowed = {**CLUSTER_GRANTS, **NAMESPACED_GRANTS,
+    allowed = {**CLUSTER_GRANTS, **NAMESPACE_GRANTS, **NAMESPACED_GRANTS,
                ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS,
                ("kopf.dev", "kopfpeerings"): PEERING_VERBS}
     for role in operator_roles(template(helm, VARIANTS[variant])):

@@ -80,6 +80,13 @@ Whether the operator watches every namespace ("true") or a list ("").
 Rules for the namespaced resources the operator works on. Granted by the
 ClusterRole when all namespaces are watched, by a Role in each watched
 namespace otherwise. Nothing on secrets, configmaps or any other resource.
+Each verb is a call the operator makes (tests/cluster/test_rbac.py reads
+the API server's audit log to prove it, and that nothing else is needed):
+kopf lists and watches JobSchedules and Jobs; a reconcile GETs its
+JobSchedule and merge-patches its status; runs are Jobs created and deleted
+(history limits, terminate, stale); a forced terminate lists a Job's pods
+and deletes them; Events are created, never patched (kopf's own event
+posting is switched off).
 */}}
 {{- define "jobwarden.namespacedRules" -}}
 - apiGroups: ["jobwarden.io"]
@@ -87,19 +94,16 @@ namespace otherwise. Nothing on secrets, configmaps or any other resource.
   verbs: ["get", "list", "watch"]
 - apiGroups: ["jobwarden.io"]
   resources: ["jobschedules/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["list", "watch", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "delete"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/*
