@@ -1,0 +1,174 @@
+"""``kubectl jobwarden preview -f FILE``: the next runs of a manifest, before applying it.
+
+Offline by design: no cluster and no credentials are needed, so a change can
+be checked in a pull request or a CI job. The runs come from the operator's
+own engine, keyed by ``namespace/name`` as the operator keys them (that key
+seeds ``H``). A manifest rarely carries ``creationTimestamp``; without it the
+schedule is taken as created at ``--from``, which anchors ``every.interval``
+when ``startAt`` is unset, as applying it at that moment would.
+
+JSON output (``-o json``): for a file with one JobSchedule, a list of RFC 3339
+UTC instants; for several, an object mapping ``"namespace/name"`` to such a
+list, in the order of the file. The single case stays the simple list a
+script wants most; the several case stays keyed so that no entry has to be
+matched back to its document by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import yaml
+
+from jobwarden import labels
+from jobwarden.api.spec import SpecError, load_zone, parse_instant, parse_spec
+from jobwarden.api.status import format_time, parse_time
+from jobwarden.cli.tables import NONE, Table, relative
+from jobwarden.schedule.describe import describe
+from jobwarden.schedule.timeline import build_timeline
+
+__all__ = [
+    "Preview",
+    "PreviewError",
+    "load_documents",
+    "parse_from",
+    "preview_documents",
+    "preview_json",
+    "preview_table",
+]
+
+MAX_COUNT = 10_000
+
+
+class PreviewError(Exception):
+    """A problem with the manifest itself; the message is one line for stderr."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Preview:
+    """The next runs of one JobSchedule document."""
+
+    namespace: str
+    name: str
+    description: str
+    zone: str
+    runs: list[datetime]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parse_from(text: str | None, *, now: datetime) -> datetime:
+    """The ``--from`` instant: ``now`` when unset, else RFC 3339 (no offset means UTC)."""
+    if text is None or text.strip().lower() == "now":
+        return now
+    try:
+        return parse_instant(text, UTC)
+    except ValueError as exc:
+        raise PreviewError(f"--from: {exc}") from exc
+
+
+def _flatten(docs: Iterable[Any]) -> list[Any]:
+    """Documents, with the items of a ``kind: List`` taken out as kubectl does."""
+    out: list[Any] = []
+    for doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "List":
+            out.extend(_flatten(doc.get("items") or []))
+        elif doc is not None:
+            out.append(doc)
+    return out
+
+
+def load_documents(text: str, *, source: str) -> list[Mapping[str, Any]]:
+    """The JobSchedule documents of a (multi-document) YAML or JSON text.
+
+    Documents of other kinds are passed over: a file that also holds the
+    schedule's ConfigMap or RBAC previews as a file of schedules alone. A file
+    without any JobSchedule is an error, since there is nothing to preview.
+    """
+    try:
+        docs = _flatten(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise PreviewError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    schedules: list[Mapping[str, Any]] = []
+    for doc in docs:
+        if not isinstance(doc, Mapping):
+            raise PreviewError(f"{source}: a document is not an object")
+        group = str(doc.get("apiVersion") or "").split("/")[0]
+        if doc.get("kind") == labels.KIND and group == labels.GROUP:
+            schedules.append(doc)
+    if not schedules:
+        raise PreviewError(f"{source}: no {labels.KIND} ({labels.API_VERSION}) documents found")
+    return schedules
+
+
+def preview_documents(
+    docs: Sequence[Mapping[str, Any]], *, count: int, start: datetime, default_namespace: str
+) -> list[Preview]:
+    """The next ``count`` runs after ``start`` of each document, in file order.
+
+    ``maxExecutions`` caps the count (no runs were made yet, as far as a
+    manifest knows). Raises :class:`PreviewError` on the first invalid spec,
+    naming the document and the field.
+    """
+    if count < 1 or count > MAX_COUNT:
+        raise PreviewError(f"--count must be between 1 and {MAX_COUNT}")
+    previews: list[Preview] = []
+    seen: set[str] = set()
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        name = meta.get("name")
+        if not isinstance(name, str) or not name:
+            raise PreviewError(f"a {labels.KIND} document has no metadata.name")
+        namespace = str(meta.get("namespace") or default_namespace)
+        key = f"{namespace}/{name}"
+        if key in seen:
+            raise PreviewError(f'{labels.SINGULAR} "{key}" appears more than once in the file')
+        seen.add(key)
+        spec_raw = doc.get("spec")
+        if not isinstance(spec_raw, Mapping):
+            raise PreviewError(f'{labels.SINGULAR} "{name}": spec: is required')
+        try:
+            spec = parse_spec(spec_raw)
+        except SpecError as exc:
+            raise PreviewError(f'{labels.SINGULAR} "{name}": {exc}') from exc
+        created = parse_time(meta.get("creationTimestamp")) or start
+        timeline = build_timeline(spec, key=key, created=created)
+        wanted = count if spec.max_executions is None else min(count, spec.max_executions)
+        previews.append(
+            Preview(
+                namespace=namespace,
+                name=name,
+                description=describe(spec),
+                zone=spec.time_zone,
+                runs=timeline.upcoming(start, count=wanted),
+            )
+        )
+    return previews
+
+
+def preview_json(previews: Sequence[Preview]) -> list[str] | dict[str, list[str]]:
+    """The ``-o json`` value (shape in the module docstring)."""
+    if len(previews) == 1:
+        return [format_time(run) for run in previews[0].runs]
+    return {p.key: [format_time(run) for run in p.runs] for p in previews}
+
+
+def preview_table(previews: Sequence[Preview], *, start: datetime) -> Table:
+    """One row per run; a schedule with no runs left gets one row of ``<none>``."""
+    rows: list[list[object]] = []
+    for p in previews:
+        zone = load_zone(p.zone)
+        head: list[object] = [p.namespace, p.name, p.description]
+        if not p.runs:
+            rows.append([*head, NONE, NONE, NONE, NONE])
+        for i, run in enumerate(p.runs, start=1):
+            local = run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+            rows.append([*head, i, format_time(run), local, relative(run, now=start)])
+    return Table(
+        headers=["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN"], rows=rows
+    )
