@@ -111,6 +111,12 @@ def _duration(entry: Mapping[str, Any]) -> str:
     return NONE
 
 
+def _failures(count: int) -> str | None:
+    if not count:
+        return None
+    return f"{count} consecutive failure" + ("" if count == 1 else "s")
+
+
 def _fields(pairs: Sequence[tuple[str, object]]) -> list[str]:
     return [f"{(label + ':').ljust(LABEL_WIDTH)}{_plain(value)}" for label, value in pairs]
 
@@ -162,7 +168,7 @@ def describe_text(
             part
             for part in (
                 health.get("reason"),
-                f"{failures} consecutive failures" if failures else None,
+                _failures(failures),
             )
             if part
         )
