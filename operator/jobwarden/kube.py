@@ -33,6 +33,10 @@ class CreateResult:
     message: str = ""
 
 
+class LeaseConflict(Exception):
+    """The Lease changed (or appeared) since it was read: another replica wrote it."""
+
+
 @dataclass(frozen=True)
 class ObjectRef:
     api_version: str
@@ -74,6 +78,7 @@ class Kube:
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
+        self._coordination = client.CoordinationV1Api(api)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kube")
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -199,3 +204,52 @@ class Kube:
         except ApiException as exc:
             log.warning("could not record event %s on %s/%s: %s", reason,
                         regarding.namespace, regarding.name, _message(exc))
+    # --- the leader-election Lease ------------------------------------------------------
+    # Bounded by a request timeout: a leader whose API server stopped answering
+    # must notice in time to stand down, not wait on a socket.
+
+    async def get_lease(self, *, namespace: str, name: str,
+                        timeout: float) -> dict[str, Any] | None:
+        try:
+            response = await self._run(
+                self._coordination.read_namespaced_lease, name, namespace,
+                _preload_content=False, _request_timeout=timeout,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _json(response)
+
+    async def write_lease(self, *, namespace: str, name: str, resource_version: str | None,
+                          spec: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+        """Create the Lease (no resourceVersion) or replace the version that was read.
+
+        Raises LeaseConflict when another replica got there first (409), which
+        is how optimistic concurrency elects exactly one writer.
+        """
+        body: dict[str, Any] = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(spec),
+        }
+        try:
+            if resource_version is None:
+                response = await self._run(
+                    self._coordination.create_namespaced_lease, namespace, body,
+                    field_manager=labels.FIELD_MANAGER, _preload_content=False,
+                    _request_timeout=timeout,
+                )
+            else:
+                body["metadata"]["resourceVersion"] = resource_version
+                response = await self._run(
+                    self._coordination.replace_namespaced_lease, name, namespace, body,
+                    field_manager=labels.FIELD_MANAGER, _preload_content=False,
+                    _request_timeout=timeout,
+                )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise LeaseConflict(_message(exc)) from None
+            raise
+        return _json(response)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +13,7 @@ import kopf
 
 from jobwarden import metrics
 from jobwarden.handlers import schedules, sweep
+from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
 from jobwarden.reconcile import Policy
@@ -52,16 +52,36 @@ def _configure(settings: Settings) -> None:
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
         memo["scheduler"] = scheduler
         memo["kube"] = kube
-        memo["tasks"] = [
+        memo["elector"] = None
+        tasks = [
             asyncio.create_task(scheduler.run(), name="jobwarden scheduler"),
             asyncio.create_task(warden.run(kwargs["stale_candidates"]), name="jobwarden sweep"),
         ]
+        if settings.lease:
+            # A standby until the Lease is won. The elector has its own client and
+            # threads, so renewals never queue behind a burst of reconciles.
+            scheduler.pause()
+            lease_kube = Kube(load_client(pool_size=2), workers=2)
+            elector = Elector(kube=lease_kube, switch=scheduler, name=settings.lease,
+                              namespace=settings.lease_namespace, me=identity(os.environ))
+            memo["elector"], memo["lease_kube"] = elector, lease_kube
+            tasks.append(asyncio.create_task(elector.run(), name="jobwarden elector"))
+        else:
+            metrics.LEADER.set(1)
+        memo["tasks"] = tasks
 
     @kopf.on.cleanup(id="jobwarden_cleanup")
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
         for task in memo.get("tasks", []):
             task.cancel()
-        await _scheduler_of(memo).close()
+        scheduler = _scheduler_of(memo)
+        scheduler.pause()
+        await scheduler.close()
+        elector: Elector | None = memo.get("elector")
+        if elector is not None:
+            # Only now that nothing acts any more may a standby take over.
+            await elector.release()
+            memo["lease_kube"].close()
         memo["kube"].close()
 
 
@@ -84,17 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure(settings)
     metrics.serve(host=settings.metrics_address[0], port=settings.metrics_address[1])
     host, port = settings.health_address
-    peering = settings.peering
-    priority = settings.priority if settings.priority is not None else random.randint(1, 32767)
-    log.info("jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s",
+    log.info("jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s lease=%s",
              ",".join(settings.namespaces) or "*", settings.selector, settings.stale_after,
-             settings.dry_run)
+             settings.dry_run,
+             f"{settings.lease_namespace}/{settings.lease}" if settings.lease else "(standalone)")
+    # kopf's peering is never used: it would pause kopf's handlers but not the
+    # scheduler. Every replica watches; the leader Lease decides who acts.
     kopf.run(
         clusterwide=settings.all_namespaces,
         namespaces=list(settings.namespaces),
-        standalone=peering is None,
-        peering_name=peering,
-        priority=priority if peering else None,
+        standalone=True,
         liveness_endpoint=f"http://{host}:{port}/healthz",
     )
     return 0

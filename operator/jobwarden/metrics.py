@@ -31,6 +31,10 @@ STALE_RUNS = Counter(
 )
 ACTIVE_RUNS = Gauge("jobwarden_active_runs", "Jobs of JobSchedules that are running now.")
 SCHEDULES = Gauge("jobwarden_schedules", "JobSchedules by health state.", ["health"])
+LEADER = Gauge(
+    "jobwarden_leader",
+    "1 while this replica acts (holds the leader Lease, or runs standalone); 0 on standby.",
+)
 
 
 def serve(*, host: str, port: int) -> None:

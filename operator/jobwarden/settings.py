@@ -9,11 +9,18 @@ rather than surfacing later as a confusing runtime failure.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from jobwarden.api.spec import parse_duration
+
+# Where a pod finds its own namespace: the default home of the leader Lease.
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class SettingsError(ValueError):
@@ -35,8 +42,8 @@ class Settings:
     metrics_address: tuple[str, int] = ("0.0.0.0", 8080)
     health_address: tuple[str, int] = ("0.0.0.0", 8081)
     log_format: str = "text"
-    peering: str | None = None
-    priority: int | None = None
+    lease: str | None = None  # None: standalone, always the leader
+    lease_namespace: str = "default"
 
     @property
     def all_namespaces(self) -> bool:
@@ -53,8 +60,8 @@ _ENV = {
     "metrics-address": "JOBWARDEN_METRICS_ADDRESS",
     "health-address": "JOBWARDEN_HEALTH_ADDRESS",
     "log-format": "JOBWARDEN_LOG_FORMAT",
-    "peering": "JOBWARDEN_PEERING",
-    "priority": "JOBWARDEN_PRIORITY",
+    "lease": "JOBWARDEN_LEASE",
+    "lease-namespace": "JOBWARDEN_LEASE_NAMESPACE",
 }
 
 
@@ -74,8 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-address", help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]")
     p.add_argument("--health-address", help="HOST:PORT serving /healthz [JOBWARDEN_HEALTH_ADDRESS]")
     p.add_argument("--log-format", help="text or json [JOBWARDEN_LOG_FORMAT]")
-    p.add_argument("--peering", help="kopf peering name for high availability [JOBWARDEN_PEERING]")
-    p.add_argument("--priority", help="peering priority (default: random) [JOBWARDEN_PRIORITY]")
+    p.add_argument("--lease", metavar="NAME",
+                   help="elect a leader among replicas with this coordination.k8s.io Lease; "
+                        "empty: standalone, always acting [JOBWARDEN_LEASE]")
+    p.add_argument("--lease-namespace",
+                   help="namespace of the Lease (default: the pod's own namespace, "
+                        "else 'default') [JOBWARDEN_LEASE_NAMESPACE]")
     return p
 
 
@@ -132,9 +143,28 @@ def _bool(setting: str, text: str | None) -> bool:
     raise _fail(setting, f"expected true or false, got {text!r}")
 
 
-def parse_settings(*, argv: Sequence[str], env: Mapping[str, str]) -> Settings:
-    """Build the settings; raises SettingsError for the first bad value."""
+def _own_namespace(path: Path) -> str:
+    """The namespace a pod runs in, from its service account mount; 'default' elsewhere."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return "default"
+    return text or "default"
+
+
+def parse_settings(*, argv: Sequence[str], env: Mapping[str, str],
+                   namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE) -> Settings:
+    """Build the settings; raises SettingsError for the first bad value.
+
+    ``namespace_file`` is where the default Lease namespace is read from.
+    """
     args = _parser().parse_args(list(argv))
+    lease = _value(args, env, "lease")
+    if lease is not None and (len(lease) > 253 or not _DNS_SUBDOMAIN.match(lease)):
+        raise _fail("lease", f"not a valid Lease name (a DNS subdomain): {lease!r}")
+    lease_namespace = _value(args, env, "lease-namespace") or _own_namespace(namespace_file)
+    if len(lease_namespace) > 63 or not _DNS_LABEL.match(lease_namespace):
+        raise _fail("lease-namespace", f"not a valid namespace name: {lease_namespace!r}")
     namespaces_text = _value(args, env, "namespace")
     namespaces = tuple(n.strip() for n in (namespaces_text or "").split(",") if n.strip())
     log_format = (_value(args, env, "log-format") or "text").lower()
@@ -154,6 +184,6 @@ def parse_settings(*, argv: Sequence[str], env: Mapping[str, str]) -> Settings:
         metrics_address=_address("metrics-address", _value(args, env, "metrics-address"), ("0.0.0.0", 8080)),
         health_address=_address("health-address", _value(args, env, "health-address"), ("0.0.0.0", 8081)),
         log_format=log_format,
-        peering=_value(args, env, "peering"),
-        priority=_int("priority", _value(args, env, "priority"), None, minimum=0),
+        lease=lease,
+        lease_namespace=lease_namespace,
     )

@@ -130,7 +130,7 @@ def template_error(helm: Path, values: dict[str, Any], *extra: str) -> str:
     return out.stderr
 
 
-HA: dict[str, Any] = {"replicas": 2, "peering": {"enabled": True}}
+HA: dict[str, Any] = {"replicas": 2, "leaderElection": {"enabled": True}}
 NAMESPACED: dict[str, Any] = {"watchNamespaces": ["team-a", "team-b"]}
 EVERYTHING: dict[str, Any] = {
     **HA,
@@ -165,16 +165,24 @@ CLUSTER_GRANTS = {
 }
 # kopf watches namespaces only when it serves a list of them.
 NAMESPACE_GRANTS = {("", "namespaces"): {"list", "watch"}}
-PEERING_VERBS = {"list", "watch", "patch"}
+# The leader Lease (release "jobwarden"): get/update on that one name; create
+# cannot be limited by name, so it is granted on leases in the release namespace.
+LEASE_GRANTS = {
+    ("coordination.k8s.io", "leases[jobwarden]"): {"get", "update"},
+    ("coordination.k8s.io", "leases"): {"create"},
+}
 
 
 def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """Verbs by (apiGroup, resource); a rule limited to names keys as ``resource[names]``."""
     out: dict[tuple[str, str], set[str]] = {}
     for rule in role.get("rules") or []:
-        assert "resourceNames" not in rule and "nonResourceURLs" not in rule, rule
+        assert "nonResourceURLs" not in rule, rule
+        names = ",".join(rule.get("resourceNames") or [])
         for group in rule["apiGroups"]:
             for resource in rule["resources"]:
-                out.setdefault((group, resource), set()).update(rule["verbs"])
+                key = (group, f"{resource}[{names}]" if names else resource)
+                out.setdefault(key, set()).update(rule["verbs"])
     return out
 
 
@@ -221,23 +229,17 @@ def test_default_values() -> None:
     assert (v["staleAfter"], v["sweepInterval"], v["unhealthyAfter"]) == ("6h", "60s", 3)
     assert v["dryRun"] is False and v["logFormat"] == "text"
     assert v["crds"] == {"install": True, "keep": True}
-    assert v["peering"]["enabled"] is False
+    assert v["leaderElection"] == {"enabled": False}
     assert v["dashboard"]["labels"] == {"grafana_dashboard": "1"}
 
 
-def test_peering_crds_in_chart_crds_dir() -> None:
-    docs = [d for d in yaml.safe_load_all((CHART / "crds" / "kopf-peering.yaml").read_text()) if d]
-    by_name = {d["metadata"]["name"]: d for d in docs}
-    assert set(by_name) == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
-    assert by_name["clusterkopfpeerings.kopf.dev"]["spec"]["scope"] == "Cluster"
-    assert by_name["kopfpeerings.kopf.dev"]["spec"]["scope"] == "Namespaced"
-    for d in docs:
-        assert d["kind"] == "CustomResourceDefinition"
-        assert d["spec"]["group"] == "kopf.dev"
-        (version,) = d["spec"]["versions"]
-        assert version["name"] == "v1" and version["served"] and version["storage"]
-        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-        assert status["x-kubernetes-preserve-unknown-fields"] is True
+def test_no_kopf_peering_left_in_the_chart() -> None:
+    """Replicas elect a leader with a Lease; kopf's peering CRDs and objects are gone."""
+    assert not (CHART / "crds").exists(), "the chart's crds/ held only kopf's peering CRDs"
+    for path in CHART.rglob("*"):
+        if path.is_file() and path.suffix in (".yaml", ".tpl", ".txt", ".json"):
+            text = path.read_text()
+            assert "kopf.dev" not in text and "peering" not in text.lower(), path
 
 
 # --- helm lint -------------------------------------------------------------------
@@ -320,8 +322,9 @@ def test_env_defaults(helm: Path) -> None:
     assert env["JOBWARDEN_METRICS_ADDRESS"] == "0.0.0.0:8080"
     assert env["JOBWARDEN_HEALTH_ADDRESS"] == "0.0.0.0:8081"
     assert env["JOBWARDEN_LOG_FORMAT"] == "text"
-    assert env["POD_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    for unset in ("JOBWARDEN_NAMESPACES", "JOBWARDEN_SELECTOR", "JOBWARDEN_PEERING"):
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    for unset in ("JOBWARDEN_NAMESPACES", "JOBWARDEN_SELECTOR", "JOBWARDEN_LEASE",
+                  "JOBWARDEN_LEASE_NAMESPACE", "JOBWARDEN_PEERING", "POD_ID"):
         assert unset not in env
     assert all(isinstance(v, (str, dict)) for v in env.values())
 
@@ -331,7 +334,6 @@ def test_env_carries_every_setting(helm: Path) -> None:
         **HA, "watchNamespaces": ["a", "b"], "selector": "shard in (x,y)",
         "staleAfter": "90m", "sweepInterval": "30s", "unhealthyAfter": 5, "dryRun": True,
         "logFormat": "json", "ports": {"metrics": 9090, "health": 9091},
-        "peering": {"enabled": True, "name": "jw"},
         "extraEnv": [{"name": "EXTRA", "value": "1"}],
     })
     env = r.env()
@@ -344,7 +346,8 @@ def test_env_carries_every_setting(helm: Path) -> None:
     assert env["JOBWARDEN_LOG_FORMAT"] == "json"
     assert env["JOBWARDEN_METRICS_ADDRESS"] == "0.0.0.0:9090"
     assert env["JOBWARDEN_HEALTH_ADDRESS"] == "0.0.0.0:9091"
-    assert env["JOBWARDEN_PEERING"] == "jw"
+    assert env["JOBWARDEN_LEASE"] == "jobwarden"
+    assert env["JOBWARDEN_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["EXTRA"] == "1"
     ports = {p["name"]: p["containerPort"] for p in r.container()["ports"]}
     assert ports == {"metrics": 9090, "health": 9091}
@@ -403,39 +406,61 @@ def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
     assert r.env()["JOBWARDEN_NAMESPACES"] == "team-a,team-b,team-c"
 
 
-def test_peering_cluster_wide(helm: Path) -> None:
+def lease_role(r: Rendered, *, namespace: str = "jobwarden-system",
+               name: str = "jobwarden-leader-election") -> dict[str, Any]:
+    role = r.one("Role", name)
+    assert role["metadata"]["namespace"] == namespace
+    return role
+
+
+def test_leader_election_cluster_wide(helm: Path) -> None:
     r = template(helm, HA)
-    role = r.one("ClusterRole", "jobwarden")
-    assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS,
-                            ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS}
-    peering = r.one("ClusterKopfPeering")
-    assert peering["apiVersion"] == "kopf.dev/v1"
-    assert peering["metadata"]["name"] == r.env()["JOBWARDEN_PEERING"] == "jobwarden"
-    assert "KopfPeering" not in r.kinds()
+    assert grants(r.one("ClusterRole", "jobwarden")) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
+    assert grants(lease_role(r)) == LEASE_GRANTS
+    binding = r.one("RoleBinding", "jobwarden-leader-election")
+    assert binding["metadata"]["namespace"] == "jobwarden-system"
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": "jobwarden-leader-election"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "jobwarden",
+                                    "namespace": "jobwarden-system"}]
+    env = r.env()
+    assert env["JOBWARDEN_LEASE"] == "jobwarden"
+    assert env["JOBWARDEN_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert r.deployment()["spec"]["replicas"] == 2
+    assert not {"ClusterKopfPeering", "KopfPeering", "Lease"} & r.kinds(), (
+        "the operator creates its Lease; the chart creates none")
 
 
-def test_peering_namespaced(helm: Path) -> None:
-    r = template(helm, {**HA, **NAMESPACED, "peering": {"enabled": True, "name": "shard-a"}})
+def test_leader_election_namespaced(helm: Path) -> None:
+    """The Lease lives in the release namespace, whatever namespaces are watched."""
+    r = template(helm, {**HA, **NAMESPACED})
     assert grants(r.one("ClusterRole", "jobwarden")) == {**CLUSTER_GRANTS, **NAMESPACE_GRANTS}
-    for role in r.all("Role"):
-        assert grants(role) == {**NAMESPACED_GRANTS, ("kopf.dev", "kopfpeerings"): PEERING_VERBS}
-    peerings = {d["metadata"]["namespace"]: d["metadata"]["name"] for d in r.all("KopfPeering")}
-    assert peerings == {"team-a": "shard-a", "team-b": "shard-a"}
-    assert "ClusterKopfPeering" not in r.kinds()
-    assert r.env()["JOBWARDEN_PEERING"] == "shard-a"
+    watched = {d["metadata"]["namespace"]: d for d in r.all("Role")
+               if d["metadata"]["name"] == "jobwarden"}
+    assert set(watched) == {"team-a", "team-b"}
+    for role in watched.values():
+        assert grants(role) == NAMESPACED_GRANTS
+    assert grants(lease_role(r)) == LEASE_GRANTS
 
 
-def test_peering_object_creation_can_be_left_out(helm: Path) -> None:
-    r = template(helm, {**HA, "peering": {"enabled": True, "create": False}})
-    assert "ClusterKopfPeering" not in r.kinds()
-    assert ("kopf.dev", "clusterkopfpeerings") in grants(r.one("ClusterRole", "jobwarden"))
+def test_leader_election_names_the_lease_after_the_release(helm: Path) -> None:
+    r = template(helm, HA, release="prod", namespace="ops")
+    assert r.env()["JOBWARDEN_LEASE"] == "prod-jobwarden"
+    role = lease_role(r, namespace="ops", name="prod-jobwarden-leader-election")
+    assert ("coordination.k8s.io", "leases[prod-jobwarden]") in grants(role)
 
 
-def test_peering_crds_come_with_include_crds(helm: Path) -> None:
-    r = template(helm, HA, "--include-crds")
-    names = {d["metadata"]["name"] for d in r.all("CustomResourceDefinition")}
-    assert names == {"jobschedules.jobwarden.io", "clusterkopfpeerings.kopf.dev",
-                     "kopfpeerings.kopf.dev"}
+def test_leader_election_rbac_follows_rbac_create(helm: Path) -> None:
+    r = template(helm, {**HA, "rbac": {"create": False, "aggregateToDefaultRoles": False}})
+    assert not {"Role", "RoleBinding"} & r.kinds()
+    assert r.env()["JOBWARDEN_LEASE"] == "jobwarden"
+
+
+def test_single_replica_has_no_lease(helm: Path) -> None:
+    r = template(helm)
+    assert not r.all("Role")
+    assert "JOBWARDEN_LEASE" not in r.env()
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -454,9 +479,7 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> None:
-    allowed = {**CLUSTER_GRANTS, **NAMESPACE_GRANTS, **NAMESPACED_GRANTS,
-               ("kopf.dev", "clusterkopfpeerings"): PEERING_VERBS,
-               ("kopf.dev", "kopfpeerings"): PEERING_VERBS}
+    allowed = {**CLUSTER_GRANTS, **NAMESPACE_GRANTS, **NAMESPACED_GRANTS, **LEASE_GRANTS}
     for role in operator_roles(template(helm, VARIANTS[variant])):
         for key, verbs in grants(role).items():
             assert key in allowed and verbs <= allowed[key], (role["metadata"]["name"], key, verbs)
@@ -497,11 +520,11 @@ def test_existing_service_account(helm: Path) -> None:
 # --- refused values ----------------------------------------------------------------------
 
 
-def test_replicas_without_peering_fails_in_schema_and_template(helm: Path) -> None:
-    assert "peering" in template_error(helm, {"replicas": 2})
+def test_replicas_without_leader_election_fails_in_schema_and_template(helm: Path) -> None:
+    assert "leaderElection" in template_error(helm, {"replicas": 2})
     # the template's own check holds even when the schema is not applied
     err = template_error(helm, {"replicas": 3}, "--skip-schema-validation")
-    assert "requires peering.enabled" in err
+    assert "requires leaderElection.enabled" in err
 
 
 @pytest.mark.parametrize("values", [
@@ -641,5 +664,4 @@ def test_packaged_chart_carries_the_crd(helm: Path, tmp_path: Path) -> None:
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
-    assert names == {"jobschedules.jobwarden.io", "clusterkopfpeerings.kopf.dev",
-                     "kopfpeerings.kopf.dev"}
+    assert names == {"jobschedules.jobwarden.io"}

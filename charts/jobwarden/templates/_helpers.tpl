@@ -61,10 +61,6 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{- define "jobwarden.peeringName" -}}
-{{- default (include "jobwarden.fullname" .) .Values.peering.name }}
-{{- end }}
-
 {{- define "jobwarden.metricsServiceName" -}}
 {{- printf "%s-metrics" (include "jobwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -110,8 +106,8 @@ posting is switched off).
 Fail early on settings that cannot work together.
 */}}
 {{- define "jobwarden.validate" -}}
-{{- if and (gt (int .Values.replicas) 1) (not .Values.peering.enabled) }}
-{{- fail (printf "replicas=%d requires peering.enabled=true: without peering, several operator replicas would all act on every JobSchedule" (int .Values.replicas)) }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicas=%d requires leaderElection.enabled=true: without a leader, several operator replicas would all act on every JobSchedule" (int .Values.replicas)) }}
 {{- end }}
 {{- if not (has .Values.logFormat (list "text" "json")) }}
 {{- fail (printf "logFormat must be text or json, not %q" (toString .Values.logFormat)) }}

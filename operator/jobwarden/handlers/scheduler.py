@@ -83,6 +83,45 @@ class Scheduler:
         self._changed = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._leading = asyncio.Event()
+        self._leading.set()  # standalone: always the leader
+
+    # --- leadership -------------------------------------------------------------------
+
+    @property
+    def leading(self) -> bool:
+        """Whether this replica may act (create, delete, write status) right now."""
+        return self._leading.is_set()
+
+    def pause(self) -> None:
+        """Stop acting at once: another replica holds, or may soon hold, the lease.
+
+        Watch events keep feeding the heap, so a standby knows every schedule;
+        reconciles in flight are cancelled. Cutting one short is safe: every
+        step is redone idempotently by whoever reconciles next (a created Job
+        whose status write was lost is adopted, not created again).
+        """
+        if not self._leading.is_set():
+            return
+        self._leading.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        self._changed.set()
+
+    def resume(self) -> None:
+        """Act again, starting with every known schedule.
+
+        The heap of a standby may be stale (the old leader moved schedules on),
+        so everything is reconciled now; each reconcile reads the schedule and
+        its Jobs afresh and finds what the old leader already did.
+        """
+        if self._leading.is_set():
+            return
+        self._leading.set()
+        now = utcnow()
+        for key in list(self._known):
+            self.touch(key, now)
+        self._changed.set()
 
     # --- feeding the heap -------------------------------------------------------------
 
@@ -120,6 +159,9 @@ class Scheduler:
 
     async def run(self) -> None:
         while True:
+            if not self._leading.is_set():
+                await self._leading.wait()
+                continue
             now = utcnow()
             while self._heap and self._heap[0][0] <= now:
                 at, key = heapq.heappop(self._heap)

@@ -67,9 +67,15 @@ class Sweep:
         self._acted: set[CandidateKey] = set()
 
     async def sweep_once(self, candidates: Iterable[StaleCandidate], *, now: datetime) -> int:
-        """One pass; returns how many stale runs it found."""
+        """One pass; returns how many stale runs it found.
+
+        A standby replica finds but does not act: terminating is the leader's
+        job, and an opt-in Job it skipped stays a candidate for when it leads.
+        """
         found = due_for_stale(candidates, now=now)
         for run in found:
+            if not self._scheduler.leading:
+                break  # checked per run: leadership can end during a pass
             namespace, job, schedule = run.key  # type: ignore[misc]
             if schedule:
                 self._scheduler.touch((namespace, schedule))
