@@ -13,14 +13,17 @@ from tests.support.schedules import (
     TRIGGER_LABEL,
     condition,
     executions,
+    has_event,
     history,
     job_template,
     jobs_of,
+    next_minutes,
     parse_time,
     record_jobs,
     rfc3339,
     schedule,
     seconds_ahead,
+    status_of,
     utcnow,
     wait_status,
 )
@@ -104,3 +107,268 @@ def test_run_at_creates_one_job_on_time(
     ready = condition(status, "Ready")
     assert ready is not None and (ready["status"], ready["reason"]) == ("False", "Completed")
     assert [j["metadata"]["name"] for j in jobs_of(cluster, namespace, "once")] == [meta["name"]]
+
+
+def _running(cluster: Cluster, namespace: str, job: str) -> bool:
+    found = [j for j in cluster.jobs(namespace) if j["metadata"]["name"] == job]
+    return (
+        bool(found)
+        and not found[0]["status"].get("conditions")
+        and not found[0]["metadata"].get("deletionTimestamp")
+    )
+
+
+def test_every_day_runs_consecutively_and_bounds_end_it(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """An every-Day schedule at two minutes runs at each, both at once under Allow, and
+    nextRunTime walks m1 -> m2 -> tomorrow; maxExecutions 1 and an endAt between the two
+    stop their schedules after the first run (phase Completed, no second Job)."""
+    m1, m2 = next_minutes(count=2)
+    times = [f"{m:%H:%M}" for m in (m1, m2)]
+    every = {"period": "Day", "times": times}
+    with record_jobs(cluster, namespace) as recorder:
+        cluster.apply(
+            schedule(
+                "daily",
+                every=every,
+                concurrencyPolicy="Allow",
+                jobTemplate=job_template(run_seconds=None),
+            ),
+            namespace=namespace,
+        )
+        cluster.apply(schedule("capped", every=every, maxExecutions=1), namespace=namespace)
+        cluster.apply(
+            schedule("ending", every=every, endAt=rfc3339(m1 + timedelta(seconds=30))),
+            namespace=namespace,
+        )
+        for name in ("daily", "capped", "ending"):
+            status = wait_status(
+                cluster,
+                namespace,
+                name,
+                lambda s: "nextRunTime" in s,
+                timeout=15,
+                what="a next run time",
+            )
+            assert parse_time(status["nextRunTime"]) == m1, (name, status)
+
+        wait_for(
+            lambda: len(recorder.names()) >= 3,
+            timeout=(m1 - utcnow()).total_seconds() + 5,
+            what="the three runs at the first time",
+        )
+        status = wait_status(
+            cluster,
+            namespace,
+            "daily",
+            lambda s: s.get("nextRunTime") == rfc3339(m2),
+            timeout=5,
+            what="nextRunTime advanced to the second time",
+        )
+        for name in ("capped", "ending"):
+            done = wait_status(
+                cluster,
+                namespace,
+                name,
+                lambda s: s.get("phase") == "Completed",
+                timeout=5,
+                what="Completed after its one run",
+            )
+            ready = condition(done, "Ready")
+            assert ready is not None and (ready["status"], ready["reason"]) == (
+                "False",
+                "Completed",
+            ), done
+            assert "nextRunTime" not in done
+
+        wait_for(
+            lambda: len(recorder.names()) >= 4,
+            timeout=(m2 - utcnow()).total_seconds() + 5,
+            what="the second daily run",
+        )
+        status = wait_status(
+            cluster,
+            namespace,
+            "daily",
+            lambda s: (
+                s.get("nextRunTime") == rfc3339(m1 + timedelta(days=1))
+                and s.get("activeCount") == 2
+            ),
+            timeout=5,
+            what="two active runs and nextRunTime tomorrow",
+        )
+        # Give any stray second run of the bounded schedules its chance to show.
+        wait_for(lambda: utcnow() > m2 + timedelta(seconds=3), timeout=5, what="past m2")
+        added = recorder.snapshot()
+
+    by_schedule: dict[str, list[str]] = {}
+    for job in added:
+        scheduled = parse_time(job.body["metadata"]["annotations"][SCHEDULED_TIME_ANNOTATION])
+        by_schedule.setdefault(job.body["metadata"]["labels"][SCHEDULE_LABEL], []).append(
+            rfc3339(scheduled)
+        )
+        assert scheduled <= job.created and job.seen - scheduled <= LATE_ALLOWANCE, job.name
+    assert by_schedule == {
+        "daily": [rfc3339(m1), rfc3339(m2)],
+        "capped": [rfc3339(m1)],
+        "ending": [rfc3339(m1)],
+    }
+    assert [a["name"] for a in status["active"]] == [
+        j.name for j in added if j.name.startswith("daily-")
+    ][::-1]
+    assert executions(status).get("scheduled") == 2
+    for name in ("capped", "ending"):
+        assert status_of(cluster, namespace, name).get("phase") == "Completed"
+
+
+def test_forbid_skips_and_replace_terminates_a_run_still_active(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """A run due while the previous scheduled run still runs: Forbid skips it (history
+    Skipped, skipped counter, Event; the first Job runs on), Replace deletes the first
+    Job (history Terminated, reason Replaced) and starts the new one.
+
+    Both schedules share one two-minute timeline, so the test waits for one
+    minute boundary pair instead of two.
+    """
+    m1, m2 = next_minutes(count=2)
+    cron = f"{m1.minute},{m2.minute} * * * *"
+    for name, policy in (("forbid", "Forbid"), ("replace", "Replace")):
+        cluster.apply(
+            schedule(
+                name,
+                schedule=cron,
+                concurrencyPolicy=policy,
+                jobTemplate=job_template(run_seconds=None),
+            ),
+            namespace=namespace,
+        )
+    first = {name: f"{name}-{int(m1.timestamp()) // 60}" for name in ("forbid", "replace")}
+    second = {name: f"{name}-{int(m2.timestamp()) // 60}" for name in ("forbid", "replace")}
+    for name in ("forbid", "replace"):
+        wait_status(
+            cluster,
+            namespace,
+            name,
+            lambda s: s.get("activeCount") == 1 and s.get("nextRunTime") == rfc3339(m2),
+            timeout=(m1 - utcnow()).total_seconds() + 5,
+            what="the first run active",
+        )
+    assert _running(cluster, namespace, first["forbid"])
+    assert _running(cluster, namespace, first["replace"])
+
+    status = wait_status(
+        cluster,
+        namespace,
+        "forbid",
+        lambda s: executions(s).get("skipped", 0) >= 1,
+        timeout=(m2 - utcnow()).total_seconds() + 5,
+        what="the second run skipped",
+    )
+    skipped = history(status)[0]
+    assert skipped["result"] == "Skipped" and skipped["reason"] == "ConcurrencyForbid", skipped
+    assert parse_time(skipped["scheduledTime"]) == m2
+    assert "job" not in skipped
+    assert executions(status).get("scheduled") == 1
+    assert [a["name"] for a in status["active"]] == [first["forbid"]]
+    assert [j["metadata"]["name"] for j in jobs_of(cluster, namespace, "forbid")] == [
+        first["forbid"]
+    ]
+    assert _running(cluster, namespace, first["forbid"])
+    wait_for(
+        lambda: has_event(cluster, namespace, "forbid", reason="Skipped"),
+        timeout=5,
+        what="a Skipped Event",
+    )
+
+    status = wait_status(
+        cluster,
+        namespace,
+        "replace",
+        lambda s: executions(s).get("terminated", 0) >= 1,
+        timeout=5,
+        what="the first run replaced",
+    )
+    entries = {e["job"]: e for e in history(status)}
+    assert entries[first["replace"]]["result"] == "Terminated", entries
+    assert entries[first["replace"]]["reason"] == "Replaced"
+    assert entries[second["replace"]]["result"] == "Running"
+    assert [a["name"] for a in status["active"]] == [second["replace"]]
+    assert executions(status).get("scheduled") == 2
+
+    def first_gone() -> bool:
+        names = {j["metadata"]["name"] for j in jobs_of(cluster, namespace, "replace")}
+        pods = {p["metadata"]["labels"].get("job-name") for p in cluster.pods(namespace)}
+        return first["replace"] not in names | pods and second["replace"] in names
+
+    wait_for(first_gone, timeout=15, what="the replaced Job and its pod deleted")
+    assert _running(cluster, namespace, second["replace"])
+
+
+def test_kubectl_get_shows_printer_columns(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """``kubectl get jobschedules`` shows when each runs in words, its next run and health."""
+    due = seconds_ahead(3)
+    cluster.apply(
+        schedule("once", runAt=rfc3339(due), jobTemplate=job_template(run_seconds=0.5)),
+        namespace=namespace,
+    )
+    cluster.apply(
+        schedule("twice-daily", every={"period": "Day", "times": ["17:30", "09:00"]}),
+        namespace=namespace,
+    )
+    wait_status(
+        cluster,
+        namespace,
+        "once",
+        lambda s: s.get("lastResult") == "Succeeded",
+        timeout=15,
+        what="the one-time run succeeded",
+    )
+    expected_next = wait_status(
+        cluster,
+        namespace,
+        "twice-daily",
+        lambda s: "nextRunTime" in s,
+        timeout=10,
+        what="a next run time",
+    )["nextRunTime"]
+
+    out = cluster.kubectl("get", "jobschedules", "-n", namespace).stdout
+    header, *lines = out.splitlines()
+    columns = [
+        "NAME",
+        "SCHEDULE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST RUN",
+        "LAST RESULT",
+        "NEXT RUN",
+        "HEALTH",
+        "AGE",
+    ]
+    starts = [header.index(c) for c in columns]
+    assert starts == sorted(starts), header
+
+    def cells(line: str) -> dict[str, str]:
+        bounds = [*starts[1:], len(line) + 1]
+        return {c: line[a:b].strip() for c, a, b in zip(columns, starts, bounds, strict=True)}
+
+    rows = {cells(line)["NAME"]: cells(line) for line in lines}
+    once, daily = rows["once"], rows["twice-daily"]
+    assert once["SCHEDULE"] == f"once at {rfc3339(due)}"
+    assert (once["SUSPEND"], once["ACTIVE"], once["LAST RESULT"], once["HEALTH"]) == (
+        "false",
+        "0",
+        "Succeeded",
+        "Healthy",
+    )
+    assert once["LAST RUN"].endswith("s"), once  # a relative age such as 4s
+    assert once["NEXT RUN"] == "", once  # a finished one-time run has none
+    assert daily["SCHEDULE"] == "daily at 09:00,17:30"
+    assert daily["NEXT RUN"] == expected_next
+    assert parse_time(expected_next) > utcnow()
+    assert parse_time(expected_next).strftime("%H:%M") in ("09:00", "17:30")
+    assert (daily["LAST RUN"], daily["LAST RESULT"], daily["HEALTH"]) == ("", "", "Healthy")

@@ -193,7 +193,11 @@ class SeenJob:
 
 @dataclass
 class JobRecorder:
-    """Every Job added in a namespace, in the order the API server created them."""
+    """Every Job created in a namespace, in the order the API server created them.
+
+    Each creation is recorded, even of a name seen before, so a test can tell
+    "one Job" from "a Job deleted and created again".
+    """
 
     cluster: Cluster
     namespace: str
@@ -227,8 +231,11 @@ class JobRecorder:
                     meta = body.get("metadata") or {}
                     resource_version = meta.get("resourceVersion", resource_version)
                     name = meta.get("name", "")
-                    if event["type"] == "ADDED" and name not in known:
-                        known.add(name)
+                    # Keyed by uid: a Job deleted and created again under the
+                    # same name is recorded twice, as it should be.
+                    uid = meta.get("uid", "")
+                    if event["type"] == "ADDED" and uid not in known:
+                        known.add(uid)
                         seen = SeenJob(name, utcnow(), parse_time(meta["creationTimestamp"]), body)
                         with self._lock:
                             self.added.append(seen)

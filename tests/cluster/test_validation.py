@@ -1,0 +1,152 @@
+"""Bad specs: the API server rejects what its schema can say; the operator flags the rest.
+
+A rejection must name the field so the user knows which line to fix; a spec
+only the operator can judge must leave the schedule visibly Invalid without
+creating Jobs or disturbing the other schedules in its namespace.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.support.kube import Cluster, wait_for
+from tests.support.operator import OperatorProcess
+from tests.support.schedules import (
+    condition,
+    jobs_of,
+    record_jobs,
+    rfc3339,
+    schedule,
+    seconds_ahead,
+    status_of,
+    wait_status,
+)
+
+EVERY_MINUTE = "* * * * *"
+
+REJECTED: list[tuple[str, dict[str, Any], list[str]]] = [
+    (
+        "schedule-and-runAt",
+        {"schedule": EVERY_MINUTE, "runAt": "2030-01-01T00:00:00Z"},
+        ["schedule", "runAt"],
+    ),
+    ("no-when", {}, ["schedule", "runAt", "every"]),
+    ("weekdays-on-Day", {"every": {"period": "Day", "weekdays": ["Mon"]}}, ["every.weekdays"]),
+    ("Month-without-monthDays", {"every": {"period": "Month"}}, ["every.monthDays"]),
+    ("monthDays-0", {"every": {"period": "Month", "monthDays": [0]}}, ["every.monthDays"]),
+    ("monthDays-32", {"every": {"period": "Month", "monthDays": [32]}}, ["every.monthDays"]),
+    ("interval-0", {"every": {"period": "Day", "interval": 0}}, ["every.interval"]),
+    ("time-25:00", {"every": {"period": "Day", "times": ["25:00"]}}, ["every.times"]),
+    ("bad-staleAfter", {"schedule": EVERY_MINUTE, "staleAfter": "soon"}, ["staleAfter"]),
+    (
+        "endAt-before-startAt",
+        {
+            "schedule": EVERY_MINUTE,
+            "startAt": "2030-01-01T10:00:00+02:00",
+            "endAt": "2030-01-01T07:00:00Z",
+        },
+        ["endAt"],
+    ),
+    (
+        "negative-successfulJobsHistoryLimit",
+        {"schedule": EVERY_MINUTE, "successfulJobsHistoryLimit": -1},
+        ["successfulJobsHistoryLimit"],
+    ),
+    ("negative-historyLimit", {"schedule": EVERY_MINUTE, "historyLimit": -1}, ["historyLimit"]),
+    ("six-field-cron", {"schedule": "0 0 * * * *"}, ["spec.schedule"]),
+]
+
+
+@pytest.mark.parametrize(("spec", "fields"), [pytest.param(s, f, id=i) for i, s, f in REJECTED])
+def test_api_server_rejects_bad_spec_naming_the_field(
+    cluster: Cluster, namespace: str, spec: dict[str, Any], fields: list[str]
+) -> None:
+    result = cluster.apply(schedule("bad", **spec), namespace=namespace, check=False)
+    assert result.returncode != 0, f"accepted: {result.stdout}"
+    for name in fields:
+        assert name in result.stderr, result.stderr
+    listed = cluster.kubectl("get", "jobschedules", "-n", namespace, "-o", "name").stdout
+    assert listed.strip() == ""
+
+
+OPERATOR_ONLY = [
+    pytest.param(
+        {"schedule": "0 0 1 1 *", "timeZone": "Mars/Base"},
+        "spec.timeZone",
+        {"timeZone": "Europe/Berlin"},
+        id="unknown-timeZone",
+    ),
+    pytest.param(
+        {"schedule": "0 0 30 2 *"},
+        "spec.schedule",
+        {"schedule": "0 0 1 1 *"},
+        id="cron-never-fires",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "field", "fix"), OPERATOR_ONLY)
+def test_operator_marks_spec_invalid_without_harming_neighbours(
+    cluster: Cluster,
+    namespace: str,
+    operator: OperatorProcess,
+    bad: dict[str, Any],
+    field: str,
+    fix: dict[str, Any],
+) -> None:
+    """Valid=False naming the field, phase Invalid, a Warning Event, no Jobs; a valid
+    schedule next to it runs on time; fixing the spec makes it Valid again."""
+    due = seconds_ahead(6)
+    with record_jobs(cluster, namespace) as recorder:
+        cluster.apply(schedule("broken", **bad), namespace=namespace)
+        cluster.apply(schedule("neighbour", runAt=rfc3339(due)), namespace=namespace)
+        status = wait_status(
+            cluster,
+            namespace,
+            "broken",
+            lambda s: s.get("phase") == "Invalid",
+            timeout=15,
+            what="phase Invalid",
+        )
+        valid = condition(status, "Valid")
+        assert valid is not None and valid["status"] == "False", status
+        assert valid["reason"] == "InvalidSpec"
+        assert field in valid["message"], valid
+        ready = condition(status, "Ready")
+        assert ready is not None and ready["status"] == "False"
+        assert status["health"]["state"] != "Healthy"
+        wait_for(
+            lambda: any(
+                e["type"] == "Warning"
+                and e["reason"] == "InvalidSpec"
+                and field in e.get("message", "")
+                for e in cluster.events(namespace, name="broken")
+            ),
+            timeout=10,
+            what="a Warning Event naming the field",
+        )
+
+        wait_for(lambda: recorder.names(), timeout=15, what="the neighbour's run")
+        [run] = recorder.snapshot()
+        assert run.name.startswith("neighbour-")
+        assert due <= run.created and run.seen - due <= timedelta(seconds=2)
+
+        fixed = schedule("broken", **{**bad, **fix})
+        cluster.apply(fixed, namespace=namespace)
+        status = wait_status(
+            cluster,
+            namespace,
+            "broken",
+            lambda s: s.get("phase") == "Active" and s.get("observedGeneration") == 2,
+            timeout=15,
+            what="Valid again after the fix",
+        )
+        valid = condition(status, "Valid")
+        assert valid is not None and valid["status"] == "True", status
+        assert status.get("nextRunTime"), status
+        assert not jobs_of(cluster, namespace, "broken")
+        assert len(recorder.names()) == 1
+    assert status_of(cluster, namespace, "neighbour").get("phase") == "Completed"
