@@ -38,6 +38,8 @@ __all__ = [
 
 RESOURCE: Final = f"{labels.PLURAL}.{labels.GROUP}"
 CONNECT_TIMEOUT: Final = 10.0
+# How long past a watch's timeoutSeconds the client waits before ending it itself.
+WATCH_GRACE: Final = 5.0
 SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MERGE_PATCH: Final = "application/merge-patch+json"
 
@@ -334,7 +336,8 @@ class Client:
             "resource_version": resource_version,
             "timeout_seconds": max(1, timeout_seconds),
             "_preload_content": False,
-            "_request_timeout": (CONNECT_TIMEOUT, timeout_seconds + 30.0),
+            # Silence past the server's own timeout means the stream is over.
+            "_request_timeout": (CONNECT_TIMEOUT, timeout_seconds + WATCH_GRACE),
         }
         if name is not None:
             kwargs["field_selector"] = f"metadata.name={name}"
@@ -358,14 +361,14 @@ class Client:
                 labels.PLURAL,
                 **kwargs,
             )
-        from urllib3.exceptions import HTTPError
+        from urllib3.exceptions import HTTPError, ReadTimeoutError
 
         lines = iter_resp_lines(response)
         try:
             while True:
                 try:
                     line = next(lines)
-                except StopIteration:
+                except (StopIteration, ReadTimeoutError):
                     return
                 except (HTTPError, OSError) as exc:
                     # A stream dropped mid-watch is the server going away, not a bug.
