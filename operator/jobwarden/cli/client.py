@@ -418,7 +418,6 @@ def connect(options: ConnectOptions) -> Client:
     k8s_config: Any = config_module  # the kubeconfig loaders are untyped
     configuration = k8s.Configuration()
     paths = kubeconfig_paths(options)
-    namespace = options.namespace
     if not paths:
         if not _in_cluster(options):
             raise CliError(
