@@ -185,6 +185,33 @@ def _handle_actions(plan: Plan, obj: Observed, status: ScheduleStatus,
         _mark_handled(status, labels.RUN_NOW_ANNOTATION, token)
 
 
+def _adopt_manual(obj: Observed, status: ScheduleStatus,
+                  jobs: Mapping[str, JobObservation]) -> None:
+    """Record run-now Jobs whose status write was lost.
+
+    Such a Job exists but neither its token nor its run reached status;
+    without this the run would never be counted or shown. Adopted: the Job of
+    the token not handled yet, and any unrecorded manual Job still running
+    (history never drops a Running entry, so that one was never recorded). A
+    finished one of an older token cannot be told from one trimmed from
+    history, and is left alone. Done before merging Job outcomes, so a Job
+    that finished meanwhile is settled in the same plan.
+    """
+    token = _new_token(obj, status, labels.RUN_NOW_ANNOTATION)
+    current = None if token is None else job_name(
+        schedule=obj.name, scheduled=obj.created, trigger=labels.TRIGGER_MANUAL, token=token)
+    known = {e.job for e in hist.history(status)}
+    lost = [o for o in jobs.values()
+            if o.trigger == labels.TRIGGER_MANUAL and o.name not in known
+            and (o.name == current or not o.finished)]
+    for seen in sorted(lost, key=lambda o: (o.scheduled_time or obj.created, o.name)):
+        hist.record(status, HistoryEntry(job=seen.name, trigger="Manual",
+                                         scheduled_time=seen.scheduled_time,
+                                         start_time=seen.start_time, result="Running",
+                                         reason="RunNow"))
+        hist.counters(status).manual += 1
+
+
 def _job(obj: Observed, spec: JobScheduleSpec, name: str, scheduled: datetime, trigger: str,
          stale_seconds: int | None) -> dict[str, Any]:
     return build_job(schedule_name=obj.name, schedule_uid=obj.uid, namespace=obj.namespace,
@@ -234,7 +261,9 @@ def _schedule_runs(plan: Plan, obj: Observed, status: ScheduleStatus, spec: JobS
                    timeline: Timeline, jobs: Mapping[str, JobObservation], now: datetime,
                    stale_seconds: int | None) -> datetime | None:
     """Start, skip or record as missed every run due by now; returns the new cursor."""
-    cursor = hist.adopt_orphans(status, jobs=jobs.values(), cursor=status.last_schedule_time)
+    cursor = status.last_schedule_time  # orphans were adopted by ``plan`` already
+    if spec.max_executions is not None and hist.counters(status).scheduled >= spec.max_executions:
+        return cursor  # used up: the runs after it are not missed, they do not exist
     # A jittered run wakes late on purpose: that lateness is not missing the run.
     jitter = spec.jitter_seconds or 0
     deadline = spec.starting_deadline_seconds
@@ -262,6 +291,21 @@ def _schedule_runs(plan: Plan, obj: Observed, status: ScheduleStatus, spec: JobS
         plan.notes.append(Note("Warning", "MissedRuns",
                                f"{due.missed_count} run(s) not started ({_missed_reason(spec)})"))
         cursor = max([cursor, missed[-1]] if cursor else [missed[-1]]) if missed else cursor
+    if spec.concurrency_policy == "Replace" and len(starts) > 1:
+        # Each would replace the one before it at once: only the newest gets a Job
+        # (a Job created and deleted in one reconcile would run for nothing).
+        for run in starts[:-1]:
+            late = now - run > ON_TIME_TOLERANCE + timedelta(seconds=jitter)
+            hist.record(status, HistoryEntry(
+                trigger="CatchUp" if late else "Schedule", scheduled_time=run, result="Skipped",
+                reason="ConcurrencyReplace", message="A newer due run replaces it."))
+            hist.counters(status).skipped += 1
+            plan.finished.append(hist.Transition("", "Skipped", None, None, None))
+        plan.notes.append(Note("Normal", "Skipped",
+                               f"{len(starts) - 1} due run(s) skipped: the newest replaces them "
+                               "(concurrencyPolicy Replace)"))
+        cursor = starts[-2] if cursor is None else max(cursor, starts[-2])
+        starts = starts[-1:]
     for run in starts:
         counts = hist.counters(status)
         if spec.max_executions is not None and counts.scheduled >= spec.max_executions:
@@ -283,6 +327,9 @@ def _schedule_runs(plan: Plan, obj: Observed, status: ScheduleStatus, spec: JobS
             for entry in active:
                 _stop(plan, status, entry, result="Terminated", reason="Replaced",
                       message="Replaced by a newer run (concurrencyPolicy Replace).", now=now)
+                plan.notes.append(Note("Normal", "Replaced",
+                                       f"Job {entry.job} terminated: replaced by the run at "
+                                       f"{run:%Y-%m-%dT%H:%M:%SZ}"))
         name = job_name(schedule=obj.name, scheduled=run, trigger=trigger)
         delay = jitter_delay(key=obj.key, scheduled=run, next_run=timeline.next_after(run),
                              jitter_seconds=spec.jitter_seconds)
@@ -332,6 +379,23 @@ def _outcomes(status: ScheduleStatus, since: datetime | None) -> list[Outcome]:
             if since is None or (e.completion_time or e.scheduled_time or since) > since]
 
 
+def _merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch (RFC 7386) that turns status ``old`` into ``new``.
+
+    A merge patch removes only the keys it sets to null, at every depth: a key
+    dropped from a nested object (``suspendedByOperator.generation`` after a
+    resume, say) would otherwise survive the write and differ from the plan.
+    """
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = _merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
+
+
 def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[str],
          now: datetime, policy: Policy) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``."""
@@ -353,6 +417,11 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
     # Only a run that may be terminated gets a deadline the Job controller enforces.
     stale_seconds = None if reporting else max(1, int(threshold.total_seconds()))
 
+    # Adopt Jobs whose status write was lost before merging, so that one which
+    # finished meanwhile gets its result now rather than at the next wake-up.
+    status.last_schedule_time = hist.adopt_orphans(status, jobs=by_name.values(),
+                                                   cursor=status.last_schedule_time)
+    _adopt_manual(obj, status, by_name)
     result.finished.extend(hist.merge_observations(status, jobs=by_name, pending=pending))
     for t in result.finished:
         if t.result in ("Succeeded", "Failed", "Stale"):
@@ -362,6 +431,7 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
                                         else "")))
     _handle_actions(result, obj, status, spec, by_name, now, stale_seconds)
     _handle_stale(result, status, spec, by_name, now, policy, threshold)
+    stale_wake = result.wake_at  # what a suspension must still wake for
 
     phase = "Active"
     cursor = status.last_schedule_time
@@ -407,7 +477,7 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
                         f"(suspendAfterFailures is {spec.suspend_after_failures})")
             result.notes.append(Note("Warning", "SuspendedAfterFailures",
                                      status.suspended_by_operator.message or ""))
-            phase, next_run, result.wake_at = "Suspended", None, None
+            phase, next_run, result.wake_at = "Suspended", None, stale_wake
 
     status.observed_generation = obj.generation
     status.phase = phase  # type: ignore[assignment]
@@ -448,7 +518,7 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
     rendered = status.to_api()
     before = prev.to_api()
     if rendered != before:
-        result.status = {**{k: None for k in obj.status if k not in rendered}, **rendered}
+        result.status = _merge_patch(obj.status, rendered)
     result.health = health.state
     result.active = status.active_count
     return result

@@ -163,7 +163,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
             namespace,
             "daily",
             lambda s: s.get("nextRunTime") == rfc3339(m2),
-            timeout=5,
+            timeout=10,
             what="nextRunTime advanced to the second time",
         )
         for name in ("capped", "ending"):
@@ -172,7 +172,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
                 namespace,
                 name,
                 lambda s: s.get("phase") == "Completed",
-                timeout=5,
+                timeout=10,
                 what="Completed after its one run",
             )
             ready = condition(done, "Ready")
@@ -195,7 +195,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
                 s.get("nextRunTime") == rfc3339(m1 + timedelta(days=1))
                 and s.get("activeCount") == 2
             ),
-            timeout=5,
+            timeout=10,
             what="two active runs and nextRunTime tomorrow",
         )
         # Give any stray second run of the bounded schedules its chance to show.
@@ -278,7 +278,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
     assert _running(cluster, namespace, first["forbid"])
     wait_for(
         lambda: has_event(cluster, namespace, "forbid", reason="Skipped"),
-        timeout=5,
+        timeout=10,
         what="a Skipped Event",
     )
 
@@ -287,7 +287,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
         namespace,
         "replace",
         lambda s: executions(s).get("terminated", 0) >= 1,
-        timeout=5,
+        timeout=10,
         what="the first run replaced",
     )
     entries = {e["job"]: e for e in history(status)}

@@ -9,6 +9,7 @@ which is finer than a Job's ``creationTimestamp`` (whole seconds).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -213,15 +214,19 @@ class JobRecorder:
     def names(self) -> list[str]:
         return [j.name for j in self.snapshot()]
 
+    def _list_version(self, api: client.BatchV1Api) -> str:
+        resp: Any = api.list_namespaced_job(self.namespace, _preload_content=False)
+        return str(json.loads(resp.data)["metadata"]["resourceVersion"])
+
     def _run(self) -> None:
         api = client.BatchV1Api(self.cluster.api)
-        resource_version = api.list_namespaced_job(self.namespace).metadata.resource_version
+        resource_version = self._list_version(api)
         known: set[str] = set()
         self._ready.set()
         while not self._stop.is_set():
-            w = watch.Watch()
+            w = watch.Watch()  # type: ignore[no-untyped-call]
             try:
-                for event in w.stream(
+                for event in w.stream(  # type: ignore[no-untyped-call]
                     api.list_namespaced_job,
                     self.namespace,
                     resource_version=resource_version,
@@ -243,12 +248,11 @@ class JobRecorder:
                         break
             except client.ApiException as exc:
                 if exc.status == 410:  # too old: start over from a fresh list
-                    listed = api.list_namespaced_job(self.namespace)
-                    resource_version = listed.metadata.resource_version
+                    resource_version = self._list_version(api)
                 else:
                     time.sleep(0.2)
             finally:
-                w.stop()
+                w.stop()  # type: ignore[no-untyped-call]
 
     @contextmanager
     def running(self) -> Iterator[JobRecorder]:
