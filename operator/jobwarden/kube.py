@@ -25,6 +25,9 @@ from jobwarden import labels
 log = logging.getLogger(__name__)
 
 GROUP, VERSION, PLURAL = labels.GROUP, labels.VERSION, labels.PLURAL
+# Set by the Job controller on every pod it creates; see Kube._force_delete_pod.
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
+JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 
 
 @dataclass(frozen=True)
@@ -134,24 +137,82 @@ class Kube:
 
     async def force_delete_pods(self, *, namespace: str, job_name: str) -> int:
         """Remove a Job's pods at once, including ones stuck in Terminating."""
+        return await self.force_delete_pods_matching(
+            namespace=namespace, selector=f"{JOB_NAME_LABEL}={job_name}",
+            jobs=frozenset({job_name}),
+        )
+
+    async def force_delete_pods_matching(self, *, namespace: str, selector: str,
+                                         jobs: frozenset[str]) -> int:
+        """Force-delete the selected pods of ``jobs``, and any selected pod already Terminating.
+
+        One LIST for a whole terminate action. Pods of other Jobs that are not
+        being deleted are left alone (a finished Job's pods stay for its logs);
+        a Terminating one is a pod an earlier graceful delete could not finish,
+        which is exactly what a force terminate is asked to clear.
+        """
         response = await self._run(
-            self._core.list_namespaced_pod, namespace,
-            label_selector=f"batch.kubernetes.io/job-name={job_name}", _preload_content=False,
+            self._core.list_namespaced_pod, namespace, label_selector=selector,
+            _preload_content=False,
         )
         count = 0
         for pod in _json(response).get("items", []):
-            name = pod["metadata"]["name"]
-            try:
-                await self._run(
-                    self._core.delete_namespaced_pod, name, namespace,
-                    body=client.V1DeleteOptions(grace_period_seconds=0),
-                    _preload_content=False,
-                )
-                count += 1
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            meta = pod.get("metadata") or {}
+            owned = (meta.get("labels") or {}).get(JOB_NAME_LABEL) in jobs
+            if owned or meta.get("deletionTimestamp"):
+                count += await self._force_delete_pod(namespace=namespace, pod=pod)
         return count
+
+    async def _force_delete_pod(self, *, namespace: str, pod: Mapping[str, Any]) -> int:
+        """Delete one pod with no grace period; 1 if this call removed it.
+
+        A zero grace period alone does not remove a pod that still carries the
+        Job controller's tracking finalizer: the API server keeps it until the
+        finalizer goes. The controller drops it from pods of deleted Jobs, but
+        only when it gets to them (never while kube-controller-manager is
+        down). The Job is already deleted when its pods are forced, so nobody
+        needs the pod counted any more, and the finalizer is removed here.
+        """
+        meta = pod["metadata"]
+        name = meta["name"]
+        finalizers = list(meta.get("finalizers") or [])
+        if JOB_TRACKING_FINALIZER in finalizers:
+            await self._drop_finalizer(namespace=namespace, name=name,
+                                       index=finalizers.index(JOB_TRACKING_FINALIZER))
+        try:
+            await self._run(
+                self._core.delete_namespaced_pod, name, namespace,
+                body=client.V1DeleteOptions(grace_period_seconds=0),
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return 0
+        return 1
+
+    async def _drop_finalizer(self, *, namespace: str, name: str, index: int) -> None:
+        """Remove the tracking finalizer at ``index``, if it is still there.
+
+        The JSON patch tests the entry first, so a list the Job controller
+        changed meanwhile is never cut at the wrong place. Without RBAC to
+        patch pods this is skipped: the delete still goes ahead and the pod
+        goes once the Job controller drops the finalizer itself.
+        """
+        path = f"/metadata/finalizers/{index}"
+        patch = [{"op": "test", "path": path, "value": JOB_TRACKING_FINALIZER},
+                 {"op": "remove", "path": path}]
+        try:
+            await self._run(
+                self._core.patch_namespaced_pod, name, namespace, patch,
+                _content_type="application/json-patch+json", _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status in (404, 409, 422):
+                return  # gone, or the list changed: someone else removed it
+            log.warning("could not remove %s from pod %s/%s (%s); the pod goes once the Job "
+                        "controller removes it", JOB_TRACKING_FINALIZER, namespace, name,
+                        _message(exc))
 
     async def patch_status(
         self, *, namespace: str, name: str, status: Mapping[str, Any]

@@ -94,6 +94,9 @@ class Plan:
     wake_at: datetime | None = None
     health: str = "Healthy"
     active: int = 0
+    # A force terminate also clears the schedule's pods an earlier graceful
+    # delete left Terminating (a lost node never confirms them).
+    force_stuck_pods: bool = False
 
     def wake(self, at: datetime | None) -> None:
         if at is not None and (self.wake_at is None or at < self.wake_at):
@@ -160,6 +163,7 @@ def _handle_actions(plan: Plan, obj: Observed, status: ScheduleStatus,
         plan.notes.append(Note("Normal", "Terminated",
                                f"Terminate requested: {len(stopped)} active run(s) stopped"
                                + (" (pods force-deleted)" if grace == 0 else "")))
+        plan.force_stuck_pods = plan.force_stuck_pods or grace == 0
         _mark_handled(status, labels.TERMINATE_ANNOTATION, token)
 
     token = _new_token(obj, status, labels.RESUME_ANNOTATION)
@@ -424,7 +428,13 @@ def plan(*, obj: Observed, jobs: Sequence[JobObservation], pending: frozenset[st
     _adopt_manual(obj, status, by_name)
     result.finished.extend(hist.merge_observations(status, jobs=by_name, pending=pending))
     for t in result.finished:
-        if t.result in ("Succeeded", "Failed", "Stale"):
+        if t.result == "Stale":
+            # The Job controller stopped it at the threshold: the same outcome as
+            # when the operator does (one reason, one Event, the Job removed),
+            # whichever of the two got there first.
+            result.notes.append(Note("Warning", "StaleTerminated", f"Job {t.job}: {t.message}"))
+            result.deletes.append(Deletion(t.job, None, False, "StaleTerminated"))
+        elif t.result in ("Succeeded", "Failed"):
             kind = "Normal" if t.result == "Succeeded" else "Warning"
             result.notes.append(Note(kind, t.result, f"Job {t.job} {t.result.lower()}"
                                      + (f": {t.reason}" if t.reason and t.result != "Succeeded"

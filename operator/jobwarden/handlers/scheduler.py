@@ -23,6 +23,7 @@ from jobwarden.api.status import parse_time
 from jobwarden.kube import Kube, ObjectRef
 from jobwarden.reconcile import Note, Observed, Plan, Policy, plan
 from jobwarden.runs.jobs import JobObservation
+from jobwarden.runs.naming import schedule_label_value
 
 log = logging.getLogger(__name__)
 
@@ -232,8 +233,12 @@ class Scheduler:
         for deletion in decision.deletes:
             await self._kube.delete_job(namespace=obj.namespace, name=deletion.job,
                                         grace_seconds=deletion.grace_seconds)
-            if deletion.force_pods:
-                await self._kube.force_delete_pods(namespace=obj.namespace, job_name=deletion.job)
+        forced = frozenset(d.job for d in decision.deletes if d.force_pods)
+        if forced or decision.force_stuck_pods:
+            # After the Jobs are gone: no controller recreates a pod forced away.
+            await self._kube.force_delete_pods_matching(
+                namespace=obj.namespace, jobs=forced,
+                selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(obj.name)}")
         if decision.status is not None:
             rv = await self._kube.patch_status(namespace=obj.namespace, name=obj.name,
                                                status=decision.status)

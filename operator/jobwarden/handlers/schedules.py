@@ -9,6 +9,7 @@ for "deleted".
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import kopf
@@ -78,3 +79,13 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
             return
         if previous != state and (obs.finished or previous is None):
             scheduler.touch(key)
+        elif previous != state and obs.start_time is not None:
+            # Started: its stale deadline counts from now. A Job the operator may
+            # terminate carries the threshold, so a wake-up at the deadline costs
+            # no call; otherwise (staleAction Report, dry run) only the spec knows
+            # it, and a reconcile now reads it and sets the wake-up.
+            seconds = (body.metadata.get("annotations") or {}).get(
+                labels.STALE_DEADLINE_ANNOTATION, "")
+            deadline = (obs.start_time + timedelta(seconds=int(seconds))
+                        if seconds.isdigit() else None)
+            scheduler.touch(key, deadline)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,14 @@ log = logging.getLogger(__name__)
 
 # (namespace, job name, schedule or "") identifies a candidate.
 CandidateKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class JobCandidate(StaleCandidate):
+    """A candidate with its Job's uid: ``kubectl describe job`` matches Events by
+    uid, so an Event about an opt-in Job needs it to show there."""
+
+    uid: str = ""
 
 
 def _active(body: kopf.Body) -> bool:
@@ -47,14 +56,16 @@ def candidate(body: kopf.Body, *, dry_run: bool) -> StaleCandidate | None:
             return None  # the scheduler's own wake-up covers it
         owner = next((r.get("name") for r in meta.get("ownerReferences") or []
                       if r.get("kind") == labels.KIND), schedule)
-        return StaleCandidate(key=(meta["namespace"], meta["name"], owner), start_time=start,
-                              threshold=timedelta(seconds=int(seconds)), action="Terminate")
+        return JobCandidate(key=(meta["namespace"], meta["name"], owner), start_time=start,
+                            threshold=timedelta(seconds=int(seconds)), action="Terminate",
+                            uid=meta.get("uid", ""))
     text = (meta.get("labels") or {}).get(labels.STALE_AFTER_LABEL)
     if text is None:
         return None
     threshold = parse_stale_label(text)
-    return StaleCandidate(key=(meta["namespace"], meta["name"], ""), start_time=start,
-                          threshold=threshold, action="Report" if dry_run else "Terminate")
+    return JobCandidate(key=(meta["namespace"], meta["name"], ""), start_time=start,
+                        threshold=threshold, action="Report" if dry_run else "Terminate",
+                        uid=meta.get("uid", ""))
 
 
 class Sweep:
@@ -73,21 +84,25 @@ class Sweep:
         job, and an opt-in Job it skipped stays a candidate for when it leads.
         """
         found = due_for_stale(candidates, now=now)
+        # Only Jobs still due are remembered: a deleted one leaves the index and
+        # this set with it, so the set stays as small as the stale Jobs now.
+        self._acted.intersection_update(run.key for run in found)
         for run in found:
             if not self._scheduler.leading:
                 break  # checked per run: leadership can end during a pass
-            namespace, job, schedule = run.key  # type: ignore[misc]
+            key: CandidateKey = run.key  # type: ignore[assignment]
+            namespace, job, schedule = key
             if schedule:
                 self._scheduler.touch((namespace, schedule))
                 continue
-            if (namespace, job, schedule) in self._acted:
-                continue
-            self._acted.add((namespace, job, schedule))
-            await self._opt_in(namespace, job, run)
+            if key in self._acted:
+                continue  # reported already, or deleted and not yet out of the index
+            await self._opt_in(namespace, job, getattr(run, "uid", ""), run)
+            self._acted.add(key)  # after success: a failed delete is tried again next pass
         return len(found)
 
-    async def _opt_in(self, namespace: str, job: str, run: StaleCandidate) -> None:
-        ref = ObjectRef("batch/v1", "Job", namespace, job, "")
+    async def _opt_in(self, namespace: str, job: str, uid: str, run: StaleCandidate) -> None:
+        ref = ObjectRef("batch/v1", "Job", namespace, job, uid)
         message = f"Active for more than {run.threshold} (label {labels.STALE_AFTER_LABEL})."
         metrics.STALE_RUNS.labels(namespace, run.action).inc()
         if run.action == "Terminate":

@@ -18,6 +18,7 @@ from jobwarden.labels import TRIGGER_CATCH_UP, TRIGGER_SCHEDULE
 from jobwarden.runs.jobs import JobObservation
 
 FINAL_FAILURES = frozenset({"Failed", "Stale", "Terminated"})
+STALE_TERMINATED = "StaleTerminated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +54,23 @@ def find(status: ScheduleStatus, job: str) -> HistoryEntry | None:
 
 
 def _finish(entry: HistoryEntry, obs: JobObservation) -> Transition:
-    result = "Stale" if obs.result == "Failed" and obs.stale_deadline else obs.result
-    entry.result = result  # type: ignore[assignment]
+    stale = obs.result == "Failed" and obs.stale_deadline
+    result = "Stale" if stale else obs.result
+    entry.result = result
     entry.start_time = obs.start_time or entry.start_time
     entry.completion_time = obs.finish_time
     entry.duration_seconds = obs.duration_seconds
-    entry.reason = obs.reason or ("Completed" if result == "Succeeded" else entry.reason)
-    entry.message = obs.message
-    return Transition(entry.job or "", result, entry.duration_seconds, entry.reason, obs.message)
+    if stale:
+        # Read the same as a run the operator stopped itself: which of the two
+        # reached the threshold first is a race, not something users should see.
+        entry.reason = STALE_TERMINATED
+        entry.message = ("Active for longer than the stale threshold; the Job controller "
+                         "stopped it (activeDeadlineSeconds).")
+    else:
+        entry.reason = obs.reason or ("Completed" if result == "Succeeded" else entry.reason)
+        entry.message = obs.message
+    return Transition(entry.job or "", result, entry.duration_seconds, entry.reason,
+                      entry.message)
 
 
 def merge_observations(

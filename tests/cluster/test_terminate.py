@@ -1,0 +1,279 @@
+"""The ``jobwarden.io/terminate`` action: graceful by default, forced with grace 0.
+
+The fake nodes stop a pod on a graceful delete unless its template says
+``jobwarden.test/hold-terminating``: then the pod stays Terminating, as on a
+node that stopped answering, and only a force delete removes it. Pods keep the
+default 30 s grace period, so "graceful" really is graceful here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from jobwarden.kube import Kube
+from tests.cluster._safety import (
+    JOB_NAME_LABEL,
+    TERMINATE,
+    TERMINATE_GRACE,
+    TRACKING_FINALIZER,
+    entry,
+    events,
+    holds,
+    job,
+    job_template,
+    pod_template,
+    pods_of_job,
+    schedule,
+    wait_job_started,
+)
+from tests.support.kube import Cluster, wait_for
+from tests.support.operator import OperatorProcess
+from tests.support.schedules import (
+    RUN_NOW,
+    SCHEDULE_LABEL,
+    annotate,
+    executions,
+    history,
+    wait_status,
+)
+
+
+def _run_now(cluster: Cluster, namespace: str, name: str, token: str) -> str:
+    """Start a manual run and return its Job's name once it runs."""
+    before = {
+        e.get("job")
+        for e in history(
+            wait_status(
+                cluster, namespace, name, lambda s: "phase" in s, timeout=20, what="first reconcile"
+            )
+        )
+    }
+    annotate(cluster, namespace, name, RUN_NOW, token)
+    status = wait_status(
+        cluster,
+        namespace,
+        name,
+        lambda s: any(e.get("job") not in before for e in history(s)),
+        timeout=20,
+        what=f"the run for token {token}",
+    )
+    job_name: str = next(e["job"] for e in history(status) if e.get("job") not in before)
+    wait_job_started(cluster, namespace, job_name)
+    return job_name
+
+
+def _terminated(job_name: str) -> Any:
+    return lambda s: (entry(s, job_name) or {}).get("result") == "Terminated"
+
+
+def test_terminate_stops_active_runs_gracefully(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """Every active run ends Terminated (TerminateRequested), counted, with an Event,
+    and its Job and pods go; runs that already finished are left as they were."""
+    cluster.apply(schedule("busy"), namespace=namespace)
+    first = _run_now(cluster, namespace, "busy", "one")
+    second = _run_now(cluster, namespace, "busy", "two")
+    annotate(cluster, namespace, "busy", TERMINATE, "stop-1")
+
+    status = wait_status(
+        cluster,
+        namespace,
+        "busy",
+        lambda s: _terminated(first)(s) and _terminated(second)(s),
+        timeout=15,
+        what="both runs recorded Terminated",
+    )
+    for name in (first, second):
+        record = entry(status, name)
+        assert record is not None and record["reason"] == "TerminateRequested"
+        assert "stop-1" in record["message"]
+    assert executions(status)["terminated"] == 2
+    assert status.get("active") in (None, [])
+    notes = wait_for(
+        lambda: events(cluster, namespace, "busy", reason="Terminated"),
+        timeout=10,
+        what="a Terminated Event",
+    )
+    assert [(e["type"], "2 active run(s)" in e["message"]) for e in notes] == [("Normal", True)]
+    wait_for(
+        lambda: all(job(cluster, namespace, n) is None for n in (first, second)),
+        timeout=15,
+        what="both Jobs deleted",
+    )
+    wait_for(
+        lambda: not any(pods_of_job(cluster, namespace, n) for n in (first, second)),
+        timeout=20,
+        what="their pods gone",
+    )
+
+    # A later reconcile (a spec change) does not fire the same token again.
+    cluster.apply(schedule("busy", historyLimit=19), namespace=namespace)
+    status = wait_status(
+        cluster,
+        namespace,
+        "busy",
+        lambda s: s.get("observedGeneration") == 2,
+        timeout=10,
+        what="the spec change seen",
+    )
+    assert executions(status)["terminated"] == 2
+    assert len(events(cluster, namespace, "busy", reason="Terminated")) == 1
+
+
+def test_force_terminate_clears_pods_a_graceful_delete_leaves_terminating(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """With terminate-grace-seconds "0", the schedule's pods are force-deleted: the
+    running one, and one an earlier graceful terminate left stuck Terminating."""
+    cluster.apply(
+        schedule("stuck", template=job_template(hold_terminating=True)), namespace=namespace
+    )
+    first = _run_now(cluster, namespace, "stuck", "one")
+    annotate(cluster, namespace, "stuck", TERMINATE, "graceful")
+    wait_status(
+        cluster, namespace, "stuck", _terminated(first), timeout=15, what="the first run terminated"
+    )
+
+    # Graceful: the Job is gone, its pod is marked for deletion and stays so.
+    wait_for(
+        lambda: job(cluster, namespace, first) is None, timeout=15, what="the first Job deleted"
+    )
+    left = wait_for(
+        lambda: [
+            p
+            for p in pods_of_job(cluster, namespace, first)
+            if p["metadata"].get("deletionTimestamp")
+        ],
+        timeout=15,
+        what="the first pod Terminating",
+    )
+    assert left[0]["metadata"]["deletionGracePeriodSeconds"] == 30
+    holds(
+        lambda: len(pods_of_job(cluster, namespace, first)) == 1,
+        seconds=3,
+        what="the gracefully deleted pod staying Terminating",
+    )
+
+    second = _run_now(cluster, namespace, "stuck", "two")
+    cluster.kubectl(
+        "annotate",
+        "-n",
+        namespace,
+        "--overwrite",
+        "jobschedule/stuck",
+        f"{TERMINATE_GRACE}=0",
+        f"{TERMINATE}=force",
+    )
+    status = wait_status(
+        cluster,
+        namespace,
+        "stuck",
+        _terminated(second),
+        timeout=15,
+        what="the second run terminated",
+    )
+    assert executions(status)["terminated"] == 2
+    wait_for(
+        lambda: not pods_of_job(cluster, namespace, second),
+        timeout=10,
+        what="the running pod force-deleted",
+    )
+    wait_for(
+        lambda: not pods_of_job(cluster, namespace, first),
+        timeout=10,
+        what="the pod left Terminating force-deleted",
+    )
+    forced = wait_for(
+        lambda: [
+            e
+            for e in events(cluster, namespace, "stuck", reason="Terminated")
+            if "force-deleted" in e["message"]
+        ],
+        timeout=10,
+        what="a Terminated Event naming the force delete",
+    )
+    assert len(forced) == 1
+
+
+def test_force_delete_removes_the_job_tracking_finalizer(cluster: Cluster, namespace: str) -> None:
+    """A zero-grace delete does not remove a pod that still carries the Job
+    controller's tracking finalizer; the operator's force delete removes the
+    finalizer too, so the pod goes even when the Job controller never gets to it.
+
+    The pods here are controlled by a ConfigMap, so the Job controller leaves
+    their finalizer alone for good, standing in for a controller that is down
+    or behind; the operator's own path (delete the Job, then force its pods)
+    is the one above.
+    """
+    holder = cluster.get_json("configmap", "-n", namespace, "kube-root-ca.crt")
+    owner = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": holder["metadata"]["name"],
+        "uid": holder["metadata"]["uid"],
+        "controller": True,
+    }
+
+    def pod(name: str, job_name: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "finalizers": [TRACKING_FINALIZER],
+                "ownerReferences": [owner],
+                "labels": {SCHEDULE_LABEL: "held", JOB_NAME_LABEL: job_name},
+            },
+            "spec": pod_template(hold_terminating=True)["spec"],
+        }
+
+    cluster.apply(pod("control", "other"), namespace=namespace)
+    cluster.apply(pod("target", "held-job"), namespace=namespace)
+    kube = Kube(cluster.api)
+    try:
+        cluster.kubectl(
+            "delete",
+            "pod",
+            "-n",
+            namespace,
+            "control",
+            "--grace-period=0",
+            "--force",
+            "--wait=false",
+        )
+        wait_for(
+            lambda: cluster.get_json("pod", "-n", namespace, "control")["metadata"].get(
+                "deletionTimestamp"
+            ),
+            timeout=10,
+            what="the control pod marked deleted",
+        )
+        holds(
+            lambda: bool(cluster.pods(namespace, f"{JOB_NAME_LABEL}=other")),
+            seconds=2,
+            what="the finalizer keeping a force-deleted pod",
+        )
+
+        removed = asyncio.run(kube.force_delete_pods(namespace=namespace, job_name="held-job"))
+        assert removed == 1
+        wait_for(
+            lambda: not cluster.pods(namespace, f"{JOB_NAME_LABEL}=held-job"),
+            timeout=10,
+            what="the target pod gone",
+        )
+    finally:
+        kube.close()
+        for leftover in cluster.pods(namespace):
+            cluster.kubectl(
+                "patch",
+                "pod",
+                "-n",
+                namespace,
+                leftover["metadata"]["name"],
+                "--type=json",
+                "-p",
+                '[{"op": "remove", "path": "/metadata/finalizers"}]',
+                check=False,
+            )

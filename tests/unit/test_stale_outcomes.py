@@ -1,0 +1,257 @@
+"""Stale runs end the same way whoever stops them; force terminate clears stuck pods;
+the sweep retries an opt-in Job it failed to delete and tags Events with the uid.
+
+The cluster tests show these on the real control plane; here each rule is
+pinned down as pure logic, including the race the cluster can only sample
+(the Job controller's deadline firing before the operator's own wake-up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from jobwarden import labels
+from jobwarden.handlers.sweep import JobCandidate, Sweep
+from jobwarden.kube import ObjectRef
+from jobwarden.reconcile import Deletion, Observed, Policy, plan
+from jobwarden.runs.jobs import observe_job
+from jobwarden.safety.stale import StaleCandidate
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+TEMPLATE = {
+    "spec": {
+        "template": {
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "w", "image": "busybox"}]}
+        }
+    }
+}
+
+
+def _observed(
+    *, status: dict[str, Any], annotations: dict[str, str], spec: dict[str, Any] | None = None
+) -> Observed:
+    return Observed(
+        namespace="ns",
+        name="nightly",
+        uid="uid-1",
+        generation=1,
+        created=T0,
+        annotations=annotations,
+        spec={"runAt": "2099-01-01T00:00:00Z", "jobTemplate": TEMPLATE, **(spec or {})},
+        status=status,
+    )
+
+
+def _started_manual_run(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The status and Job body after a run-now started one run at T0."""
+    first = plan(
+        obj=_observed(status={}, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec=spec),
+        jobs=[],
+        pending=frozenset(),
+        now=T0,
+        policy=Policy(),
+    )
+    assert first.status is not None and len(first.starts) == 1
+    body = copy.deepcopy(first.starts[0].body)
+    return first.status, body, body["metadata"]["name"]
+
+
+def _fail_on_deadline(body: dict[str, Any], *, at: datetime) -> None:
+    body["status"] = {
+        "startTime": T0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "DeadlineExceeded",
+                "message": "Job was active longer than specified deadline",
+                "lastTransitionTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+        ],
+    }
+
+
+def test_a_run_the_job_controller_stopped_at_the_threshold_reads_as_stale_terminated() -> None:
+    status, body, name = _started_manual_run({"staleAfter": "30s"})
+    assert body["spec"]["activeDeadlineSeconds"] == 30
+    _fail_on_deadline(body, at=T0 + timedelta(seconds=31))
+    result = plan(
+        obj=_observed(
+            status=status, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec={"staleAfter": "30s"}
+        ),
+        jobs=[observe_job(body)],
+        pending=frozenset(),
+        now=T0 + timedelta(seconds=32),
+        policy=Policy(),
+    )
+    assert result.status is not None
+    entry = next(e for e in result.status["history"] if e["job"] == name)
+    assert (entry["result"], entry["reason"]) == ("Stale", "StaleTerminated")
+    assert "activeDeadlineSeconds" in entry["message"]
+    assert result.status["executions"]["stale"] == 1
+    assert result.status["executions"]["failed"] == 0
+    # The same Event and the same clean-up as when the operator stops it.
+    assert [(n.type, n.reason) for n in result.notes] == [("Warning", "StaleTerminated")]
+    assert result.deletes == [Deletion(name, None, False, "StaleTerminated")]
+
+
+def test_an_ordinary_deadline_failure_is_a_failure_and_its_job_is_kept() -> None:
+    """A template's own tighter deadline is the user's, not the stale threshold."""
+    status, body, name = _started_manual_run({"staleAfter": "30s"})
+    body["metadata"]["annotations"].pop(labels.STALE_DEADLINE_ANNOTATION)
+    _fail_on_deadline(body, at=T0 + timedelta(seconds=10))
+    result = plan(
+        obj=_observed(
+            status=status, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec={"staleAfter": "30s"}
+        ),
+        jobs=[observe_job(body)],
+        pending=frozenset(),
+        now=T0 + timedelta(seconds=11),
+        policy=Policy(),
+    )
+    assert result.status is not None
+    entry = next(e for e in result.status["history"] if e["job"] == name)
+    assert (entry["result"], entry["reason"]) == ("Failed", "DeadlineExceeded")
+    assert [n.reason for n in result.notes] == ["Failed"]
+    assert result.deletes == []
+
+
+@pytest.mark.parametrize(("grace", "forced"), [("0", True), ("5", False), ("", False)])
+def test_only_a_zero_grace_terminate_clears_stuck_pods(grace: str, forced: bool) -> None:
+    status, body, name = _started_manual_run({})
+    annotations = {labels.RUN_NOW_ANNOTATION: "a", labels.TERMINATE_ANNOTATION: "stop"}
+    if grace:
+        annotations[labels.TERMINATE_GRACE_ANNOTATION] = grace
+    result = plan(
+        obj=_observed(status=status, annotations=annotations),
+        jobs=[observe_job(body)],
+        pending=frozenset(),
+        now=T0 + timedelta(seconds=5),
+        policy=Policy(),
+    )
+    assert result.force_stuck_pods is forced
+    assert [(d.job, d.force_pods) for d in result.deletes] == [(name, forced)]
+
+
+def test_a_zero_grace_terminate_with_nothing_running_still_clears_stuck_pods() -> None:
+    """Pods an earlier graceful terminate left behind are what --force is for."""
+    result = plan(
+        obj=_observed(
+            status={},
+            annotations={
+                labels.TERMINATE_ANNOTATION: "stop",
+                labels.TERMINATE_GRACE_ANNOTATION: "0",
+            },
+        ),
+        jobs=[],
+        pending=frozenset(),
+        now=T0,
+        policy=Policy(),
+    )
+    assert result.deletes == []
+    assert result.force_stuck_pods is True
+
+
+# --- the sweep over opt-in Jobs -----------------------------------------------------------
+
+
+class _Scheduler:
+    leading = True
+
+    def __init__(self) -> None:
+        self.touched: list[tuple[str, str]] = []
+
+    def touch(self, key: tuple[str, str]) -> None:
+        self.touched.append(key)
+
+
+class _Kube:
+    """Records the sweep's calls; the first delete can be made to fail."""
+
+    def __init__(self, *, fail_first_delete: bool) -> None:
+        self.fail_next = fail_first_delete
+        self.deleted: list[str] = []
+        self.events: list[tuple[ObjectRef, str]] = []
+
+    async def delete_job(self, *, namespace: str, name: str, grace_seconds: int | None) -> bool:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("API server unavailable")
+        self.deleted.append(name)
+        return True
+
+    async def post_event(
+        self, *, regarding: ObjectRef, type_: str, reason: str, message: str
+    ) -> None:
+        self.events.append((regarding, reason))
+
+
+def _sweep(kube: _Kube) -> Sweep:
+    return Sweep(kube=kube, scheduler=_Scheduler(), interval=timedelta(seconds=2))  # type: ignore[arg-type]
+
+
+def _opt_in(uid: str = "job-uid") -> JobCandidate:
+    return JobCandidate(
+        key=("ns", "backup", ""),
+        start_time=T0,
+        threshold=timedelta(seconds=3),
+        action="Terminate",
+        uid=uid,
+    )
+
+
+def test_a_failed_delete_of_an_opt_in_job_is_tried_again_next_sweep() -> None:
+    kube = _Kube(fail_first_delete=True)
+    sweep = _sweep(kube)
+    later = T0 + timedelta(seconds=10)
+    with pytest.raises(RuntimeError):
+        asyncio.run(sweep.sweep_once([_opt_in()], now=later))
+    assert asyncio.run(sweep.sweep_once([_opt_in()], now=later)) == 1
+    assert kube.deleted == ["backup"]
+    assert [(ref.uid, reason) for ref, reason in kube.events] == [("job-uid", "StaleTerminated")]
+
+
+def test_a_reported_opt_in_job_is_reported_once_while_it_stays_due() -> None:
+    kube = _Kube(fail_first_delete=False)
+    sweep = _sweep(kube)
+    report = JobCandidate(
+        key=("ns", "backup", ""),
+        start_time=T0,
+        threshold=timedelta(seconds=3),
+        action="Report",
+        uid="u",
+    )
+    for seconds in (5, 7, 9):
+        asyncio.run(sweep.sweep_once([report], now=T0 + timedelta(seconds=seconds)))
+    assert [reason for _, reason in kube.events] == ["StaleReported"]
+    assert kube.deleted == []
+
+
+def test_the_sweep_forgets_jobs_that_are_no_longer_due() -> None:
+    """A Job deleted and recreated under the same name is a new run: judged again."""
+    kube = _Kube(fail_first_delete=False)
+    sweep = _sweep(kube)
+    later = T0 + timedelta(seconds=10)
+    asyncio.run(sweep.sweep_once([_opt_in()], now=later))
+    asyncio.run(sweep.sweep_once([], now=later))  # gone from the index
+    fresh = JobCandidate(
+        key=("ns", "backup", ""),
+        start_time=later,
+        threshold=timedelta(seconds=3),
+        action="Terminate",
+        uid="new",
+    )
+    asyncio.run(sweep.sweep_once([fresh], now=later + timedelta(seconds=5)))
+    assert kube.deleted == ["backup", "backup"]
+
+
+def test_a_plain_candidate_without_a_uid_still_works() -> None:
+    kube = _Kube(fail_first_delete=False)
+    plain = StaleCandidate(key=("ns", "backup", ""), start_time=T0, threshold=timedelta(seconds=3))
+    asyncio.run(_sweep(kube).sweep_once([plain], now=T0 + timedelta(seconds=4)))
+    assert [(ref.uid, reason) for ref, reason in kube.events] == [("", "StaleTerminated")]
