@@ -71,14 +71,20 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the jobwarden operator. Each flag defaults to its JOBWARDEN_* variable.",
     )
     p.add_argument("--namespace", "-n", action="append", default=None,
-                   help="watch this namespace (repeatable; default: all) [JOBWARDEN_NAMESPACES, comma-separated]")
-    p.add_argument("--selector", help="only JobSchedules matching this label selector [JOBWARDEN_SELECTOR]")
+                   help="watch this namespace (repeatable; default: all) "
+                        "[JOBWARDEN_NAMESPACES, comma-separated]")
+    p.add_argument("--selector",
+                   help="only JobSchedules matching this label selector [JOBWARDEN_SELECTOR]")
     p.add_argument("--stale-after", help="default stale threshold, e.g. 6h [JOBWARDEN_STALE_AFTER]")
-    p.add_argument("--sweep-interval", help="stale sweep interval, e.g. 60s [JOBWARDEN_SWEEP_INTERVAL]")
-    p.add_argument("--unhealthy-after", help="consecutive failures that make a schedule Unhealthy [JOBWARDEN_UNHEALTHY_AFTER]")
+    p.add_argument("--sweep-interval",
+                   help="stale sweep interval, e.g. 60s [JOBWARDEN_SWEEP_INTERVAL]")
+    p.add_argument("--unhealthy-after",
+                   help="consecutive failures that make a schedule Unhealthy "
+                        "[JOBWARDEN_UNHEALTHY_AFTER]")
     p.add_argument("--dry-run", action="store_const", const="true", default=None,
                    help="report stale runs, never terminate them [JOBWARDEN_DRY_RUN]")
-    p.add_argument("--metrics-address", help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]")
+    p.add_argument("--metrics-address",
+                   help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]")
     p.add_argument("--health-address", help="HOST:PORT serving /healthz [JOBWARDEN_HEALTH_ADDRESS]")
     p.add_argument("--log-format", help="text or json [JOBWARDEN_LOG_FORMAT]")
     p.add_argument("--lease", metavar="NAME",
@@ -91,9 +97,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _value(args: argparse.Namespace, env: Mapping[str, str], setting: str) -> str | None:
+    """The flag's value, else the variable's; blank counts as not given, in both.
+
+    A chart or a Deployment renders an unset value as ``--lease=`` as often as
+    it leaves a variable empty; either means the default, not a bad value.
+    """
     raw = getattr(args, setting.replace("-", "_"))
     if raw is not None:
-        return ",".join(raw) if isinstance(raw, list) else str(raw)
+        text = (",".join(raw) if isinstance(raw, list) else str(raw)).strip()
+        if text:
+            return text
     value = env.get(_ENV[setting], "").strip()
     return value or None
 
@@ -181,8 +194,10 @@ def parse_settings(*, argv: Sequence[str], env: Mapping[str, str],
         sweep_interval=sweep,
         unhealthy_after=unhealthy if unhealthy is not None else 3,
         dry_run=_bool("dry-run", _value(args, env, "dry-run")),
-        metrics_address=_address("metrics-address", _value(args, env, "metrics-address"), ("0.0.0.0", 8080)),
-        health_address=_address("health-address", _value(args, env, "health-address"), ("0.0.0.0", 8081)),
+        metrics_address=_address("metrics-address", _value(args, env, "metrics-address"),
+                                 ("0.0.0.0", 8080)),
+        health_address=_address("health-address", _value(args, env, "health-address"),
+                                ("0.0.0.0", 8081)),
         log_format=log_format,
         lease=lease,
         lease_namespace=lease_namespace,
