@@ -687,6 +687,45 @@ def test_held_pod_of_a_failed_only_job_needs_its_job_deleted(
     )
 
 
+def test_job_deletion_grace_period_does_not_reach_its_pods(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A grace period given when deleting a Job is not passed on to its pods.
+
+    The garbage collector deletes the pods with no grace period of its own,
+    so each pod gets its ``terminationGracePeriodSeconds``: to stop pods
+    sooner than that, they must be deleted themselves.
+    """
+    job = _job_manifest("graceful", pod_annotations=_hold_annotations())
+    job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 45
+    cluster.apply(job, namespace=namespace)
+    name = _running_job_pod(cluster, namespace, "graceful")["metadata"]["name"]
+
+    cluster.kubectl(
+        "delete",
+        "job",
+        "graceful",
+        "-n",
+        namespace,
+        "--grace-period=5",
+        "--cascade=background",
+        "--wait=false",
+    )
+    pod = wait_for(
+        lambda: (
+            (p := _pod(cluster, namespace, name)) and p["metadata"].get("deletionTimestamp") and p
+        ),
+        timeout=30,
+        what="the Job's pod to be deleted by the garbage collector",
+    )
+    assert pod["metadata"]["deletionGracePeriodSeconds"] == 45
+
+    # A held pod would keep the namespace from ever being deleted.
+    cluster.kubectl(
+        "delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", "--wait=false"
+    )
+
+
 # --- the audit log -------------------------------------------------------------------------
 
 

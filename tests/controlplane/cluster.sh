@@ -24,10 +24,38 @@ binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwo
 
 say() { printf '[cluster] %s\n' "$*" >&2; }
 
+# lock FILE SECONDS WHAT: hold an exclusive lock on FILE until this script
+# exits, waiting at most SECONDS for whoever holds it. Released by the kernel
+# when the holder exits, however it exits, so a killed run never leaves it held.
+lock_fds=()
+lock() {
+  local fd
+  exec {fd}>"$1"
+  lock_fds+=("$fd")
+  if ! flock -w "$2" "$fd"; then
+    say "gave up after $2s waiting for $3 (lock $1, held by another cluster.sh)"
+    exit 1
+  fi
+}
+
+# Run a command that leaves daemons behind without passing them the lock
+# descriptors: a daemon holding one would keep the lock held for its lifetime.
+without_locks() {
+  (
+    for fd in "${lock_fds[@]}"; do eval "exec $fd>&-"; done
+    exec "$@"
+  )
+}
+
 export GOFLAGS=${GOFLAGS:--buildvcs=false}
 export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 build_kubernetes() {
+  # The version stamped into the binaries must be the one they are built from.
+  if ! grep -q "k8s.io/kubernetes $k8s_version\b" "$here/kubernetes/go.mod"; then
+    say "k8s_version=$k8s_version in $0 does not match k8s.io/kubernetes in $here/kubernetes/go.mod"
+    exit 1
+  fi
   local pkg=k8s.io/component-base/version minor=${k8s_version#v1.}
   minor=${minor%%.*}
   local ldflags="-s -w -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
@@ -58,9 +86,19 @@ build_helm() {
 
 built() { [ -x "$bin/$1" ]; }
 
+all_built() {
+  local b
+  for b in "${binaries[@]}"; do built "$b" || return 1; done
+}
+
 cmd_build() {
   mkdir -p "$bin"
-  command -v go >/dev/null || { say "the go command is needed to build the control plane"; exit 1; }
+  # Two builds into one bin dir would race on the same output files.
+  lock "$bin/../build.lock" 1800 "another build of $bin"
+  if ! all_built && ! command -v go >/dev/null; then
+    say "the go command is needed to build the control plane"
+    exit 1
+  fi
   local start=$SECONDS
   if ! built kube-apiserver || ! built kube-controller-manager || ! built kube-scheduler || ! built kubectl; then
     say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $k8s_version (first time: several minutes)..."
@@ -102,8 +140,26 @@ EOF
   } >"$state/kwokctl.yaml"
 }
 
+# Why a start failed, from the components' own logs.
+explain_failure() {
+  local logs
+  logs="${KWOK_WORKDIR:-$HOME/.kwok}/clusters/$name/logs"
+  say "$1; kwokctl said (last lines of $state/create.log):"
+  tail -n 5 "$state/create.log" >&2 || true
+  if grep -l 'address already in use' "$logs"/*.log >/dev/null 2>&1; then
+    say "a port kwokctl picked was taken by the time a component started:"
+    grep -ho 'listen[^"]*address already in use' "$logs"/*.log | sort -u >&2 || true
+  fi
+  say "component logs: $logs"
+}
+
 cmd_up() {
   cmd_build
+  # One start at a time on this machine, whatever the cluster's name: kwokctl
+  # picks ports that are free when it looks, so two starts at once can pick
+  # the same ones; and two starts of one name (say, each pytest-xdist worker
+  # asking for the cluster) would tear down each other's half-started cluster.
+  lock "${TMPDIR:-/tmp}/jobwarden-cluster-up.lock" 300 "another cluster to start"
   if api_ready; then
     say "cluster '$name' is already up"
     echo "$kubeconfig"
@@ -115,13 +171,19 @@ cmd_up() {
   rm -f "$kubeconfig"
   local start=$SECONDS
   say "starting cluster '$name'..."
-  "$bin/kwokctl" create cluster --name "$name" --config "$state/kwokctl.yaml" \
-    --kubeconfig "$kubeconfig" --wait 120s >"$state/create.log" 2>&1 || {
-    cat "$state/create.log" >&2
+  # kwokctl can report success for a cluster whose components failed to
+  # start, so readiness is checked here as well.
+  without_locks "$bin/kwokctl" create cluster --name "$name" --config "$state/kwokctl.yaml" \
+    --kubeconfig "$kubeconfig" --wait 90s >"$state/create.log" 2>&1 || {
+    explain_failure "kwokctl could not create cluster '$name'"
     exit 1
   }
+  local ready_by=$((SECONDS + 30))
   until api_ready; do
-    if ((SECONDS - start > 120)); then say "API server not ready after 120s"; exit 1; fi
+    if ((SECONDS > ready_by)); then
+      explain_failure "the API server of '$name' is not ready $((SECONDS - start))s after start"
+      exit 1
+    fi
     sleep 0.5
   done
   "$bin/kubectl" --kubeconfig "$kubeconfig" apply -f "$here/nodes.yaml" >/dev/null
