@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels
 
@@ -53,9 +53,11 @@ def load_client(*, pool_size: int = 32) -> client.ApiClient:
     """In a pod, the ServiceAccount; elsewhere, KUBECONFIG as kubectl reads it."""
     configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(  # type: ignore[no-untyped-call]
+            client_configuration=configuration
+        )
     except config.ConfigException:
-        config.load_kube_config(client_configuration=configuration)
+        config.load_kube_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
 
@@ -239,7 +241,10 @@ class Kube:
         body = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {"generateName": f"{regarding.name[:200]}.", "namespace": regarding.namespace},
+            "metadata": {
+                "generateName": f"{regarding.name[:200]}.",
+                "namespace": regarding.namespace,
+            },
             "involvedObject": {
                 "apiVersion": regarding.api_version,
                 "kind": regarding.kind,

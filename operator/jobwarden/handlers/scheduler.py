@@ -11,6 +11,7 @@ API calls and a few hundred bytes each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 from collections import Counter
@@ -148,7 +149,7 @@ class Scheduler:
     def forget(self, key: Key) -> None:
         self._set_gauges(key, None, 0)
         for table in (self._due, self._written, self._pending):
-            table.pop(key, None)  # type: ignore[attr-defined]
+            table.pop(key, None)
         self._known.discard(key)
 
     def job_seen(self, key: Key, job: str) -> None:
@@ -172,10 +173,8 @@ class Scheduler:
                 self._spawn(key)
             self._changed.clear()
             timeout = (self._heap[0][0] - now).total_seconds() if self._heap else 3600.0
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, timeout))
-            except TimeoutError:
-                pass
 
     def _spawn(self, key: Key) -> None:
         if key in self._busy:

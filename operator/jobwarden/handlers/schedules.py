@@ -44,16 +44,18 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
 
     @kopf.index("batch", "v1", "jobs", id="schedule_jobs",
                 labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
-    def schedule_jobs(body: kopf.Body, namespace: str, **_: Any) -> dict[Key, JobObservation]:
+    def schedule_jobs(*, body: kopf.Body, namespace: str | None,
+                      **_: Any) -> dict[Key, JobObservation]:
+        # Jobs are namespaced: kopf gives None only for cluster-scoped objects.
         obs = observe_job(body)
-        return {(namespace, obs.schedule or ""): obs}
+        return {(namespace or "", obs.schedule or ""): obs}
 
     @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, id="schedule_event",
                    labels=schedule_filter)
-    def schedule_event(event: kopf.RawEvent, body: kopf.Body, namespace: str, name: str,
-                       memo: kopf.Memo, **_: Any) -> None:
+    def schedule_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
+                       name: str, memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler = scheduler_of(memo)
-        key = (namespace, name)
+        key = (namespace or "", name)
         if event.get("type") == "DELETED":
             scheduler.forget(key)
             return
@@ -61,11 +63,11 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
 
     @kopf.on.event("batch", "v1", "jobs", id="job_event",
                    labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
-    def job_event(event: kopf.RawEvent, body: kopf.Body, namespace: str, uid: str,
+    def job_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None, uid: str,
                   memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler = scheduler_of(memo)
         obs = observe_job(body)
-        key = (namespace, obs.schedule or "")
+        key = (namespace or "", obs.schedule or "")
         scheduler.job_seen(key, obs.name)
         if event.get("type") == "DELETED":
             _last_state.pop(uid, None)
