@@ -157,8 +157,9 @@ cmd_up() {
   cmd_build
   # One start at a time on this machine, whatever the cluster's name: kwokctl
   # picks ports that are free when it looks, so two starts at once can pick
-  # the same ones; and two starts of one name (say, each pytest-xdist worker
-  # asking for the cluster) would tear down each other's half-started cluster.
+  # the same ones (seen: the second cluster's components fail to bind); and
+  # starts of one name (each pytest-xdist worker asks for the cluster) could
+  # clear each other's half-started cluster and share one create.log.
   lock "${TMPDIR:-/tmp}/jobwarden-cluster-up.lock" 300 "another cluster to start"
   if api_ready; then
     say "cluster '$name' is already up"
