@@ -42,7 +42,8 @@ def cluster() -> Cluster:
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, removed afterwards (without waiting)."""
     base = request.node.name.lower().replace("_", "-")
-    name = f"t-{''.join(ch for ch in base if ch.isalnum() or ch == '-')[:40]}-{uuid.uuid4().hex[:6]}"
+    safe = "".join(ch for ch in base if ch.isalnum() or ch == "-")[:40]
+    name = f"t-{safe}-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", name)
     try:
         yield name

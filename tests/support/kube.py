@@ -109,7 +109,7 @@ class Cluster:
 
 
 def start_cluster(root: Path) -> Cluster:
-    """The cluster named by KUBECONFIG when asked, else the local control plane (started if down)."""
+    """The cluster KUBECONFIG names when asked, else the local control plane (started if down)."""
     script = root / "tests" / "controlplane" / "cluster.sh"
     if os.environ.get("JOBWARDEN_TEST_KUBECONFIG") == "1":
         path = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))

@@ -34,7 +34,7 @@ class OperatorProcess:
 
     def command(self) -> list[str]:
         exe = Path(sys.executable).with_name("jobwarden")
-        return [str(exe)] + self.args
+        return [str(exe), *self.args]
 
     def env(self) -> dict[str, str]:
         env = self.cluster.env()
