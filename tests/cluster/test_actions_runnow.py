@@ -50,7 +50,7 @@ def test_run_now_token_starts_one_manual_run_each(
             namespace,
             "manual",
             _succeeded(1),
-            timeout=20,
+            timeout=30,
             what="the first manual run succeeded",
         )
         assert len(recorder.names()) == 1
@@ -65,7 +65,7 @@ def test_run_now_token_starts_one_manual_run_each(
             namespace,
             "manual",
             lambda s: s.get("observedGeneration") == 2,
-            timeout=10,
+            timeout=20,
             what="the spec change was seen",
         )
         annotate(cluster, namespace, "manual", RUN_NOW, "second")
@@ -74,7 +74,7 @@ def test_run_now_token_starts_one_manual_run_each(
             namespace,
             "manual",
             _succeeded(2),
-            timeout=20,
+            timeout=30,
             what="the second manual run succeeded",
         )
         # The scheduled run still comes: the two manual runs did not use up maxExecutions 1.
@@ -125,7 +125,7 @@ def test_suspend_holds_runs_and_resume_starts_the_latest_missed(
             namespace,
             "paused",
             lambda s: s.get("phase") == "Suspended",
-            timeout=10,
+            timeout=20,
             what="phase Suspended",
         )
         wait_for(
@@ -142,7 +142,7 @@ def test_suspend_holds_runs_and_resume_starts_the_latest_missed(
             namespace,
             "paused",
             _succeeded(1),
-            timeout=15,
+            timeout=30,
             what="the manual run of a suspended schedule succeeded",
         )
         assert len(recorder.names()) == 1
@@ -152,14 +152,14 @@ def test_suspend_holds_runs_and_resume_starts_the_latest_missed(
         manifest["spec"]["suspend"] = False
         cluster.apply(manifest, namespace=namespace)
         wait_for(
-            lambda: len(recorder.names()) == 2, timeout=10, what="the missed run started on resume"
+            lambda: len(recorder.names()) == 2, timeout=20, what="the missed run started on resume"
         )
         status = wait_status(
             cluster,
             namespace,
             "paused",
             lambda s: s.get("phase") == "Completed" and _succeeded(2)(s),
-            timeout=20,
+            timeout=30,
             what="the resumed run succeeded",
         )
         added = recorder.snapshot()
@@ -195,7 +195,7 @@ def test_history_limits_delete_old_jobs_and_trim_history(
             namespace,
             "limited",
             _succeeded(n),
-            timeout=20,
+            timeout=30,
             what=f"manual run {token} succeeded",
         )
         names.append(history(status)[0]["job"])
@@ -208,7 +208,7 @@ def test_history_limits_delete_old_jobs_and_trim_history(
         }
         return jobs == [names[-1]] and pods == {names[-1]}
 
-    wait_for(only_newest_left, timeout=20, what="older Jobs and their pods deleted")
+    wait_for(only_newest_left, timeout=30, what="older Jobs and their pods deleted")
     status = status_of(cluster, namespace, "limited")
     assert [e["job"] for e in history(status)] == [names[2], names[1]]
     assert executions(status).get("succeeded") == 3

@@ -59,7 +59,7 @@ def test_catch_up_after_operator_restart(
                 namespace,
                 name,
                 lambda s: s.get("nextRunTime") == rfc3339(m1),
-                timeout=10,
+                timeout=15,
                 what="seen by the operator",
             )
         # A one-time run, killed the moment its Job exists: the status write may or
@@ -92,7 +92,7 @@ def test_catch_up_after_operator_restart(
                 namespace,
                 "all",
                 lambda s: executions(s).get("scheduled") == 2,
-                timeout=20,
+                timeout=30,
                 what="both missed runs started",
             ),
             "latest": wait_status(
@@ -100,7 +100,7 @@ def test_catch_up_after_operator_restart(
                 namespace,
                 "latest",
                 lambda s: executions(s).get("missed") == 1 and executions(s).get("scheduled") == 1,
-                timeout=20,
+                timeout=30,
                 what="the newest started, the other missed",
             ),
             "none": wait_status(
@@ -108,7 +108,7 @@ def test_catch_up_after_operator_restart(
                 namespace,
                 "none",
                 lambda s: executions(s).get("missed") == 1,
-                timeout=20,
+                timeout=30,
                 what="the missed run recorded",
             ),
         }
@@ -120,7 +120,7 @@ def test_catch_up_after_operator_restart(
                 namespace,
                 name,
                 lambda s: executions(s).get("succeeded", 0) == executions(s).get("scheduled"),
-                timeout=20,
+                timeout=30,
                 what="the caught-up runs finished",
             )
         statuses["before"] = wait_status(
@@ -128,7 +128,7 @@ def test_catch_up_after_operator_restart(
             namespace,
             "before",
             lambda s: len(history(s)) == 1 and s.get("activeCount") == 1,
-            timeout=5,
+            timeout=15,
             what="the earlier run recorded once",
         )
         added = recorder.snapshot()

@@ -148,7 +148,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
                 namespace,
                 name,
                 lambda s: "nextRunTime" in s,
-                timeout=15,
+                timeout=20,
                 what="a next run time",
             )
             assert parse_time(status["nextRunTime"]) == m1, (name, status)
@@ -163,7 +163,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
             namespace,
             "daily",
             lambda s: s.get("nextRunTime") == rfc3339(m2),
-            timeout=10,
+            timeout=15,
             what="nextRunTime advanced to the second time",
         )
         for name in ("capped", "ending"):
@@ -172,7 +172,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
                 namespace,
                 name,
                 lambda s: s.get("phase") == "Completed",
-                timeout=10,
+                timeout=15,
                 what="Completed after its one run",
             )
             ready = condition(done, "Ready")
@@ -195,7 +195,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
                 s.get("nextRunTime") == rfc3339(m1 + timedelta(days=1))
                 and s.get("activeCount") == 2
             ),
-            timeout=10,
+            timeout=15,
             what="two active runs and nextRunTime tomorrow",
         )
         # Give any stray second run of the bounded schedules its chance to show.
@@ -278,7 +278,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
     assert _running(cluster, namespace, first["forbid"])
     wait_for(
         lambda: has_event(cluster, namespace, "forbid", reason="Skipped"),
-        timeout=10,
+        timeout=15,
         what="a Skipped Event",
     )
 
@@ -287,7 +287,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
         namespace,
         "replace",
         lambda s: executions(s).get("terminated", 0) >= 1,
-        timeout=10,
+        timeout=15,
         what="the first run replaced",
     )
     entries = {e["job"]: e for e in history(status)}
@@ -302,7 +302,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
         pods = {p["metadata"]["labels"].get("job-name") for p in cluster.pods(namespace)}
         return first["replace"] not in names | pods and second["replace"] in names
 
-    wait_for(first_gone, timeout=15, what="the replaced Job and its pod deleted")
+    wait_for(first_gone, timeout=30, what="the replaced Job and its pod deleted")
     assert _running(cluster, namespace, second["replace"])
 
 
@@ -324,7 +324,7 @@ def test_kubectl_get_shows_printer_columns(
         namespace,
         "once",
         lambda s: s.get("lastResult") == "Succeeded",
-        timeout=15,
+        timeout=30,
         what="the one-time run succeeded",
     )
     expected_next = wait_status(
@@ -332,7 +332,7 @@ def test_kubectl_get_shows_printer_columns(
         namespace,
         "twice-daily",
         lambda s: "nextRunTime" in s,
-        timeout=10,
+        timeout=20,
         what="a next run time",
     )["nextRunTime"]
 

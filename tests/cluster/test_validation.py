@@ -108,7 +108,7 @@ def test_operator_marks_spec_invalid_without_harming_neighbours(
             namespace,
             "broken",
             lambda s: s.get("phase") == "Invalid",
-            timeout=15,
+            timeout=20,
             what="phase Invalid",
         )
         valid = condition(status, "Valid")
@@ -125,11 +125,11 @@ def test_operator_marks_spec_invalid_without_harming_neighbours(
                 and field in e.get("message", "")
                 for e in cluster.events(namespace, name="broken")
             ),
-            timeout=10,
+            timeout=20,
             what="a Warning Event naming the field",
         )
 
-        wait_for(lambda: recorder.names(), timeout=15, what="the neighbour's run")
+        wait_for(lambda: recorder.names(), timeout=20, what="the neighbour's run")
         [run] = recorder.snapshot()
         assert run.name.startswith("neighbour-")
         assert due <= run.created and run.seen - due <= timedelta(seconds=2)
@@ -141,7 +141,7 @@ def test_operator_marks_spec_invalid_without_harming_neighbours(
             namespace,
             "broken",
             lambda s: s.get("phase") == "Active" and s.get("observedGeneration") == 2,
-            timeout=15,
+            timeout=20,
             what="Valid again after the fix",
         )
         valid = condition(status, "Valid")

@@ -20,7 +20,7 @@ from typing import Any
 
 from kubernetes import client, watch
 
-from tests.support.kube import Cluster, wait_for
+from tests.support.kube import Cluster, Timeout, wait_for
 
 API_VERSION = "jobwarden.io/v1alpha1"
 KIND = "JobSchedule"
@@ -152,13 +152,18 @@ def wait_status(
     timeout: float,
     what: str,
 ) -> dict[str, Any]:
-    """The schedule's status once ``check`` holds for it."""
+    """The schedule's status once ``check`` holds for it; on timeout, the last status seen."""
+    last: dict[str, Any] = {}
 
     def probe() -> dict[str, Any] | None:
-        status = status_of(cluster, namespace, name)
-        return status if check(status) else None
+        nonlocal last
+        last = status_of(cluster, namespace, name)
+        return last if check(last) else None
 
-    return wait_for(probe, timeout=timeout, interval=0.2, what=f"{namespace}/{name}: {what}")
+    try:
+        return wait_for(probe, timeout=timeout, interval=0.2, what=f"{namespace}/{name}: {what}")
+    except Timeout as exc:
+        raise Timeout(f"{exc}; last status: {last}") from None
 
 
 def annotate(cluster: Cluster, namespace: str, name: str, key: str, value: str) -> None:
