@@ -11,7 +11,7 @@ from typing import Any
 
 import kopf
 
-from jobwarden import metrics
+from jobwarden import __version__, metrics
 from jobwarden.handlers import schedules, sweep
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
@@ -27,6 +27,14 @@ def _scheduler_of(memo: kopf.Memo) -> Scheduler:
     return scheduler
 
 
+def _client(me: str, *, pool_size: int = 32) -> Any:
+    """An API client whose User-Agent names this replica, so an audit log tells
+    which replica made each call (and that a standby made none that write)."""
+    api = load_client(pool_size=pool_size)
+    api.user_agent = f"jobwarden/{__version__} ({me})"
+    return api
+
+
 def _configure(settings: Settings) -> None:
     """Register kopf handlers bound to these settings."""
     schedules.register(scheduler_of=_scheduler_of, selector=settings.selector)
@@ -40,7 +48,8 @@ def _configure(settings: Settings) -> None:
         kopf_settings.posting.enabled = False
         kopf_settings.watching.server_timeout = 300
         kopf_settings.watching.client_timeout = 330
-        kube = Kube(load_client())
+        me = identity(os.environ)
+        kube = Kube(_client(me))
         index = kwargs["schedule_jobs"]
 
         def jobs_of(key: tuple[str, str]) -> Any:
@@ -61,9 +70,9 @@ def _configure(settings: Settings) -> None:
             # A standby until the Lease is won. The elector has its own client and
             # threads, so renewals never queue behind a burst of reconciles.
             scheduler.pause()
-            lease_kube = Kube(load_client(pool_size=2), workers=2)
+            lease_kube = Kube(_client(me, pool_size=2), workers=2)
             elector = Elector(kube=lease_kube, switch=scheduler, name=settings.lease,
-                              namespace=settings.lease_namespace, me=identity(os.environ))
+                              namespace=settings.lease_namespace, me=me)
             memo["elector"], memo["lease_kube"] = elector, lease_kube
             tasks.append(asyncio.create_task(elector.run(), name="jobwarden elector"))
         else:
