@@ -255,3 +255,29 @@ def test_a_plain_candidate_without_a_uid_still_works() -> None:
     plain = StaleCandidate(key=("ns", "backup", ""), start_time=T0, threshold=timedelta(seconds=3))
     asyncio.run(_sweep(kube).sweep_once([plain], now=T0 + timedelta(seconds=4)))
     assert [(ref.uid, reason) for ref, reason in kube.events] == [("", "StaleTerminated")]
+
+
+def test_the_sweep_wakes_at_the_next_opt_in_deadline_only() -> None:
+    """Opt-in Jobs have only the sweep, so it sleeps until the first of their
+    deadlines; runs of schedules and Jobs already past theirs do not shorten it."""
+    now = T0 + timedelta(seconds=10)
+
+    def candidate(name: str, schedule: str, started: float) -> StaleCandidate:
+        return StaleCandidate(
+            key=("ns", name, schedule),
+            start_time=T0 + timedelta(seconds=started),
+            threshold=timedelta(seconds=5),
+        )
+
+    runs = [
+        candidate("of-a-schedule", "nightly", 6),
+        candidate("past", "", 1),
+        candidate("next", "", 7),
+        candidate("later", "", 9),
+    ]
+    assert Sweep.until_next_opt_in(runs, now=now) == 2.0
+    assert Sweep.until_next_opt_in(runs[:2], now=now) == float("inf")
+    unstarted = StaleCandidate(
+        key=("ns", "pending", ""), start_time=None, threshold=timedelta(seconds=5)
+    )
+    assert Sweep.until_next_opt_in([unstarted], now=now) == float("inf")

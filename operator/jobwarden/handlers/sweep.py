@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,7 +22,12 @@ from jobwarden import labels, metrics
 from jobwarden.api.status import parse_time
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, ObjectRef
-from jobwarden.safety.stale import StaleCandidate, due_for_stale, parse_stale_label
+from jobwarden.safety.stale import (
+    StaleCandidate,
+    due_for_stale,
+    next_stale_deadline,
+    parse_stale_label,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +92,30 @@ class Sweep:
         # Only Jobs still due are remembered: a deleted one leaves the index and
         # this set with it, so the set stays as small as the stale Jobs now.
         self._acted.intersection_update(run.key for run in found)
+        actions: list[Awaitable[None]] = []
         for run in found:
             if not self._scheduler.leading:
                 break  # checked per run: leadership can end during a pass
             key: CandidateKey = run.key  # type: ignore[assignment]
-            namespace, job, schedule = key
+            namespace, _, schedule = key
             if schedule:
                 self._scheduler.touch((namespace, schedule))
                 continue
             if key in self._acted:
                 continue  # reported already, or deleted and not yet out of the index
-            await self._opt_in(namespace, job, getattr(run, "uid", ""), run)
-            self._acted.add(key)  # after success: a failed delete is tried again next pass
+            actions.append(self._opt_in(key, getattr(run, "uid", ""), run))
+        # Concurrently (the Kube pool bounds it): one by one, a hundred stale Jobs
+        # took longer than the sweep interval to handle.
+        outcomes = await asyncio.gather(*actions, return_exceptions=True)
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        if failed:
+            raise failed[0]
         return len(found)
 
-    async def _opt_in(self, namespace: str, job: str, uid: str, run: StaleCandidate) -> None:
+    async def _opt_in(self, key: CandidateKey, uid: str, run: StaleCandidate) -> None:
+        namespace, job, _ = key
         ref = ObjectRef("batch/v1", "Job", namespace, job, uid)
         message = f"Active for more than {run.threshold} (label {labels.STALE_AFTER_LABEL})."
-        metrics.STALE_RUNS.labels(namespace, run.action).inc()
         if run.action == "Terminate":
             await self._kube.delete_job(namespace=namespace, name=job, grace_seconds=None)
             await self._kube.post_event(regarding=ref, type_="Warning", reason="StaleTerminated",
@@ -112,17 +123,40 @@ class Sweep:
         else:
             await self._kube.post_event(regarding=ref, type_="Warning", reason="StaleReported",
                                         message=message)
+        # After success: a failed delete is tried (and counted) again next pass.
+        self._acted.add(key)
+        metrics.STALE_RUNS.labels(namespace, run.action).inc()
 
     async def run(self, index: Any) -> None:
+        delay = self._interval.total_seconds()
         while True:
-            await asyncio.sleep(self._interval.total_seconds())
+            await asyncio.sleep(delay)
+            delay = self._interval.total_seconds()
             try:
-                await self.sweep_once((c for store in index.values() for c in store),
-                                      now=datetime.now(UTC))
+                now = datetime.now(UTC)
+                candidates = [c for store in index.values() for c in store]
+                await self.sweep_once(candidates, now=now)
+                delay = min(delay, self.until_next_opt_in(candidates, now=datetime.now(UTC)))
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("stale sweep failed; next one in %s", self._interval)
+
+    @staticmethod
+    def until_next_opt_in(candidates: Iterable[StaleCandidate], *, now: datetime) -> float:
+        """Seconds until the next opt-in Job goes stale (inf if none is due to).
+
+        Only the sweep acts on opt-in Jobs, so it wakes at their deadline rather
+        than up to an interval later; a schedule's runs wake their schedule
+        themselves, and waking for those too would only duplicate reconciles.
+        """
+        upcoming = next_stale_deadline(
+            c for c in candidates
+            if not c.key[2]  # type: ignore[index]
+            and c.start_time is not None and c.start_time + c.threshold > now)
+        if upcoming is None:
+            return float("inf")
+        return max(0.01, (upcoming - now).total_seconds())
 
 
 def register(*, dry_run: bool) -> None:
