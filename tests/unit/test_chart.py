@@ -157,7 +157,7 @@ NAMESPACED_GRANTS = {
     ("jobwarden.io", "jobschedules"): {"get", "list", "watch"},
     ("jobwarden.io", "jobschedules/status"): {"patch"},
     ("batch", "jobs"): {"list", "watch", "create", "delete"},
-    ("", "pods"): {"list", "delete"},
+    ("", "pods"): {"list", "patch", "delete"},
     ("", "events"): {"create"},
 }
 CLUSTER_GRANTS = {

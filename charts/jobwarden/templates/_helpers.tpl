@@ -80,9 +80,11 @@ Each verb is a call the operator makes (tests/cluster/test_rbac.py reads
 the API server's audit log to prove it, and that nothing else is needed):
 kopf lists and watches JobSchedules and Jobs; a reconcile GETs its
 JobSchedule and merge-patches its status; runs are Jobs created and deleted
-(history limits, terminate, stale); a forced terminate lists a Job's pods
-and deletes them; Events are created, never patched (kopf's own event
-posting is switched off).
+(history limits, terminate, stale); a forced terminate lists a Job's pods,
+patches away the Job controller's tracking finalizer (else a zero-grace
+delete leaves the pod until kube-controller-manager gets to it) and deletes
+them; Events are created, never patched (kopf's own event posting is
+switched off). Patching pods grants no more than creating Jobs already does.
 */}}
 {{- define "jobwarden.namespacedRules" -}}
 - apiGroups: ["jobwarden.io"]
@@ -96,7 +98,7 @@ posting is switched off).
   verbs: ["list", "watch", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "delete"]
+  verbs: ["list", "patch", "delete"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
