@@ -88,12 +88,13 @@ def metric_names(expr: str) -> set[str]:
         word, before = match.group(), text[match.start() - 1 : match.start()]
         if before and (before.isdigit() or before in "$."):
             continue  # a number's exponent or unit (1e3, 5m), a Grafana variable
+        if word in KEYWORDS:
+            continue  # also before a parenthesis: `a and on (x) (b == 1)`
         if text[match.end() :].lstrip().startswith("("):
             if word not in FUNCTIONS | AGGREGATIONS:
                 raise ValueError(f"unknown function {word!r} in {expr!r}")
             continue
-        if word not in KEYWORDS:
-            names.add(word)
+        names.add(word)
     return names
 
 
@@ -109,6 +110,7 @@ def metric_names(expr: str) -> set[str]:
         ("topk(10, sum without (pod) (increase(c[$__rate_interval]))) > 1e3", {"c"}),
         ('x offset 5m and bool y unless z{q="sum(w)"}', {"x", "y", "z"}),
         ("label_values(g, job)", {"g"}),
+        ("sum(g and on (job, instance) (leader == 1))", {"g", "leader"}),
         ("label_values(namespace)", set()),
         (
             'histogram_quantile(0.95, sum by (le) (rate(h_bucket{n=~"$ns"}[$__interval])))',
@@ -204,4 +206,5 @@ def test_alerts_and_dashboard_query_only_exported_metrics(
         "jobwarden_active_runs",
         "jobwarden_schedule_lag_seconds_bucket",
         "jobwarden_run_duration_seconds_bucket",
+        "jobwarden_leader",
     }

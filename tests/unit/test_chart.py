@@ -607,7 +607,7 @@ def test_prometheus_rule(helm: Path) -> None:
     (group,) = rule["spec"]["groups"]
     alerts = {a["alert"]: a for a in group["rules"]}
     assert set(alerts) == {"JobwardenScheduleUnhealthy", "JobwardenStaleRuns",
-                           "JobwardenOperatorDown", "Extra"}
+                           "JobwardenOperatorDown", "JobwardenNoLeader", "Extra"}
     service = r.one("Service")["metadata"]["name"]
     unhealthy = alerts["JobwardenScheduleUnhealthy"]
     assert 'jobwarden_schedules{' in unhealthy["expr"] and 'health="Unhealthy"' in unhealthy["expr"]
