@@ -9,6 +9,7 @@ for "deleted".
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +18,12 @@ import kopf
 from jobwarden import labels
 from jobwarden.handlers.scheduler import Key, Scheduler
 from jobwarden.runs.jobs import JobObservation, observe_job
+
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 
 # Last outcome seen per Job (uid), so only changes that matter wake a schedule.
 _last_state: dict[str, tuple[str, bool]] = {}
@@ -31,10 +38,15 @@ def selector_labels(selector: str | None) -> dict[str, Any] | None:
         part = part.strip()
         if not part:
             continue
-        if "!=" in part or " in " in part or part.startswith("!"):
-            raise ValueError(f"only equality selectors are supported, got {part!r}")
         key, sep, value = part.partition("=")
-        result[key.strip()] = value.strip().lstrip("=") if sep else kopf.PRESENT
+        key, value = key.strip(), value.removeprefix("=").strip()
+        # Anything but a label key (and value) is refused, not read as a key:
+        # "tier notin (a)" must not become a filter that matches nothing.
+        if not _LABEL_KEY.match(key) or (sep and not _LABEL_VALUE.match(value)):
+            raise ValueError(
+                f"only equality selectors (key=value, key==value, key) are supported, got {part!r}"
+            )
+        result[key] = value if sep else kopf.PRESENT
     return result
 
 
