@@ -187,8 +187,7 @@ class Scheduler:
 
     async def _guarded(self, key: Key) -> None:
         try:
-            async with self._slots:
-                await self.reconcile(key)
+            await self.reconcile(key)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -203,20 +202,34 @@ class Scheduler:
     # --- one reconcile ----------------------------------------------------------------
 
     async def reconcile(self, key: Key) -> None:
+        """Read, plan and act; the status write and Events after the slot is freed.
+
+        A slot bounds the reconciles that read and create at once. Holding it
+        through the bookkeeping as well made a burst of due runs create its
+        Jobs at the pace of whole reconciles; released after the creates, the
+        next schedules' Jobs go out while earlier status writes wait their turn
+        (``Kube`` sends them after urgent calls). The per-key busy mark still
+        covers the whole reconcile, so one schedule's steps never interleave.
+        """
         namespace, name = key
-        body = await self._kube.get_schedule(namespace=namespace, name=name)
-        if body is None:
-            self.forget(key)
-            return
-        obj = observed(body)
-        now = utcnow()
-        pending = frozenset(self._pending.get(key, ()))
-        decision = plan(obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=now,
-                        policy=self._policy)
-        await self._execute(key, obj, decision)
+        async with self._slots:
+            body = await self._kube.get_schedule(namespace=namespace, name=name)
+            if body is None:
+                self.forget(key)
+                return
+            obj = observed(body)
+            now = utcnow()
+            pending = frozenset(self._pending.get(key, ()))
+            decision = plan(obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=now,
+                            policy=self._policy)
+            notes = await self._act(key, obj, decision)
+        await self._record(key, obj, decision, notes)
 
     async def _execute(self, key: Key, obj: Observed, decision: Plan) -> None:
-        ref = ObjectRef(labels.API_VERSION, labels.KIND, obj.namespace, obj.name, obj.uid)
+        await self._record(key, obj, decision, await self._act(key, obj, decision))
+
+    async def _act(self, key: Key, obj: Observed, decision: Plan) -> list[Note]:
+        """The plan's creates and deletes; returns the notes to record as Events."""
         notes = list(decision.notes)
         for start in decision.starts:
             job = start.body["metadata"]["name"]
@@ -238,6 +251,11 @@ class Scheduler:
             await self._kube.force_delete_pods_matching(
                 namespace=obj.namespace, jobs=forced,
                 selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(obj.name)}")
+        return notes
+
+    async def _record(self, key: Key, obj: Observed, decision: Plan, notes: list[Note]) -> None:
+        """The status write, the Events, the metrics and the next wake-up."""
+        ref = ObjectRef(labels.API_VERSION, labels.KIND, obj.namespace, obj.name, obj.uid)
         if decision.status is not None:
             rv = await self._kube.patch_status(namespace=obj.namespace, name=obj.name,
                                                status=decision.status)

@@ -1,0 +1,145 @@
+"""Job creation throughput: jobwarden's burst against the API server's own limit.
+
+Run with ``.venv/bin/python bench/throughput.py [--n 1000]``.
+
+jobwarden: N JobSchedules due at one minute boundary (the burst of
+``lag.py``); its rate is the Jobs per second between the first and the last
+Job's ADDED event. The limit: the same N Jobs (built by jobwarden's own
+``build_job``, owned by a real JobSchedule) created directly from a tight
+loop in this process, with the concurrency the operator uses (the 32
+threads and 32 connections of ``kube.Kube``), stamped by the same kind of
+watch. Target: jobwarden at least 0.8 of the limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from datetime import UTC, datetime
+
+from common import (
+    OPERATOR_CONCURRENCY,
+    Bench,
+    JobWatch,
+    bulk,
+    burst,
+    create_schedules,
+    cron_at,
+    job_template,
+    jobschedule,
+    load,
+    next_boundary,
+    not_due_spec,
+    say,
+    table,
+)
+
+from jobwarden import labels
+from jobwarden.api.spec import parse_spec
+from jobwarden.runs.jobs import build_job
+from jobwarden.runs.naming import job_name
+
+
+def raw_rate(bench: Bench, *, n: int, threads: int) -> tuple[float, float, str]:
+    """Jobs/s of a tight create loop: (first-to-last ADDED rate, client-side rate, load)."""
+    ns = bench.namespace(f"raw{n}")
+    try:
+        create_schedules(bench, ns, [jobschedule("owner", spec=not_due_spec())])
+        owner = json.loads(
+            bench.custom.get_namespaced_custom_object(
+                "jobwarden.io", "v1alpha1", ns, "jobschedules", "owner", _preload_content=False
+            ).data
+        )
+        moment = next_boundary(margin=0)
+        spec = parse_spec({"schedule": cron_at(moment), "jobTemplate": job_template(suspend=True)})
+        bodies = []
+        for i in range(n):
+            # One Job per name, as N schedules would each create one at the same minute.
+            name = job_name(schedule=f"s{i:05d}", scheduled=moment, trigger=labels.TRIGGER_SCHEDULE)
+            bodies.append(
+                build_job(
+                    schedule_name="owner",
+                    schedule_uid=owner["metadata"]["uid"],
+                    namespace=ns,
+                    job_template=spec.job_template,
+                    scheduled=moment,
+                    trigger=labels.TRIGGER_SCHEDULE,
+                    name=name,
+                    stale_after_seconds=6 * 3600,
+                )
+            )
+
+        def create(body: dict[str, object]) -> object:
+            return bench.batch.create_namespaced_job(
+                ns, body, field_manager="jobwarden", _preload_content=False
+            )
+
+        with JobWatch(bench, ns) as watch:
+            load_now = load()
+            seconds = bulk(create, bodies, threads=threads)
+            watch.wait(n, until_wall=time.time() + 60)
+            stamps = sorted(s.wall for s in watch.added.values())
+        rate = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else math.nan
+        return rate, n / seconds, load_now
+    finally:
+        bench.delete_namespace(ns, wait=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        nargs="+",
+        default=[OPERATOR_CONCURRENCY, 64],
+        help="concurrency of the raw loops (the first is the limit compared)",
+    )
+    args = parser.parse_args()
+    began = time.monotonic()
+    with Bench() as bench:
+        jw = burst(bench, kind="jobwarden", n=args.n)
+        raw = {t: raw_rate(bench, n=args.n, threads=t) for t in args.threads}
+
+    limit = raw[args.threads[0]][0]
+    print(f"Job creation throughput, N={args.n} Jobs (suspended), {datetime.now(UTC):%Y-%m-%d}")
+    rows = [
+        [
+            "jobwarden burst (due at one minute)",
+            OPERATOR_CONCURRENCY,
+            jw.rate,
+            args.n / jw.p(100) if jw.lags else math.nan,
+            jw.rate / limit,
+            jw.load,
+        ]
+    ]
+    for t, (rate, client_rate, load_now) in raw.items():
+        rows.append([f"raw create loop, {t} threads", t, rate, client_rate, rate / limit, load_now])
+    print(
+        table(
+            [
+                "creator",
+                "concurrency",
+                "Jobs/s (first->last ADDED)",
+                "Jobs/s (other clock)",
+                "vs limit",
+                "load 1/5/15",
+            ],
+            rows,
+        )
+    )
+    print("other clock: jobwarden N / (due -> last ADDED); raw loops N / client-side elapsed")
+    ratio = jw.rate / limit
+    print(
+        f"\ntarget jobwarden/limit >= 0.8: {ratio:.2f} -> {'met' if ratio >= 0.8 else 'MISSED'}"
+        f" (jobwarden p99 lag {jw.p(99):.3f}s, missing {jw.missing})"
+    )
+    say(f"throughput benchmark took {time.monotonic() - began:.0f}s; load now {load()}")
+
+
+if __name__ == "__main__":
+    main()

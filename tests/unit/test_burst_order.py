@@ -1,0 +1,167 @@
+"""A burst of due runs creates its Jobs first and does its bookkeeping after.
+
+Three pieces make that so (bench/lag.py measures the effect on a real
+cluster): ``Kube``'s worker lanes take urgent calls before deferrable ones;
+the scheduler frees a reconcile's slot once its Jobs are created, before its
+status write; and raw responses are read in the worker thread, not on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import urllib3
+
+from jobwarden.handlers.scheduler import Scheduler
+from jobwarden.kube import _Lanes, _read
+from jobwarden.reconcile import Policy
+from jobwarden.runs.jobs import JobObservation
+
+# --- the lanes -----------------------------------------------------------------------------
+
+
+def test_queued_urgent_calls_run_before_queued_deferrable_ones() -> None:
+    lanes = _Lanes(workers=1, name="t")
+    gate = threading.Event()
+    order: list[str] = []
+    try:
+        blocker = lanes.submit(gate.wait, urgent=True)  # occupies the only worker
+        futures = [
+            lanes.submit(lambda tag=tag: order.append(tag), urgent=urgent)  # type: ignore[misc]
+            for tag, urgent in [
+                ("status-a", False),
+                ("create-b", True),
+                ("event-a", False),
+                ("create-c", True),
+            ]
+        ]
+        gate.set()
+        blocker.result(timeout=5)
+        for f in futures:
+            f.result(timeout=5)
+    finally:
+        lanes.shutdown()
+    assert order == ["create-b", "create-c", "status-a", "event-a"]
+
+
+def test_a_call_cancelled_before_it_starts_never_runs() -> None:
+    lanes = _Lanes(workers=1, name="t")
+    gate = threading.Event()
+    ran: list[str] = []
+    try:
+        blocker = lanes.submit(gate.wait, urgent=True)
+        dropped = lanes.submit(lambda: ran.append("dropped"), urgent=True)
+        kept = lanes.submit(lambda: ran.append("kept"), urgent=True)
+        assert dropped.cancel()
+        gate.set()
+        blocker.result(timeout=5)
+        kept.result(timeout=5)
+    finally:
+        lanes.shutdown()
+    assert ran == ["kept"]
+
+
+def test_an_exception_reaches_the_caller() -> None:
+    lanes = _Lanes(workers=2, name="t")
+    try:
+        future = lanes.submit(lambda: 1 / 0, urgent=False)
+        assert isinstance(future.exception(timeout=5), ZeroDivisionError)
+    finally:
+        lanes.shutdown()
+
+
+def test_read_fetches_a_raw_body_in_the_calling_thread() -> None:
+    body = urllib3.HTTPResponse(body=b'{"a": 1}', preload_content=False)
+    assert _read(body) is body
+    assert body._body == b'{"a": 1}', "the body is read and cached where _read ran"
+    model = object()
+    assert _read(model) is model, "anything but a raw response passes through"
+
+
+# --- the scheduler: the slot covers the creates, not the status write ----------------------
+
+NOW = datetime.now(UTC)
+
+
+def due_body(name: str) -> dict[str, Any]:
+    """A schedule whose one-time run was due a second ago, already reconciled once."""
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "creationTimestamp": (NOW - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "spec": {
+            "runAt": (NOW - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "x"}],
+                        }
+                    }
+                }
+            },
+        },
+        "status": {},
+    }
+
+
+class StallingStatusKube:
+    """Creates Jobs at once; every status write waits until released."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+        self.release = asyncio.Event()
+
+    async def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any]:
+        return due_body(name)
+
+    async def create_job(self, body: dict[str, Any]) -> Any:
+        from jobwarden.kube import CreateResult
+
+        self.created.append(body["metadata"]["labels"]["jobwarden.io/schedule"])
+        return CreateResult("created")
+
+    async def patch_status(self, **_: Any) -> str:
+        await self.release.wait()
+        return "2"
+
+    async def post_event(self, **_: Any) -> None:
+        await self.release.wait()
+
+
+def test_a_pending_status_write_does_not_hold_back_other_schedules_creates() -> None:
+    async def scenario() -> None:
+        kube = StallingStatusKube()
+        jobs: dict[tuple[str, str], list[JobObservation]] = {}
+        sched = Scheduler(
+            kube=kube,
+            policy=Policy(),
+            jobs_of=lambda key: jobs.get(key, []),  # type: ignore[arg-type]
+            concurrency=1,
+        )
+        loop = asyncio.create_task(sched.run())
+        names = [f"s{i}" for i in range(5)]
+        for name in names:
+            sched.seen(("ns", name), resource_version=None)
+        deadline = asyncio.get_running_loop().time() + 5
+        while len(kube.created) < len(names):
+            assert asyncio.get_running_loop().time() < deadline, (
+                f"only {kube.created} created while status writes were pending"
+            )
+            await asyncio.sleep(0.01)
+        assert sorted(kube.created) == names
+        kube.release.set()
+        loop.cancel()
+        await sched.close()
+        await asyncio.gather(loop, return_exceptions=True)
+
+    asyncio.run(scenario())
