@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -30,9 +30,11 @@ from tests.support.schedules import (
     SCHEDULED_TIME_ANNOTATION,
     TRIGGER_LABEL,
     job_template,
+    jobs_of,
     parse_time,
     rfc3339,
     schedule,
+    utcnow,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +76,7 @@ def apply_run_at(cluster: Cluster, namespace: str, runs: dict[str, datetime]) ->
 
 
 def list_schedules(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
-    resp = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
+    resp: Any = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
         "jobwarden.io", "v1alpha1", namespace, "jobschedules", _preload_content=False
     )
     items: list[dict[str, Any]] = json.loads(resp.data)["items"]
@@ -184,34 +186,63 @@ def audit_path(cluster: Cluster, *, cluster_name: str | None = None) -> Path | N
     return path if out.returncode == 0 and path.exists() else None
 
 
-def audit_offset(path: Path | None) -> int:
-    return path.stat().st_size if path is not None else 0
+@dataclass(frozen=True)
+class AuditMark:
+    """Where the audit log stood when a test began.
+
+    kube-apiserver rotates ``audit.log`` at 100 MB by renaming it (the inode
+    goes with the old content, to ``audit-<time>.log``) and starting a new
+    one; a busy suite rotates it within minutes, so a byte offset alone would
+    lose a test's requests. The inode finds the marked file again.
+    """
+
+    path: Path
+    inode: int
+    offset: int
 
 
-def audit_requests(path: Path, *, offset: int, namespace: str) -> list[Request]:
-    """The completed resource requests in ``namespace`` since byte ``offset``."""
+def audit_mark(cluster: Cluster) -> AuditMark | None:
+    path = audit_path(cluster)
+    if path is None:
+        return None
+    st = path.stat()
+    return AuditMark(path=path, inode=st.st_ino, offset=st.st_size)
+
+
+def _audit_files(mark: AuditMark) -> list[tuple[Path, int]]:
+    """(file, byte to start at) for everything logged since ``mark``, oldest first."""
+    files = sorted(mark.path.parent.glob("audit*.log"), key=lambda p: p.stat().st_mtime)
+    start = next((i for i, p in enumerate(files) if p.stat().st_ino == mark.inode), None)
+    if start is None:
+        raise AssertionError(f"the audit log marked at {mark} is gone")
+    return [(files[start], mark.offset)] + [(p, 0) for p in files[start + 1 :]]
+
+
+def audit_requests(mark: AuditMark, *, namespace: str) -> list[Request]:
+    """The completed resource requests in ``namespace`` since ``mark``."""
     needle = f'"namespace":"{namespace}"'.encode()
     found: dict[str, Request] = {}
-    with path.open("rb") as f:
-        f.seek(offset if path.stat().st_size >= offset else 0)
-        for raw in f:
-            if needle not in raw:
-                continue
-            entry = json.loads(raw)
-            ref = entry.get("objectRef") or {}
-            if entry.get("stage") != "ResponseComplete" or ref.get("namespace") != namespace:
-                continue
-            resource = ref.get("resource", "") + (
-                f"/{ref['subresource']}" if ref.get("subresource") else ""
-            )
-            found[entry["auditID"]] = Request(
-                verb=entry["verb"],
-                resource=resource,
-                name=ref.get("name", ""),
-                code=int((entry.get("responseStatus") or {}).get("code") or 0),
-                user_agent=entry.get("userAgent", ""),
-                at=parse_time(entry["requestReceivedTimestamp"]),
-            )
+    for path, offset in _audit_files(mark):
+        with path.open("rb") as f:
+            f.seek(offset)
+            for raw in f:
+                if needle not in raw:
+                    continue
+                entry = json.loads(raw)
+                ref = entry.get("objectRef") or {}
+                if entry.get("stage") != "ResponseComplete" or ref.get("namespace") != namespace:
+                    continue
+                resource = ref.get("resource", "") + (
+                    f"/{ref['subresource']}" if ref.get("subresource") else ""
+                )
+                found[entry["auditID"]] = Request(
+                    verb=entry["verb"],
+                    resource=resource,
+                    name=ref.get("name", ""),
+                    code=int((entry.get("responseStatus") or {}).get("code") or 0),
+                    user_agent=entry.get("userAgent", ""),
+                    at=parse_time(entry["requestReceivedTimestamp"]),
+                )
     return sorted(found.values(), key=lambda r: r.at)
 
 
@@ -241,6 +272,26 @@ def replica(
     return OperatorProcess(cluster=cluster, namespaces=namespaces, log_path=log_path, extra_env=env)
 
 
+RecordProperty = Callable[[str, object], None]  # pytest's record_property fixture
+
+
+def at_or_after(moment: datetime) -> Callable[[], bool]:
+    """A wait_for predicate: the clock has reached ``moment``."""
+    return lambda: utcnow() >= moment
+
+
+def jobs_present(
+    cluster: Cluster, namespace: str, name: str, *, count: int | None = None
+) -> Callable[[], bool]:
+    """A wait_for predicate: ``name`` has Jobs (exactly ``count`` of them, if given)."""
+
+    def probe() -> bool:
+        found = len(jobs_of(cluster, namespace, name))
+        return found == count if count is not None else found > 0
+
+    return probe
+
+
 def leading(proc: OperatorProcess) -> bool | None:
     """Whether the replica says it acts (its jobwarden_leader gauge); None if unreachable."""
     try:
@@ -255,7 +306,7 @@ def leading(proc: OperatorProcess) -> bool | None:
 
 def lease_holder(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
     try:
-        resp = client.CoordinationV1Api(cluster.api).read_namespaced_lease(
+        resp: Any = client.CoordinationV1Api(cluster.api).read_namespaced_lease(
             name, namespace, _preload_content=False
         )
     except client.ApiException as exc:

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.cluster._faults import (
+    RecordProperty,
     apply_run_at,
     assert_each_ran_exactly_once,
-    audit_offset,
-    audit_path,
+    audit_mark,
     audit_requests,
     leading,
     lease_holder,
@@ -69,14 +69,13 @@ def leader_and_standby(
 
 @pytest.mark.xdist_group("ha-sigkill")
 def test_two_replicas_never_double_run_and_the_standby_takes_over(
-    cluster: Cluster, namespace: str, tmp_path: Path, record_property: pytest.RecordProperty
+    cluster: Cluster, namespace: str, tmp_path: Path, record_property: RecordProperty
 ) -> None:
     """36 one-time runs due over a minute, two replicas; the leader is SIGKILLed
     mid-stream. Every run happens exactly once, the standby wrote nothing before
     the kill, and the first run due after the kill is created by the standby
     within 60 s of it (runs due in the gap are started late, not lost)."""
-    audit = audit_path(cluster)
-    offset = audit_offset(audit)
+    audit = audit_mark(cluster)
     a, b = leader_and_standby(cluster, namespace, tmp_path)
     try:
         first = seconds_ahead(12)
@@ -127,7 +126,7 @@ def test_two_replicas_never_double_run_and_the_standby_takes_over(
     assert holder["leaseTransitions"] == 1
 
     if audit is not None:
-        requests = audit_requests(audit, offset=offset, namespace=namespace)
+        requests = audit_requests(audit, namespace=namespace)
         standby = [r for r in writes_by(requests, "replica-b") if r.at < killed]
         assert not standby, f"the standby wrote while standing by: {standby[:5]}"
         creates = [r for r in requests if r.verb == "create" and r.resource == "jobs"]
@@ -143,7 +142,7 @@ def test_two_replicas_never_double_run_and_the_standby_takes_over(
 
 @pytest.mark.xdist_group("ha-release")
 def test_a_clean_shutdown_hands_the_lease_over_at_once(
-    cluster: Cluster, namespace: str, tmp_path: Path, record_property: pytest.RecordProperty
+    cluster: Cluster, namespace: str, tmp_path: Path, record_property: RecordProperty
 ) -> None:
     """SIGTERM: the leader stops acting, then releases its Lease, and the standby
     leads at its next look (one 5 s renew interval), not after the 15 s Lease runs out."""
