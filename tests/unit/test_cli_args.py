@@ -12,8 +12,10 @@ import pytest
 import yaml
 
 from jobwarden import labels
-from jobwarden.cli.client import CliError, ConnectOptions
-from jobwarden.cli.main import _options, build_parser, run
+from jobwarden.cli.errors import CliError
+from jobwarden.cli.kubeconfig import ConnectOptions
+from jobwarden.cli.main import run
+from jobwarden.cli.parser import build_parser, connect_options
 
 NOW = datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -115,14 +117,14 @@ def _cli(fake: FakeClient, *argv: str) -> tuple[int, str, str, list[ConnectOptio
     ],
 )
 def test_namespace_flag_before_or_after_the_command(argv: list[str]) -> None:
-    assert _options(build_parser().parse_args(argv)).namespace == "ns1"
+    assert connect_options(build_parser().parse_args(argv)).namespace == "ns1"
 
 
 def test_a_flag_after_the_command_wins_and_none_given_means_unset() -> None:
     args = build_parser().parse_args(["-n", "a", "--context", "c1", "list", "-n", "b"])
-    options = _options(args)
+    options = connect_options(args)
     assert (options.namespace, options.context) == ("b", "c1")
-    assert _options(build_parser().parse_args(["list"])).namespace is None
+    assert connect_options(build_parser().parse_args(["list"])).namespace is None
 
 
 def test_connection_flags_reach_the_client() -> None:
@@ -142,7 +144,7 @@ def test_connection_flags_reach_the_client() -> None:
             "5s",
         ]
     )
-    options = _options(args)
+    options = connect_options(args)
     assert (
         options.kubeconfig,
         options.context,

@@ -11,13 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from jobwarden.cli.client import (
-    RESOURCE,
-    Client,
-    CliError,
+from jobwarden.cli.client import RESOURCE, Client, _Target, connect
+from jobwarden.cli.errors import CliError
+from jobwarden.cli.kubeconfig import (
     ConnectOptions,
-    _Target,
-    connect,
     kubeconfig_paths,
     resolve_context,
     resolve_namespace,

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from jobwarden.api.spec import parse_spec
-from jobwarden.cli.client import ConnectOptions
+from jobwarden.cli.kubeconfig import ConnectOptions
 from jobwarden.cli.main import run
 from jobwarden.cli.preview import (
     PreviewError,

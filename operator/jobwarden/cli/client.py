@@ -1,156 +1,33 @@
-"""The plugin's access to the API server: the user's own kubeconfig identity, nothing more.
+"""The plugin's calls to the API server: the user's own kubeconfig identity, nothing more.
 
-The plugin is a kubectl plugin, so it finds the cluster the way kubectl
-does: ``--kubeconfig``, else the ``KUBECONFIG`` list of files, else
-``~/.kube/config`` (or the pod's ServiceAccount when run inside a cluster);
-``--context`` picks the context, whose namespace is the default for
-``--namespace``. kubectl passes a plugin its arguments untouched, so these
-flags, and ``--as``/``--as-group`` impersonation, are implemented here.
-
-It acts only with the user's credentials: what their RBAC forbids, the API
-server refuses, and the refusal is reported in one line naming the verb and
-resource. Every failure becomes a :class:`CliError` carrying that line.
+It acts only with the user's credentials (found by :mod:`jobwarden.cli.kubeconfig`,
+with ``--as``/``--as-group`` impersonation on top): what their RBAC forbids,
+the API server refuses, and the refusal is reported in one line naming the
+verb and resource. Every failure becomes a :class:`CliError` carrying that line.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, TypeVar
-
-import yaml
+from dataclasses import dataclass
+from typing import Any, Final
 
 from jobwarden import labels
+from jobwarden.cli.errors import CliError
+from jobwarden.cli.kubeconfig import ConnectOptions, load_configuration, resolve_namespace
 
-__all__ = [
-    "CliError",
-    "Client",
-    "ConnectOptions",
-    "Gone",
-    "connect",
-    "kubeconfig_paths",
-    "resolve_context",
-    "resolve_namespace",
-]
+__all__ = ["RESOURCE", "Client", "Gone", "connect"]
 
 RESOURCE: Final = f"{labels.PLURAL}.{labels.GROUP}"
 CONNECT_TIMEOUT: Final = 10.0
 # How long past a watch's timeoutSeconds the client waits before ending it itself.
 WATCH_GRACE: Final = 5.0
-SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MERGE_PATCH: Final = "application/merge-patch+json"
-
-T = TypeVar("T")
-
-
-class CliError(Exception):
-    """A failure to report as one ``Error: ...`` line on stderr, with an exit code."""
-
-    def __init__(self, message: str, *, code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 class Gone(Exception):
     """A watch's resourceVersion expired (410): the caller lists again and resumes."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ConnectOptions:
-    """The connection flags, as kubectl spells them."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-    as_user: str | None = None
-    as_groups: tuple[str, ...] = ()
-    request_timeout: float = 30.0
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-
-def kubeconfig_paths(options: ConnectOptions) -> list[Path]:
-    """The kubeconfig files that exist, in kubectl's order of precedence.
-
-    ``--kubeconfig`` names exactly one file (an error if missing, as in
-    kubectl); ``KUBECONFIG`` is a list whose missing entries are skipped.
-    """
-    if options.kubeconfig:
-        path = Path(options.kubeconfig).expanduser()
-        if not path.is_file():
-            raise CliError(f'kubeconfig "{options.kubeconfig}" does not exist')
-        return [path]
-    listed = options.environ.get("KUBECONFIG")
-    if listed:
-        candidates = [Path(p).expanduser() for p in listed.split(os.pathsep) if p]
-    else:
-        home = options.environ.get("HOME") or str(Path.home())
-        candidates = [Path(home) / ".kube" / "config"]
-    return [p for p in candidates if p.is_file()]
-
-
-def _load_yaml(path: Path) -> Mapping[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CliError(f'cannot read kubeconfig "{path}": {" ".join(str(exc).split())}') from exc
-    return data if isinstance(data, Mapping) else {}
-
-
-def resolve_context(options: ConnectOptions, paths: list[Path]) -> tuple[str | None, str | None]:
-    """The context to use and its namespace, merging files as kubectl does.
-
-    kubectl takes ``current-context`` from the first file that sets it, and
-    for a context defined twice the first definition; the same rules here.
-    """
-    current: str | None = options.context
-    contexts: dict[str, Mapping[str, Any]] = {}
-    for path in paths:
-        data = _load_yaml(path)
-        if current is None and data.get("current-context"):
-            current = str(data["current-context"])
-        for entry in data.get("contexts") or []:
-            if isinstance(entry, Mapping) and entry.get("name") not in contexts:
-                contexts[str(entry.get("name"))] = entry.get("context") or {}
-    if current is None:
-        return None, None
-    if current not in contexts:
-        if options.context is not None:
-            raise CliError(f'context "{current}" does not exist in the kubeconfig')
-        return current, None
-    namespace = contexts[current].get("namespace")
-    return current, str(namespace) if namespace else None
-
-
-def _in_cluster(options: ConnectOptions) -> bool:
-    return (
-        bool(options.environ.get("KUBERNETES_SERVICE_HOST"))
-        and (SERVICE_ACCOUNT_DIR / "token").is_file()
-    )
-
-
-def resolve_namespace(options: ConnectOptions, *, strict: bool = True) -> str:
-    """``--namespace``, else the context's namespace, else ``default``.
-
-    Reads only local files: ``preview`` uses it offline with ``strict=False``,
-    where an unreadable kubeconfig just means ``default``.
-    """
-    if options.namespace:
-        return options.namespace
-    try:
-        paths = kubeconfig_paths(options)
-        if not paths and _in_cluster(options):
-            text = (SERVICE_ACCOUNT_DIR / "namespace").read_text().strip()
-            return text or "default"
-        _, namespace = resolve_context(options, paths)
-    except (CliError, OSError):
-        if strict:
-            raise
-        return "default"
-    return namespace or "default"
 
 
 def _server_message(body: object) -> tuple[str, Mapping[str, Any]]:
@@ -231,32 +108,39 @@ class Client:
         reason = message or str(getattr(exc, "reason", "") or "request failed")
         return CliError(f"{target.verb} {target.resource}: {status} {reason}".strip())
 
+    # -- the two shapes of JobSchedule request ----------------------------------------------
+
+    def _collection(self, target: _Target, **kwargs: Any) -> Any:
+        """A list (or with ``watch=True`` a watch) of JobSchedules: one namespace, or all."""
+        fn: Any = self._custom.list_cluster_custom_object
+        scope: tuple[str, ...] = ()
+        if target.namespace is not None:
+            fn, scope = self._custom.list_namespaced_custom_object, (target.namespace,)
+        return self._call(target, fn, labels.GROUP, labels.VERSION, *scope, labels.PLURAL, **kwargs)
+
+    def _one(self, target: _Target, fn: Any, *body: Any, **kwargs: Any) -> dict[str, Any]:
+        """A call about the one JobSchedule ``target`` names, its response read as JSON."""
+        response = self._call(
+            target,
+            fn,
+            labels.GROUP,
+            labels.VERSION,
+            target.namespace,
+            labels.PLURAL,
+            target.name,
+            *body,
+            _preload_content=False,
+            _request_timeout=self._timeout,
+            **kwargs,
+        )
+        return _json(response)
+
     # -- the calls --------------------------------------------------------------------------
 
     def list_schedules(self, *, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
         """All JobSchedules in ``namespace`` (every namespace when None), and the list's RV."""
         target = _Target(verb="list", resource=RESOURCE, namespace=namespace)
-        if namespace is None:
-            response = self._call(
-                target,
-                self._custom.list_cluster_custom_object,
-                labels.GROUP,
-                labels.VERSION,
-                labels.PLURAL,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
-        else:
-            response = self._call(
-                target,
-                self._custom.list_namespaced_custom_object,
-                labels.GROUP,
-                labels.VERSION,
-                namespace,
-                labels.PLURAL,
-                _preload_content=False,
-                _request_timeout=self._timeout,
-            )
+        response = self._collection(target, _preload_content=False, _request_timeout=self._timeout)
         data = _json(response)
         items = [i for i in data.get("items") or [] if isinstance(i, dict)]
         return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
@@ -264,38 +148,19 @@ class Client:
     def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any]:
         """One JobSchedule; a missing one raises the not-found :class:`CliError`."""
         target = _Target(verb="get", resource=RESOURCE, namespace=namespace, name=name)
-        response = self._call(
-            target,
-            self._custom.get_namespaced_custom_object,
-            labels.GROUP,
-            labels.VERSION,
-            namespace,
-            labels.PLURAL,
-            name,
-            _preload_content=False,
-            _request_timeout=self._timeout,
-        )
-        return _json(response)
+        return self._one(target, self._custom.get_namespaced_custom_object)
 
     def patch_schedule(
         self, *, namespace: str, name: str, patch: Mapping[str, Any]
     ) -> dict[str, Any]:
         """A JSON merge patch of the JobSchedule (metadata and spec; never status)."""
         target = _Target(verb="patch", resource=RESOURCE, namespace=namespace, name=name)
-        response = self._call(
+        return self._one(
             target,
             self._custom.patch_namespaced_custom_object,
-            labels.GROUP,
-            labels.VERSION,
-            namespace,
-            labels.PLURAL,
-            name,
             dict(patch),
             _content_type=MERGE_PATCH,
-            _preload_content=False,
-            _request_timeout=self._timeout,
         )
-        return _json(response)
 
     def list_events(self, *, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
         """The Events about one JobSchedule (its actions and runs are recorded there)."""
@@ -326,10 +191,6 @@ class Client:
         :class:`Gone`. Bookmarks are passed on so the caller's version stays
         fresh on a quiet stream.
         """
-        from kubernetes.watch import watch as k8s_watch
-
-        iter_resp_lines: Any = k8s_watch.iter_resp_lines
-
         kwargs: dict[str, Any] = {
             "watch": True,
             "allow_watch_bookmarks": True,
@@ -342,51 +203,38 @@ class Client:
         if name is not None:
             kwargs["field_selector"] = f"metadata.name={name}"
         target = _Target(verb="watch", resource=RESOURCE, namespace=namespace)
-        if namespace is None:
-            response = self._call(
-                target,
-                self._custom.list_cluster_custom_object,
-                labels.GROUP,
-                labels.VERSION,
-                labels.PLURAL,
-                **kwargs,
-            )
-        else:
-            response = self._call(
-                target,
-                self._custom.list_namespaced_custom_object,
-                labels.GROUP,
-                labels.VERSION,
-                namespace,
-                labels.PLURAL,
-                **kwargs,
-            )
-        from urllib3.exceptions import HTTPError, ReadTimeoutError
-
-        lines = iter_resp_lines(response)
+        response = self._collection(target, **kwargs)
         try:
-            while True:
-                try:
-                    line = next(lines)
-                except (StopIteration, ReadTimeoutError):
-                    return
-                except (HTTPError, OSError) as exc:
-                    # A stream dropped mid-watch is the server going away, not a bug.
-                    raise CliError(
-                        f"lost the watch on the API server at {self.server}: {_reason(exc)}"
-                    ) from exc
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                kind = str(event.get("type") or "")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    if int(obj.get("code") or 0) == 410:
-                        raise Gone()
-                    raise CliError(f"watch {RESOURCE}: {obj.get('message') or obj}")
-                yield kind, obj
+            yield from _watch_events(response, server=self.server)
         finally:
             response.release_conn()
+
+
+def _watch_events(response: Any, *, server: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The events of one watch response until the server ends it (or goes silent)."""
+    from kubernetes.watch import watch as k8s_watch
+    from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+    iter_resp_lines: Any = k8s_watch.iter_resp_lines
+    lines = iter_resp_lines(response)
+    while True:
+        try:
+            line = next(lines)
+        except (StopIteration, ReadTimeoutError):
+            return
+        except (HTTPError, OSError) as exc:
+            # A stream dropped mid-watch is the server going away, not a bug.
+            raise CliError(f"lost the watch on the API server at {server}: {_reason(exc)}") from exc
+        if not line.strip():
+            continue
+        event = json.loads(line)
+        kind = str(event.get("type") or "")
+        obj = event.get("object") or {}
+        if kind == "ERROR":
+            if int(obj.get("code") or 0) == 410:
+                raise Gone()
+            raise CliError(f"watch {RESOURCE}: {obj.get('message') or obj}")
+        yield kind, obj
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -413,32 +261,8 @@ def _reason(exc: BaseException) -> str:
 def connect(options: ConnectOptions) -> Client:
     """A :class:`Client` for the user's kubeconfig identity (or in-cluster ServiceAccount)."""
     from kubernetes import client as k8s
-    from kubernetes import config as config_module
 
-    k8s_config: Any = config_module  # the kubeconfig loaders are untyped
-    configuration = k8s.Configuration()
-    paths = kubeconfig_paths(options)
-    if not paths:
-        if not _in_cluster(options):
-            raise CliError(
-                "no kubeconfig found: set KUBECONFIG or pass --kubeconfig "
-                "(kubectl reads the same files)"
-            )
-        try:
-            k8s_config.load_incluster_config(client_configuration=configuration)
-        except k8s_config.ConfigException as exc:
-            raise CliError(f"cannot load the in-cluster configuration: {exc}") from exc
-    else:
-        context, _ = resolve_context(options, paths)
-        try:
-            k8s_config.load_kube_config(
-                config_file=os.pathsep.join(str(p) for p in paths),
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        except (k8s_config.ConfigException, OSError, ValueError) as exc:
-            raise CliError(f"invalid kubeconfig: {' '.join(str(exc).split())}") from exc
+    configuration = load_configuration(options)
     namespace = resolve_namespace(options)
     # A connection refused should fail at once, not after urllib3's silent retries.
     configuration.retries = 0

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobwarden.api.spec import SpecError, load_zone, parse_spec
-from jobwarden.api.status import format_time, parse_time
+from jobwarden.api.status import Executions, format_time, parse_time
 from jobwarden.cli.tables import (
     NONE,
     Table,
@@ -186,17 +186,7 @@ def describe_text(
     else:
         hold_text = "no"
     counters = ", ".join(
-        f"{name} {int(executions.get(name) or 0)}"
-        for name in (
-            "scheduled",
-            "manual",
-            "succeeded",
-            "failed",
-            "terminated",
-            "stale",
-            "missed",
-            "skipped",
-        )
+        f"{name} {int(executions.get(name) or 0)}" for name in Executions.model_fields
     )
     lines = _fields(
         [

@@ -13,13 +13,20 @@ user who may read schedules can read their health. Four sections:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from jobwarden.api.status import parse_time
-from jobwarden.cli.tables import Table, age, human_duration, timestamp, truncate
+from jobwarden.cli.tables import (
+    Table,
+    age,
+    by_namespace_and_name,
+    human_duration,
+    timestamp,
+    truncate,
+)
 
 __all__ = ["HEALTH_STATES", "Summary", "summarize"]
 
@@ -131,14 +138,7 @@ def summarize(
 ) -> Summary:
     """The summary of JobSchedule objects as the API lists them."""
     summary = Summary(since=since)
-    ordered = sorted(
-        items,
-        key=lambda o: (
-            (o.get("metadata") or {}).get("namespace") or "",
-            (o.get("metadata") or {}).get("name") or "",
-        ),
-    )
-    for obj in ordered:
+    for obj in by_namespace_and_name(items):
         meta = obj.get("metadata") or {}
         namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
         status = obj.get("status") or {}
@@ -182,22 +182,47 @@ def summarize(
     return summary
 
 
-def _ns(with_namespace: bool, namespace: str) -> list[object]:
-    return [namespace] if with_namespace else []
+def _ns(with_namespace: bool, cell: str) -> list[str]:
+    """The NAMESPACE column's cell (or header), present only under ``-A``."""
+    return [cell] if with_namespace else []
+
+
+def _runs_table(
+    runs: Sequence[Run], *, with_namespace: bool, columns: Mapping[str, Callable[[Run], object]]
+) -> Table:
+    """A section of runs: which run (namespace under ``-A``, schedule, job), then ``columns``."""
+    return Table(
+        headers=[*_ns(with_namespace, "NAMESPACE"), "SCHEDULE", "JOB", *columns],
+        rows=[
+            [
+                *_ns(with_namespace, r.namespace),
+                r.schedule,
+                r.job,
+                *(c(r) for c in columns.values()),
+            ]
+            for r in runs
+        ],
+    )
 
 
 def summary_tables(
     summary: Summary, *, now: datetime, with_namespace: bool
 ) -> list[tuple[str, Table, str]]:
     """The summary's sections: (title, table, what to print when the table is empty)."""
-    ns_header = ["NAMESPACE"] if with_namespace else []
     window = human_duration(summary.since)
     by_health = Table(
         headers=["HEALTH", "SCHEDULES"],
         rows=[[state, summary.counts[state]] for state in HEALTH_STATES],
     )
     attention = Table(
-        headers=[*ns_header, "NAME", "HEALTH", "REASON", "FAILURES", "MESSAGE"],
+        headers=[
+            *_ns(with_namespace, "NAMESPACE"),
+            "NAME",
+            "HEALTH",
+            "REASON",
+            "FAILURES",
+            "MESSAGE",
+        ],
         rows=[
             [
                 *_ns(with_namespace, a.namespace),
@@ -210,48 +235,33 @@ def summary_tables(
             for a in summary.attention
         ],
     )
-    active = Table(
-        headers=[*ns_header, "SCHEDULE", "JOB", "TRIGGER", "SCHEDULED", "RUNNING FOR"],
-        rows=[
-            [
-                *_ns(with_namespace, r.namespace),
-                r.schedule,
-                r.job,
-                r.trigger,
-                timestamp(r.scheduled_time) if r.scheduled_time else None,
-                age(r.start_time, now=now) if r.start_time else "not started",
-            ]
-            for r in summary.active
-        ],
+    active = _runs_table(
+        summary.active,
+        with_namespace=with_namespace,
+        columns={
+            "TRIGGER": lambda r: r.trigger,
+            "SCHEDULED": lambda r: timestamp(r.scheduled_time) if r.scheduled_time else None,
+            "RUNNING FOR": lambda r: age(r.start_time, now=now) if r.start_time else "not started",
+        },
     )
-    stale = Table(
-        headers=[*ns_header, "SCHEDULE", "JOB", "RESULT", "STARTED", "REASON"],
-        rows=[
-            [
-                *_ns(with_namespace, r.namespace),
-                r.schedule,
-                r.job,
-                r.result,
-                age(r.start_time, now=now),
-                r.reason,
-            ]
-            for r in summary.stale
-        ],
+    stale = _runs_table(
+        summary.stale,
+        with_namespace=with_namespace,
+        columns={
+            "RESULT": lambda r: r.result,
+            "STARTED": lambda r: age(r.start_time, now=now),
+            "REASON": lambda r: r.reason,
+        },
     )
-    failed = Table(
-        headers=[*ns_header, "SCHEDULE", "JOB", "TRIGGER", "FINISHED", "REASON", "MESSAGE"],
-        rows=[
-            [
-                *_ns(with_namespace, r.namespace),
-                r.schedule,
-                r.job,
-                r.trigger,
-                age(r.completion_time or r.start_time, now=now),
-                r.reason,
-                truncate(r.message or "", width=MESSAGE_WIDTH),
-            ]
-            for r in summary.failed
-        ],
+    failed = _runs_table(
+        summary.failed,
+        with_namespace=with_namespace,
+        columns={
+            "TRIGGER": lambda r: r.trigger,
+            "FINISHED": lambda r: age(r.completion_time or r.start_time, now=now),
+            "REASON": lambda r: r.reason,
+            "MESSAGE": lambda r: truncate(r.message or "", width=MESSAGE_WIDTH),
+        },
     )
     return [
         ("Schedules by health", by_health, ""),

@@ -9,10 +9,10 @@ functions here are pure; the clock is always passed in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from jobwarden.api.spec import SpecError, parse_spec
 from jobwarden.api.status import format_time, parse_time
@@ -22,6 +22,7 @@ __all__ = [
     "NONE",
     "Table",
     "age",
+    "by_namespace_and_name",
     "human_duration",
     "relative",
     "render_table",
@@ -31,8 +32,28 @@ __all__ = [
     "truncate",
 ]
 
+M = TypeVar("M", bound=Mapping[str, Any])
+
 NONE = "<none>"
 GAP = "   "
+
+
+_MINUTE, _HOUR, _DAY = 60, 3600, 86400
+_YEAR = 365 * _DAY
+
+# kubectl's age ladder, finest first: below ``limit`` seconds an age is shown
+# in ``unit`` (of ``size`` seconds), followed by the remainder in ``finer``
+# where a finer unit is named (and the remainder is not zero).
+_LADDER: tuple[tuple[int, str, int, tuple[str, int] | None], ...] = (
+    (2 * _MINUTE, "s", 1, None),
+    (10 * _MINUTE, "m", _MINUTE, ("s", 1)),
+    (3 * _HOUR, "m", _MINUTE, None),
+    (8 * _HOUR, "h", _HOUR, ("m", _MINUTE)),
+    (2 * _DAY, "h", _HOUR, None),
+    (8 * _DAY, "d", _DAY, ("h", _HOUR)),
+    (2 * _YEAR, "d", _DAY, None),
+    (8 * _YEAR, "y", _YEAR, ("d", _DAY)),
+)
 
 
 def human_duration(delta: timedelta) -> str:
@@ -48,31 +69,16 @@ def human_duration(delta: timedelta) -> str:
         return "<invalid>"
     if seconds < 0:
         return "0s"
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes = seconds // 60
-    if minutes < 10:
-        rest = seconds % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = minutes // 60
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    days = hours // 24
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{days}d{rest}h" if rest else f"{days}d"
-    if hours < 24 * 365 * 2:
-        return f"{days}d"
-    years = days // 365
-    if hours < 24 * 365 * 8:
-        rest = days % 365
-        return f"{years}y{rest}d" if rest else f"{years}y"
-    return f"{years}y"
+    step = next((s for s in _LADDER if seconds < s[0]), None)
+    if step is None:
+        return f"{seconds // _YEAR}y"
+    _, unit, size, finer = step
+    whole = f"{seconds // size}{unit}"
+    if finer is None:
+        return whole
+    finer_unit, finer_size = finer
+    rest = (seconds % size) // finer_size
+    return f"{whole}{rest}{finer_unit}" if rest else whole
 
 
 def age(moment: object, *, now: datetime) -> str:
@@ -220,16 +226,23 @@ def list_headers(*, with_namespace: bool) -> list[str]:
     return ["NAMESPACE", *LIST_HEADERS] if with_namespace else list(LIST_HEADERS)
 
 
-def list_table(items: Sequence[Mapping[str, Any]], *, now: datetime, with_namespace: bool) -> Table:
-    """The ``list`` table, sorted by namespace then name like kubectl."""
-    ordered = sorted(
+def by_namespace_and_name(items: Iterable[M]) -> list[M]:
+    """Objects in kubectl's order: by namespace, then name."""
+    return sorted(
         items,
         key=lambda o: (
             (o.get("metadata") or {}).get("namespace") or "",
             (o.get("metadata") or {}).get("name") or "",
         ),
     )
-    rows = [schedule_row(o, now=now, with_namespace=with_namespace) for o in ordered]
+
+
+def list_table(items: Sequence[Mapping[str, Any]], *, now: datetime, with_namespace: bool) -> Table:
+    """The ``list`` table, sorted by namespace then name like kubectl."""
+    rows = [
+        schedule_row(o, now=now, with_namespace=with_namespace)
+        for o in by_namespace_and_name(items)
+    ]
     return Table(headers=list_headers(with_namespace=with_namespace), rows=rows)
 
 

@@ -1,0 +1,235 @@
+"""One method per ``kubectl jobwarden`` command, with its output and client injectable.
+
+Actions are annotations and spec patches the user could make with
+``kubectl annotate``/``kubectl patch``; the plugin only spares them the token
+and the spelling. It writes metadata and spec as the user, never status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from jobwarden import labels
+from jobwarden.cli.client import Client, connect
+from jobwarden.cli.describe import describe_text
+from jobwarden.cli.errors import CliError
+from jobwarden.cli.kubeconfig import ConnectOptions, resolve_namespace
+from jobwarden.cli.output import Console, as_list
+from jobwarden.cli.parser import connect_options
+from jobwarden.cli.preview import (
+    PreviewError,
+    load_documents,
+    parse_from,
+    preview_documents,
+    preview_json,
+    preview_table,
+)
+from jobwarden.cli.summary import summarize, summary_text
+from jobwarden.cli.tables import list_table, utc_now
+from jobwarden.cli.watching import watch_describe, watch_list
+
+__all__ = ["App"]
+
+KIND_REF = f"{labels.SINGULAR}.{labels.GROUP}"
+
+
+def _token(now: datetime) -> str:
+    """A fresh action token: readable time first, random suffix so two in a second differ."""
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class App:
+    """The commands, with their output, client factory, clock and stdin injectable for tests."""
+
+    console: Console
+    connector: Callable[[ConnectOptions], Client] = connect
+    clock: Callable[[], datetime] = utc_now
+    stdin: IO[str] | None = None
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run the parsed command; its exit status."""
+        handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+            "list": self.cmd_list,
+            "describe": self.cmd_describe,
+            "preview": self.cmd_preview,
+            "run": self.cmd_run,
+            "suspend": self.cmd_suspend,
+            "resume": self.cmd_resume,
+            "terminate": self.cmd_terminate,
+            "health": self.cmd_health,
+        }
+        return handlers[args.command](args)
+
+    def client(self, args: argparse.Namespace) -> Client:
+        return self.connector(connect_options(args))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def cmd_list(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        namespace = None if args.all_namespaces else client.namespace
+        wide = args.all_namespaces
+        if args.watch:
+            watch_list(
+                client,
+                self.console,
+                namespace=namespace,
+                wide=wide,
+                output=args.output,
+                timeout=args.watch_timeout,
+                clock=self.clock,
+            )
+            return 0
+        items, _ = client.list_schedules(namespace=namespace)
+        if args.output:
+            self.console.dump(as_list(items), output=args.output)
+        elif not items:
+            self.console.no_resources(namespace)
+        else:
+            table = list_table(items, now=self.clock(), with_namespace=wide)
+            self.console.print("\n".join(table.lines()))
+        return 0
+
+    def _describe_once(self, client: Client, obj: Mapping[str, Any]) -> str:
+        meta = obj.get("metadata") or {}
+        events: list[dict[str, Any]] | None = None
+        note: str | None = None
+        try:
+            events = client.list_events(
+                namespace=str(meta.get("namespace")),
+                name=str(meta.get("name")),
+                uid=str(meta.get("uid")),
+            )
+        except CliError as exc:
+            # Describing needs only 'get'; a user who may not list events still sees the rest.
+            note = f"<unavailable: {exc.message}>"
+        return describe_text(obj, now=self.clock(), events=events, events_note=note)
+
+    def cmd_describe(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        obj = client.get_schedule(namespace=client.namespace, name=args.name)
+        self.console.print(self._describe_once(client, obj))
+        if args.watch:
+            watch_describe(
+                client,
+                self.console,
+                namespace=client.namespace,
+                name=args.name,
+                first=obj,
+                timeout=args.watch_timeout,
+                describe=lambda changed: self._describe_once(client, changed),
+            )
+        return 0
+
+    def cmd_preview(self, args: argparse.Namespace) -> int:
+        source = "stdin" if args.filename == "-" else args.filename
+        try:
+            if args.filename == "-":
+                text = (self.stdin or sys.stdin).read()
+            else:
+                text = Path(args.filename).read_text()
+        except OSError as exc:
+            raise CliError(f'cannot read "{args.filename}": {exc.strerror or exc}') from exc
+        now = self.clock()
+        try:
+            start = parse_from(args.start, now=now)
+            docs = load_documents(text, source=source)
+            namespace = resolve_namespace(connect_options(args), strict=False)
+            previews = preview_documents(
+                docs, count=args.count, start=start, default_namespace=namespace
+            )
+        except PreviewError as exc:
+            raise CliError(str(exc)) from exc
+        if args.output:
+            self.console.dump(preview_json(previews), output=args.output)
+        else:
+            self.console.print("\n".join(preview_table(previews, start=start).lines()))
+        return 0
+
+    def cmd_health(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        namespace = None if args.all_namespaces else client.namespace
+        items, _ = client.list_schedules(namespace=namespace)
+        now = self.clock()
+        summary = summarize(items, now=now, since=args.since)
+        if args.output:
+            self.console.dump(summary.to_api(), output=args.output)
+        elif not items:
+            self.console.no_resources(namespace)
+        else:
+            text = summary_text(summary, now=now, with_namespace=args.all_namespaces)
+            self.console.print(text)
+        return 0
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def _annotate(
+        self, client: Client, name: str, values: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        return client.patch_schedule(
+            namespace=client.namespace, name=name, patch={"metadata": {"annotations": dict(values)}}
+        )
+
+    def cmd_run(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        token = _token(self.clock())
+        self._annotate(client, args.name, {labels.RUN_NOW_ANNOTATION: token})
+        self.console.print(
+            f"{KIND_REF}/{args.name} run requested ({labels.RUN_NOW_ANNOTATION}={token})"
+        )
+        return 0
+
+    def cmd_suspend(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        client.patch_schedule(
+            namespace=client.namespace, name=args.name, patch={"spec": {"suspend": True}}
+        )
+        self.console.print(f"{KIND_REF}/{args.name} suspended")
+        return 0
+
+    def cmd_resume(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        obj = client.get_schedule(namespace=client.namespace, name=args.name)
+        status = obj.get("status") or {}
+        held = (status.get("suspendedByOperator") or {}).get("suspended") is True
+        patch: dict[str, Any] = {"spec": {"suspend": False}}
+        token = _token(self.clock())
+        if held:
+            patch["metadata"] = {"annotations": {labels.RESUME_ANNOTATION: token}}
+        client.patch_schedule(namespace=client.namespace, name=args.name, patch=patch)
+        detail = (
+            f" (lifting the operator's suspension: {labels.RESUME_ANNOTATION}={token})"
+            if held
+            else ""
+        )
+        self.console.print(f"{KIND_REF}/{args.name} resumed{detail}")
+        return 0
+
+    def cmd_terminate(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        token = _token(self.clock())
+        # Without --force the grace annotation is removed, so that an earlier
+        # forced terminate does not make this one forced too.
+        updated = self._annotate(
+            client,
+            args.name,
+            {
+                labels.TERMINATE_ANNOTATION: token,
+                labels.TERMINATE_GRACE_ANNOTATION: "0" if args.force else None,
+            },
+        )
+        active = (updated.get("status") or {}).get("active") or []
+        forced = ", pods force-deleted" if args.force else ""
+        self.console.print(
+            f"{KIND_REF}/{args.name} terminate requested for {len(active)} active "
+            f"run(s){forced} ({labels.TERMINATE_ANNOTATION}={token})"
+        )
+        return 0
