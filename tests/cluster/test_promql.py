@@ -7,7 +7,9 @@ dashboard (panels and template variables), both as the chart renders them,
 is taken apart into the metric names it reads, and each name must appear
 in a live scrape of the operator's ``/metrics`` after it has done some work:
 a run that succeeded and a run that went stale (labelled series exist only
-once something happened).
+once something happened). Names compare as Prometheus stores the samples: a
+histogram ``h`` is ``h_bucket``, ``h_sum`` and ``h_count`` (each standing for
+``h``), a counter ``c_total``; a query on a histogram's bare name is caught.
 
 The names are found by a small tokenizer, not a PromQL parser: strings,
 label matchers (``{...}``), ranges (``[...]``) and grouping label lists
@@ -28,7 +30,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cluster._delivery import render
-from tests.support.kube import Cluster
+from tests.support.kube import Cluster, Timeout, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     history,
@@ -188,13 +190,24 @@ def test_alerts_and_dashboard_query_only_exported_metrics(
     )
     for name, result in (("ok", "Succeeded"), ("slow", "Stale")):
         wait_status(cluster, namespace, name, ended(result), timeout=40, what=f"a run {result}")
-    have = exported(operator.metrics())
-    expressions = chart_expressions(cluster, namespace, tmp_path)
+    expressions = [
+        (where, expr, metric_names(expr))
+        for where, expr in chart_expressions(cluster, namespace, tmp_path)
+    ]
+    used = {name for _, _, names in expressions for name in names}
+
+    def complete_scrape() -> set[str] | None:
+        got = exported(operator.metrics())
+        return got if used - SCRAPE_SERIES <= got else None
+
+    # A reconcile writes status before it counts the run in its metrics: wait
+    # for the scrape to catch up with what status already shows.
+    try:
+        have = wait_for(complete_scrape, timeout=15, what="every queried metric in a scrape")
+    except Timeout:
+        have = exported(operator.metrics())  # the assertion below names what is missing
     missing: dict[str, set[str]] = {}
-    used: set[str] = set()
-    for where, expr in expressions:
-        names = metric_names(expr)
-        used |= names
+    for where, expr, names in expressions:
         if names - have - SCRAPE_SERIES:
             missing[f"{where}: {expr}"] = names - have - SCRAPE_SERIES
     assert not missing, f"not in the operator's /metrics: {missing}"
