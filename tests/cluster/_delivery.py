@@ -9,7 +9,7 @@ also owned the CRD would fight it over the fields (and, uninstalled with
 So installs set ``crds.install=false``; the chart's CRD template is proven by
 server-side dry runs instead, which persist nothing. The user-facing roles
 (``jobwarden-view``/``-edit``) have fixed names, so installs leave them out
-too and :func:`renamed_aggregate_roles` proves them under names of their own.
+too; tests/cluster/test_rbac.py proves them under names of their own.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class Release:
         )
         return out
 
-    def uninstall(self) -> None:
+    def uninstall(self, *, check: bool = True) -> None:
         helm(
             self.cluster,
             "uninstall",
@@ -161,6 +161,7 @@ class Release:
             "--wait",
             "--timeout",
             "120s",
+            check=check,
         )
 
 
@@ -171,10 +172,9 @@ def installed(
     namespace: str,
     values: Mapping[str, Any],
     directory: Path,
-    release: str | None = None,
 ) -> Iterator[Release]:
     """A release of the chart for the duration of the block (uninstalled after, if still there)."""
-    rel = Release(cluster, release or unique("r"), namespace, directory)
+    rel = Release(cluster, unique("r"), namespace, directory)
     helm(
         cluster,
         "install",
@@ -191,17 +191,7 @@ def installed(
     try:
         yield rel
     finally:
-        helm(
-            cluster,
-            "uninstall",
-            rel.name,
-            "--namespace",
-            namespace,
-            "--wait",
-            "--timeout",
-            "120s",
-            check=False,
-        )
+        rel.uninstall(check=False)
 
 
 # --- namespaces ---------------------------------------------------------------------------
