@@ -230,7 +230,10 @@ def do_the_whole_job(cluster: Cluster, namespace: str, labels: dict[str, str]) -
         timeout=30,
         what="the stuck run's pods force-deleted",
     )
-    assert status_of(cluster, namespace, "ok")["phase"] == "Completed"
+    ok_status = status_of(cluster, namespace, "ok")
+    assert ok_status["phase"] == "Completed"
+    (job,) = cluster.jobs(namespace, "jobwarden.io/schedule=ok")
+    assert history(ok_status)[0]["job"] == job["metadata"]["name"]
 
 
 def prove(
