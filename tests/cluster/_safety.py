@@ -1,4 +1,4 @@
-"""Shared pieces of the stale, terminate, health and metrics tests.
+"""Shared pieces of the stale, terminate, health, metrics and plugin tests.
 
 The templates here keep the pod's default termination grace period (30 s),
 unlike the scheduling tests' template: a graceful delete must stay graceful,
@@ -61,9 +61,10 @@ def job_template(**pod: Any) -> dict[str, Any]:
 
 
 def schedule(name: str, *, template: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
-    """A JobSchedule manifest; by default its one run is far away, so only
-    run-now tokens start work."""
-    body = {"runAt": "2099-01-01T00:00:00Z", "jobTemplate": template or job_template(), **spec}
+    """A JobSchedule manifest; unless ``spec`` says when it runs, its one run is far
+    away, so only run-now tokens start work."""
+    when = {} if {"schedule", "every", "runAt"} & set(spec) else {"runAt": "2099-01-01T00:00:00Z"}
+    body = {**when, "jobTemplate": template or job_template(), **spec}
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": body}
 
 

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
+from tests.support.checks import completed, counted_at_least, generation_seen, phase
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     RUN_NOW,
     SCHEDULE_LABEL,
     TRIGGER_LABEL,
+    Schedules,
     SeenJob,
-    annotate,
     executions,
     has_event,
     history,
     job_template,
-    jobs_of,
     parse_time,
     record_jobs,
     rfc3339,
     schedule,
     seconds_ahead,
-    status_of,
     utcnow,
-    wait_status,
 )
-
-
-def _succeeded(count: int) -> Any:
-    return lambda s: executions(s).get("succeeded", 0) >= count
 
 
 def test_run_now_token_starts_one_manual_run_each(
@@ -42,14 +35,13 @@ def test_run_now_token_starts_one_manual_run_each(
     manifest = schedule(
         "manual", runAt=rfc3339(due), maxExecutions=1, jobTemplate=job_template(run_seconds=1)
     )
+    here = Schedules(cluster, namespace)
     with record_jobs(cluster, namespace) as recorder:
-        cluster.apply(manifest, namespace=namespace)
-        annotate(cluster, namespace, "manual", RUN_NOW, "first")
-        wait_status(
-            cluster,
-            namespace,
+        here.apply(manifest)
+        here.annotate("manual", RUN_NOW, "first")
+        here.wait(
             "manual",
-            _succeeded(1),
+            counted_at_least("succeeded", 1),
             timeout=30,
             what="the first manual run succeeded",
         )
@@ -59,32 +51,18 @@ def test_run_now_token_starts_one_manual_run_each(
         # change (so the operator certainly reconciles), it must not fire twice.
         manifest["metadata"]["annotations"] = {RUN_NOW: "first"}
         manifest["spec"]["historyLimit"] = 19
-        cluster.apply(manifest, namespace=namespace)
-        wait_status(
-            cluster,
-            namespace,
+        here.apply(manifest)
+        here.wait("manual", generation_seen(2), timeout=20, what="the spec change was seen")
+        here.annotate("manual", RUN_NOW, "second")
+        here.wait(
             "manual",
-            lambda s: s.get("observedGeneration") == 2,
-            timeout=20,
-            what="the spec change was seen",
-        )
-        annotate(cluster, namespace, "manual", RUN_NOW, "second")
-        wait_status(
-            cluster,
-            namespace,
-            "manual",
-            _succeeded(2),
+            counted_at_least("succeeded", 2),
             timeout=30,
             what="the second manual run succeeded",
         )
         # The scheduled run still comes: the two manual runs did not use up maxExecutions 1.
-        status = wait_status(
-            cluster,
-            namespace,
-            "manual",
-            lambda s: s.get("phase") == "Completed" and _succeeded(3)(s),
-            timeout=30,
-            what="the scheduled run succeeded",
+        status = here.wait(
+            "manual", completed(succeeded=3), timeout=30, what="the scheduled run succeeded"
         )
         added = recorder.snapshot()
 
@@ -102,7 +80,7 @@ def test_run_now_token_starts_one_manual_run_each(
     assert (counts.get("manual"), counts.get("scheduled"), counts.get("succeeded")) == (2, 1, 3)
     assert sorted(e["trigger"] for e in history(status)) == ["Manual", "Manual", "Schedule"]
     assert has_event(cluster, namespace, "manual", reason="ManualRun")
-    assert len(jobs_of(cluster, namespace, "manual")) == 3
+    assert len(here.jobs("manual")) == 3
 
 
 def test_suspend_holds_runs_and_resume_starts_the_latest_missed(
@@ -118,30 +96,22 @@ def test_suspend_holds_runs_and_resume_starts_the_latest_missed(
         catchUp="Latest",
         jobTemplate=job_template(run_seconds=1),
     )
+    here = Schedules(cluster, namespace)
     with record_jobs(cluster, namespace) as recorder:
-        cluster.apply(manifest, namespace=namespace)
-        wait_status(
-            cluster,
-            namespace,
-            "paused",
-            lambda s: s.get("phase") == "Suspended",
-            timeout=20,
-            what="phase Suspended",
-        )
+        here.apply(manifest)
+        here.wait("paused", phase("Suspended"), timeout=20, what="phase Suspended")
         wait_for(
             lambda: utcnow() > due + timedelta(seconds=3), timeout=15, what="the run's time passed"
         )
-        status = status_of(cluster, namespace, "paused")
+        status = here.status("paused")
         assert recorder.names() == [], "a suspended schedule started a run"
         assert status.get("phase") == "Suspended", status
         assert "nextRunTime" not in status
 
-        annotate(cluster, namespace, "paused", RUN_NOW, "while-suspended")
-        status = wait_status(
-            cluster,
-            namespace,
+        here.annotate("paused", RUN_NOW, "while-suspended")
+        status = here.wait(
             "paused",
-            _succeeded(1),
+            counted_at_least("succeeded", 1),
             timeout=30,
             what="the manual run of a suspended schedule succeeded",
         )
@@ -150,17 +120,12 @@ def test_suspend_holds_runs_and_resume_starts_the_latest_missed(
         assert status.get("phase") == "Suspended", status
 
         manifest["spec"]["suspend"] = False
-        cluster.apply(manifest, namespace=namespace)
+        here.apply(manifest)
         wait_for(
             lambda: len(recorder.names()) == 2, timeout=20, what="the missed run started on resume"
         )
-        status = wait_status(
-            cluster,
-            namespace,
-            "paused",
-            lambda s: s.get("phase") == "Completed" and _succeeded(2)(s),
-            timeout=30,
-            what="the resumed run succeeded",
+        status = here.wait(
+            "paused", completed(succeeded=2), timeout=30, what="the resumed run succeeded"
         )
         added = recorder.snapshot()
 
@@ -177,31 +142,29 @@ def test_history_limits_delete_old_jobs_and_trim_history(
     """successfulJobsHistoryLimit 1 keeps only the newest finished Job (and its pods);
     historyLimit 2 keeps two entries in status.history."""
     far = utcnow() + timedelta(days=30)
-    cluster.apply(
+    here = Schedules(cluster, namespace)
+    here.apply(
         schedule(
             "limited",
             runAt=rfc3339(far),
             successfulJobsHistoryLimit=1,
             historyLimit=2,
             jobTemplate=job_template(run_seconds=0.5),
-        ),
-        namespace=namespace,
+        )
     )
     names: list[str] = []
     for n, token in enumerate(("a", "b", "c"), start=1):
-        annotate(cluster, namespace, "limited", RUN_NOW, token)
-        status = wait_status(
-            cluster,
-            namespace,
+        here.annotate("limited", RUN_NOW, token)
+        status = here.wait(
             "limited",
-            _succeeded(n),
+            counted_at_least("succeeded", n),
             timeout=30,
             what=f"manual run {token} succeeded",
         )
         names.append(history(status)[0]["job"])
 
     def only_newest_left() -> bool:
-        jobs = [j["metadata"]["name"] for j in jobs_of(cluster, namespace, "limited")]
+        jobs = [j["metadata"]["name"] for j in here.jobs("limited")]
         pods = {
             p["metadata"]["labels"].get("job-name")
             for p in cluster.pods(namespace, f"{SCHEDULE_LABEL}=limited")
@@ -209,6 +172,6 @@ def test_history_limits_delete_old_jobs_and_trim_history(
         return jobs == [names[-1]] and pods == {names[-1]}
 
     wait_for(only_newest_left, timeout=30, what="older Jobs and their pods deleted")
-    status = status_of(cluster, namespace, "limited")
+    status = here.status("limited")
     assert [e["job"] for e in history(status)] == [names[2], names[1]]
     assert executions(status).get("succeeded") == 3

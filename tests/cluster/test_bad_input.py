@@ -25,6 +25,7 @@ import pytest
 
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
+from tests.support.schedules import condition, history, status_of
 
 pytestmark = pytest.mark.xdist_group("bad-input")
 
@@ -196,11 +197,6 @@ def test_rejected_at_apply_naming_the_field(
     )
 
 
-def _valid_condition(cluster: Cluster, ns: str, name: str) -> dict[str, Any] | None:
-    status = cluster.schedule(ns, name).get("status") or {}
-    return next((c for c in status.get("conditions") or [] if c["type"] == "Valid"), None)
-
-
 @pytest.mark.parametrize(("case", "fields", "field"), INVALID, ids=[c[0] for c in INVALID])
 def test_operator_marks_invalid_naming_the_field(
     cluster: Cluster,
@@ -213,7 +209,11 @@ def test_operator_marks_invalid_naming_the_field(
     name = f"inv-{case}"
     cluster.apply(_with(_base(name, matrix_ns), fields))
     cond = wait_for(
-        lambda: (c := _valid_condition(cluster, matrix_ns, name)) and c["status"] == "False" and c,
+        lambda: (
+            (c := condition(status_of(cluster, matrix_ns, name), "Valid"))
+            and c["status"] == "False"
+            and c
+        ),
         timeout=30,
         what=f"{name} Valid=False",
     )
@@ -230,13 +230,6 @@ def test_operator_marks_invalid_naming_the_field(
     assert not cluster.jobs(matrix_ns, f"jobwarden.io/schedule={name}")
 
 
-def _history(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
-    history: list[dict[str, Any]] = (cluster.schedule(ns, name).get("status") or {}).get(
-        "history"
-    ) or []
-    return history
-
-
 def test_run_at_in_the_past_completes_without_running(
     cluster: Cluster, matrix_ns: str, matrix_operator: OperatorProcess
 ) -> None:
@@ -246,10 +239,7 @@ def test_run_at_in_the_past_completes_without_running(
     )
     cluster.apply(manifest)
     wait_for(
-        lambda: (
-            (cluster.schedule(matrix_ns, "past-run-at").get("status") or {}).get("phase")
-            == "Completed"
-        ),
+        lambda: status_of(cluster, matrix_ns, "past-run-at").get("phase") == "Completed",
         timeout=30,
         what="past runAt Completed",
     )
@@ -271,7 +261,7 @@ def test_job_template_the_job_api_rejects_surfaces_its_message(
         lambda: next(
             (
                 h
-                for h in _history(cluster, matrix_ns, "rejected-template")
+                for h in history(status_of(cluster, matrix_ns, "rejected-template"))
                 if h["result"] == "Failed"
             ),
             None,
@@ -335,7 +325,7 @@ def test_garbage_run_now_tokens_run_once(
     wait_for(
         lambda: any(
             h["trigger"] == "Manual" and h["result"] == "Succeeded"
-            for h in _history(cluster, matrix_ns, name)
+            for h in history(status_of(cluster, matrix_ns, name))
         ),
         timeout=30,
         what="manual run succeeded",
@@ -364,7 +354,9 @@ def test_253_character_name_gets_valid_job_names(
     )
     assert len(job["metadata"]["name"]) <= 63
     wait_for(
-        lambda: any(h["result"] == "Succeeded" for h in _history(cluster, matrix_ns, name)),
+        lambda: any(
+            h["result"] == "Succeeded" for h in history(status_of(cluster, matrix_ns, name))
+        ),
         timeout=30,
         what="its run recorded in history",
     )
@@ -385,10 +377,7 @@ def test_runs_only_on_excluded_dates_never_fire(
         )
     )
     wait_for(
-        lambda: (
-            (cluster.schedule(matrix_ns, "all-excluded").get("status") or {}).get("phase")
-            == "Completed"
-        ),
+        lambda: status_of(cluster, matrix_ns, "all-excluded").get("phase") == "Completed",
         timeout=30,
         what="nothing left to run: Completed",
     )

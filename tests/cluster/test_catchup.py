@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from tests.support.checks import active_count, all_of, counted, next_run
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     SCHEDULE_LABEL,
     SCHEDULED_TIME_ANNOTATION,
     TRIGGER_LABEL,
+    Schedules,
     executions,
     has_event,
     history,
@@ -22,7 +24,6 @@ from tests.support.schedules import (
     schedule,
     seconds_ahead,
     utcnow,
-    wait_status,
 )
 
 # A run at most this far behind is the on-time run of a reconcile that woke late,
@@ -50,27 +51,20 @@ def test_catch_up_after_operator_restart(
         "latest": schedule("latest", schedule=two, catchUp="Latest"),
         "none": schedule("none", schedule=f"{m1.minute} * * * *", catchUp="None"),
     }
+    here = Schedules(cluster, namespace)
     with record_jobs(cluster, namespace) as recorder:
         for manifest in manifests.values():
-            cluster.apply(manifest, namespace=namespace)
+            here.apply(manifest)
         for name in ("all", "latest", "none"):
-            wait_status(
-                cluster,
-                namespace,
-                name,
-                lambda s: s.get("nextRunTime") == rfc3339(m1),
-                timeout=15,
-                what="seen by the operator",
-            )
+            here.wait(name, next_run(m1), timeout=15, what="seen by the operator")
         # A one-time run, killed the moment its Job exists: the status write may or
         # may not have happened.
-        cluster.apply(
+        here.apply(
             schedule(
                 "before",
                 runAt=rfc3339(seconds_ahead(2)),
                 jobTemplate=job_template(run_seconds=None),
-            ),
-            namespace=namespace,
+            )
         )
         wait_for(lambda: recorder.names(), timeout=10, what="the run before the kill")
         operator.kill()
@@ -86,48 +80,30 @@ def test_catch_up_after_operator_restart(
         ], "a run started while the operator was down"
         operator.start()
 
+        caught_up = {
+            "all": (counted("scheduled", 2), "both missed runs started"),
+            "latest": (
+                all_of(counted("missed", 1), counted("scheduled", 1)),
+                "the newest started, the other missed",
+            ),
+            "none": (counted("missed", 1), "the missed run recorded"),
+        }
         statuses = {
-            "all": wait_status(
-                cluster,
-                namespace,
-                "all",
-                lambda s: executions(s).get("scheduled") == 2,
-                timeout=30,
-                what="both missed runs started",
-            ),
-            "latest": wait_status(
-                cluster,
-                namespace,
-                "latest",
-                lambda s: executions(s).get("missed") == 1 and executions(s).get("scheduled") == 1,
-                timeout=30,
-                what="the newest started, the other missed",
-            ),
-            "none": wait_status(
-                cluster,
-                namespace,
-                "none",
-                lambda s: executions(s).get("missed") == 1,
-                timeout=30,
-                what="the missed run recorded",
-            ),
+            name: here.wait(name, check, timeout=30, what=what)
+            for name, (check, what) in caught_up.items()
         }
         # Settle: reconcile once more after the catch-up (a Job finishing wakes
         # each schedule) so a double start would have had its chance.
         for name in ("all", "latest"):
-            wait_status(
-                cluster,
-                namespace,
+            here.wait(
                 name,
                 lambda s: executions(s).get("succeeded", 0) == executions(s).get("scheduled"),
                 timeout=30,
                 what="the caught-up runs finished",
             )
-        statuses["before"] = wait_status(
-            cluster,
-            namespace,
+        statuses["before"] = here.wait(
             "before",
-            lambda s: len(history(s)) == 1 and s.get("activeCount") == 1,
+            all_of(lambda s: len(history(s)) == 1, active_count(1)),
             timeout=15,
             what="the earlier run recorded once",
         )

@@ -144,6 +144,23 @@ def _pod_events(
         yield {"type": event["type"], "pod": event["raw_object"]}
 
 
+def _quiet_window(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every change to ``pod`` over QUIET_WINDOW_SECONDS after the version given.
+
+    For what must not happen to a pod: no event ends such a wait, so the pod
+    is watched over a bounded window several times longer than kwok takes to act.
+    """
+    return list(
+        _pod_events(
+            cluster,
+            namespace,
+            pod["metadata"]["name"],
+            since=pod["metadata"]["resourceVersion"],
+            seconds=QUIET_WINDOW_SECONDS,
+        )
+    )
+
+
 def _kubectl_fails(
     cluster: Cluster, *args: str, input: str | None = None, as_user: str | None = None
 ) -> str:
@@ -251,17 +268,14 @@ def test_crd_with_cel_rule_and_status_subresource_is_served_and_enforced(
 
     before = cluster.get_json(resource, "good", "-n", namespace)
 
+    def patch_args(body: dict[str, Any], *subresource: str) -> list[str]:
+        """``kubectl patch`` of the good widget with a merge patch."""
+        merge = ["--type=merge", "-p", json.dumps(body)]
+        return ["patch", resource, "good", "-n", namespace, *subresource, *merge]
+
     # A write to /status takes the status and ignores the spec it carries.
     cluster.kubectl(
-        "patch",
-        resource,
-        "good",
-        "-n",
-        namespace,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"seen": 7}, "spec": {"min": 0, "max": 0}}),
+        *patch_args({"status": {"seen": 7}, "spec": {"min": 0, "max": 0}}, "--subresource=status")
     )
     after = cluster.get_json(resource, "good", "-n", namespace)
     assert after["status"] == {"seen": 7}
@@ -269,33 +283,14 @@ def test_crd_with_cel_rule_and_status_subresource_is_served_and_enforced(
     assert after["metadata"]["generation"] == before["metadata"]["generation"]
 
     # ...and a write to the main resource ignores status.
-    cluster.kubectl(
-        "patch",
-        resource,
-        "good",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"max": 6}, "status": {"seen": 99}}),
-    )
+    cluster.kubectl(*patch_args({"spec": {"max": 6}, "status": {"seen": 99}}))
     last = cluster.get_json(resource, "good", "-n", namespace)
     assert last["spec"] == {"min": 1, "max": 6}
     assert last["status"] == {"seen": 7}
     assert last["metadata"]["generation"] == before["metadata"]["generation"] + 1
 
     # The CEL rule also guards updates, not only creation.
-    err = _kubectl_fails(
-        cluster,
-        "patch",
-        resource,
-        "good",
-        "-n",
-        namespace,
-        "--type=merge",
-        "-p",
-        json.dumps({"spec": {"min": 10}}),
-    )
+    err = _kubectl_fails(cluster, *patch_args({"spec": {"min": 10}}))
     assert "min must not be greater than max" in err
 
 
@@ -372,15 +367,7 @@ def test_pod_without_run_seconds_stays_running(cluster: Cluster, namespace: str)
     # longer than kwok takes to act on a pod, so a stage that wrongly
     # finished the pod would be seen here.
     name = pod["metadata"]["name"]
-    changes = list(
-        _pod_events(
-            cluster,
-            namespace,
-            name,
-            since=pod["metadata"]["resourceVersion"],
-            seconds=QUIET_WINDOW_SECONDS,
-        )
-    )
+    changes = _quiet_window(cluster, namespace, pod)
     phases = [(c["type"], c["pod"]["status"].get("phase")) for c in changes]
     assert all(c == ("MODIFIED", "Running") for c in phases), phases
 
@@ -526,15 +513,7 @@ def _hold_annotations() -> dict[str, str]:
 def _assert_pod_stays(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
     """The pod is not removed over a bounded window (see QUIET_WINDOW_SECONDS); its last state."""
     name = pod["metadata"]["name"]
-    changes = list(
-        _pod_events(
-            cluster,
-            namespace,
-            name,
-            since=pod["metadata"]["resourceVersion"],
-            seconds=QUIET_WINDOW_SECONDS,
-        )
-    )
+    changes = _quiet_window(cluster, namespace, pod)
     assert not [c for c in changes if c["type"] == "DELETED"], f"pod {name} was removed"
     last = _pod(cluster, namespace, name)
     assert last is not None, f"pod {name} was removed"

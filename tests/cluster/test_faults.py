@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -196,17 +197,19 @@ def test_operator_resumes_after_an_api_server_restart(
             identity="leased",
         ),
     }
+
+    def apply_in_each(name: str, **spec: Any) -> None:
+        """The same schedule in both namespaces; its run never finishes, so it stays in view."""
+        for ns in namespaces.values():
+            c.apply(schedule(name, jobTemplate=suspended_template(), **spec), namespace=ns)
+
     try:
         for proc in procs.values():
             proc.start()
         wait_for(lambda: leading(procs["leased"]), timeout=30, what="the leased operator leads")
 
         before = seconds_ahead(3)
-        for ns in namespaces.values():
-            c.apply(
-                schedule("before", runAt=rfc3339(before), jobTemplate=suspended_template()),
-                namespace=ns,
-            )
+        apply_in_each("before", runAt=rfc3339(before))
         for ns in namespaces.values():
             wait_for(
                 jobs_present(c, ns, "before"),
@@ -217,16 +220,7 @@ def test_operator_resumes_after_an_api_server_restart(
         # Due in the middle of the outage; seen by both operators beforehand.
         down_at = seconds_ahead(3)
         during = down_at + OUTAGE / 2
-        for ns in namespaces.values():
-            c.apply(
-                schedule(
-                    "during",
-                    runAt=rfc3339(during),
-                    catchUp="Latest",
-                    jobTemplate=suspended_template(),
-                ),
-                namespace=ns,
-            )
+        apply_in_each("during", runAt=rfc3339(during), catchUp="Latest")
         for ns in namespaces.values():
             wait_for(
                 next_run_known(c, ns, "during"),
@@ -249,11 +243,7 @@ def test_operator_resumes_after_an_api_server_restart(
         back = utcnow()
 
         after = seconds_ahead(3)
-        for ns in namespaces.values():
-            c.apply(
-                schedule("after", runAt=rfc3339(after), jobTemplate=suspended_template()),
-                namespace=ns,
-            )
+        apply_in_each("after", runAt=rfc3339(after))
         for ns in namespaces.values():
             wait_for(
                 jobs_present(c, ns, "after"),

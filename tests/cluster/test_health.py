@@ -11,15 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from tests.cluster._safety import RESUME, events, job_template, schedule
+from tests.support.checks import generation_seen, phase
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
-from tests.support.schedules import (
-    RUN_NOW,
-    annotate,
-    condition,
-    executions,
-    wait_status,
-)
+from tests.support.schedules import RUN_NOW, Schedules, condition, executions
 
 FAILING = job_template(run_seconds=1, fail=True)
 SUCCEEDING = job_template(run_seconds=1)
@@ -33,33 +28,17 @@ def _finished(count: int) -> Any:
     return check
 
 
-def _run(
-    cluster: Cluster, namespace: str, name: str, token: str, *, finished: int
-) -> dict[str, Any]:
+def _run(here: Schedules, name: str, token: str, *, finished: int) -> dict[str, Any]:
     """One manual run, waited on until it is the ``finished``-th to end."""
-    annotate(cluster, namespace, name, RUN_NOW, token)
-    return wait_status(
-        cluster, namespace, name, _finished(finished), timeout=20, what=f"run {token} finished"
-    )
+    here.annotate(name, RUN_NOW, token)
+    return here.wait(name, _finished(finished), timeout=20, what=f"run {token} finished")
 
 
 def _use(
-    cluster: Cluster,
-    namespace: str,
-    name: str,
-    template: dict[str, Any],
-    generation: int,
-    **spec: Any,
+    here: Schedules, name: str, template: dict[str, Any], generation: int, **spec: Any
 ) -> None:
-    cluster.apply(schedule(name, template=template, **spec), namespace=namespace)
-    wait_status(
-        cluster,
-        namespace,
-        name,
-        lambda s: s.get("observedGeneration") == generation,
-        timeout=10,
-        what=f"generation {generation} seen",
-    )
+    here.apply(schedule(name, template=template, **spec))
+    here.wait(name, generation_seen(generation), timeout=10, what=f"generation {generation} seen")
 
 
 def _health(status: dict[str, Any]) -> tuple[str, int]:
@@ -72,26 +51,27 @@ def test_health_follows_failures_and_recovers(
 ) -> None:
     """Healthy after a success, Degraded after one failure, Unhealthy after three in
     a row, Healthy again after the next success."""
-    _use(cluster, namespace, "flaky", SUCCEEDING, 1)
-    status = _run(cluster, namespace, "flaky", "ok-1", finished=1)
+    here = Schedules(cluster, namespace)
+    _use(here, "flaky", SUCCEEDING, 1)
+    status = _run(here, "flaky", "ok-1", finished=1)
     assert _health(status) == ("Healthy", 0)
     assert status["health"]["reason"] == "RunsSucceeding"
 
-    _use(cluster, namespace, "flaky", FAILING, 2)
-    status = _run(cluster, namespace, "flaky", "bad-1", finished=2)
+    _use(here, "flaky", FAILING, 2)
+    status = _run(here, "flaky", "bad-1", finished=2)
     assert _health(status) == ("Degraded", 1)
     assert status["health"]["reason"] == "LastRunFailed"
 
-    status = _run(cluster, namespace, "flaky", "bad-2", finished=3)
+    status = _run(here, "flaky", "bad-2", finished=3)
     assert _health(status) == ("Degraded", 2)
-    status = _run(cluster, namespace, "flaky", "bad-3", finished=4)
+    status = _run(here, "flaky", "bad-3", finished=4)
     assert _health(status) == ("Unhealthy", 3)
     assert status["health"]["reason"] == "ConsecutiveFailures"
     assert executions(status)["failed"] == 3
     assert status["phase"] == "Active"  # unhealthy alone never suspends
 
-    _use(cluster, namespace, "flaky", SUCCEEDING, 3)
-    status = _run(cluster, namespace, "flaky", "ok-2", finished=5)
+    _use(here, "flaky", SUCCEEDING, 3)
+    status = _run(here, "flaky", "ok-2", finished=5)
     assert _health(status) == ("Healthy", 0)
     assert executions(status)["succeeded"] == 2
 
@@ -102,17 +82,13 @@ def test_suspend_after_failures_and_resume(
     """suspendAfterFailures 2: two failed runs suspend the schedule in status (phase,
     condition, Event), without touching spec; jobwarden.io/resume lifts it, and
     failures before the resume no longer count."""
-    _use(cluster, namespace, "fragile", FAILING, 1, suspendAfterFailures=2)
-    status = _run(cluster, namespace, "fragile", "bad-1", finished=1)
+    here = Schedules(cluster, namespace)
+    _use(here, "fragile", FAILING, 1, suspendAfterFailures=2)
+    status = _run(here, "fragile", "bad-1", finished=1)
     assert status["phase"] == "Active"
-    _run(cluster, namespace, "fragile", "bad-2", finished=2)
-    status = wait_status(
-        cluster,
-        namespace,
-        "fragile",
-        lambda s: s.get("phase") == "Suspended",
-        timeout=10,
-        what="suspended after two failures",
+    _run(here, "fragile", "bad-2", finished=2)
+    status = here.wait(
+        "fragile", phase("Suspended"), timeout=10, what="suspended after two failures"
     )
     suspended = condition(status, "Suspended")
     assert suspended is not None
@@ -127,15 +103,8 @@ def test_suspend_after_failures_and_resume(
     assert [e["type"] for e in warnings] == ["Warning"]
     assert cluster.schedule(namespace, "fragile")["spec"].get("suspend") in (None, False)
 
-    annotate(cluster, namespace, "fragile", RESUME, "fixed-it")
-    status = wait_status(
-        cluster,
-        namespace,
-        "fragile",
-        lambda s: s.get("phase") == "Active",
-        timeout=10,
-        what="active again after resume",
-    )
+    here.annotate("fragile", RESUME, "fixed-it")
+    status = here.wait("fragile", phase("Active"), timeout=10, what="active again after resume")
     lifted = condition(status, "Suspended")
     assert lifted is not None
     assert (lifted["status"], lifted["reason"]) == ("False", "ResumeRequested")
@@ -148,6 +117,6 @@ def test_suspend_after_failures_and_resume(
     assert [e["type"] for e in resumed] == ["Normal"]
 
     # One more failure after the resume is one, not three: still active.
-    status = _run(cluster, namespace, "fragile", "bad-3", finished=3)
+    status = _run(here, "fragile", "bad-3", finished=3)
     assert status["phase"] == "Active"
     assert (condition(status, "Suspended") or {}).get("status") == "False"

@@ -15,17 +15,10 @@ from typing import Any
 import pytest
 
 from tests.cluster._safety import job_template, metric, schedule, wait_job_started
+from tests.support.checks import counted, recorded
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
-from tests.support.schedules import (
-    RUN_NOW,
-    annotate,
-    executions,
-    history,
-    rfc3339,
-    seconds_ahead,
-    wait_status,
-)
+from tests.support.schedules import RUN_NOW, Schedules, history, rfc3339, seconds_ahead
 
 
 def _scrape_until(operator: OperatorProcess, check: Any, *, what: str) -> str:
@@ -42,39 +35,18 @@ def test_metrics_count_what_the_runs_did(
     """One run succeeds, one goes stale, one keeps running: /metrics shows each
     by result, the stale termination, one active run, schedules by health, and
     a lag observation for each Job created; /healthz answers 200."""
-    cluster.apply(
-        schedule("quick", runAt=rfc3339(seconds_ahead(2)), template=job_template(run_seconds=1)),
-        namespace=namespace,
+    here = Schedules(cluster, namespace)
+    here.apply(
+        schedule("quick", runAt=rfc3339(seconds_ahead(2)), template=job_template(run_seconds=1))
     )
-    cluster.apply(schedule("slow", staleAfter="3s"), namespace=namespace)
-    cluster.apply(schedule("steady"), namespace=namespace)
-    annotate(cluster, namespace, "slow", RUN_NOW, "go")
-    annotate(cluster, namespace, "steady", RUN_NOW, "go")
+    here.apply(schedule("slow", staleAfter="3s"))
+    here.apply(schedule("steady"))
+    here.annotate("slow", RUN_NOW, "go")
+    here.annotate("steady", RUN_NOW, "go")
 
-    wait_status(
-        cluster,
-        namespace,
-        "quick",
-        lambda s: executions(s).get("succeeded") == 1,
-        timeout=20,
-        what="the quick run succeeded",
-    )
-    wait_status(
-        cluster,
-        namespace,
-        "slow",
-        lambda s: executions(s).get("stale") == 1,
-        timeout=20,
-        what="the slow run terminated stale",
-    )
-    steady = wait_status(
-        cluster,
-        namespace,
-        "steady",
-        lambda s: bool(history(s)),
-        timeout=10,
-        what="the steady run recorded",
-    )
+    here.wait("quick", counted("succeeded", 1), timeout=20, what="the quick run succeeded")
+    here.wait("slow", counted("stale", 1), timeout=20, what="the slow run terminated stale")
+    steady = here.wait("steady", recorded, timeout=10, what="the steady run recorded")
     wait_job_started(cluster, namespace, history(steady)[0]["job"])
 
     def settled(text: str) -> bool:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,8 +28,10 @@ from jobwarden import labels
 from jobwarden.api.spec import parse_spec
 from jobwarden.api.status import format_time, parse_time
 from jobwarden.schedule.timeline import build_timeline
+from tests.cluster._safety import job_template, schedule
 from tests.support.kube import Cluster, wait_for
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, free_port
+from tests.support.plugin import COMMANDS, LIST_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -77,33 +78,12 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
 
 
 def manifest(
-    name: str, *, run_seconds: str | None = "2s", hold_terminating: bool = False, **spec: Any
+    name: str, *, run_seconds: float | None = 2, hold_terminating: bool = False, **spec: Any
 ) -> dict[str, Any]:
-    annotations: dict[str, str] = {}
-    if run_seconds is not None:
-        annotations["jobwarden.test/run-seconds"] = run_seconds
-    if hold_terminating:
-        annotations["jobwarden.test/hold-terminating"] = "true"
-    template = {
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "metadata": {"annotations": annotations},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [{"name": "work", "image": "busybox:1.36"}],
-                },
-            },
-        },
-    }
-    when = {} if {"schedule", "every", "runAt"} & set(spec) else {"runAt": "2099-01-01T00:00:00Z"}
-    body = {**when, "jobTemplate": template, **spec}
-    return {
-        "apiVersion": labels.API_VERSION,
-        "kind": labels.KIND,
-        "metadata": {"name": name},
-        "spec": body,
-    }
+    """A schedule whose runs take ``run_seconds`` (None: until ended), its one run far
+    away unless ``spec`` says when, so that only the plugin's actions start work."""
+    template = job_template(run_seconds=run_seconds, hold_terminating=hold_terminating)
+    return schedule(name, template=template, **spec)
 
 
 def rows(text: str) -> list[list[str]]:
@@ -123,13 +103,6 @@ def section(text: str, title: str) -> list[str]:
             break
         out.append(line.strip())
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -160,6 +133,11 @@ def streaming(cluster: Cluster, *args: str) -> Iterator[tuple[subprocess.Popen[s
         reader.join(timeout=10)
 
 
+def _printed(lines: list[str], test: Callable[[str], bool], *, what: str) -> None:
+    """Wait until a streaming command has printed a line that passes ``test``."""
+    wait_for(lambda: any(test(line) for line in lines), timeout=30, what=what)
+
+
 # --- discovery and reading -----------------------------------------------------------------
 
 
@@ -173,16 +151,7 @@ def test_kubectl_discovers_the_plugin(cluster: Cluster) -> None:
     )
     assert str(VENV_BIN / "kubectl-jobwarden") in proc.stdout
     help_text = ok(plugin(cluster, "--help"))
-    for command in (
-        "list",
-        "describe",
-        "preview",
-        "run",
-        "suspend",
-        "resume",
-        "terminate",
-        "health",
-    ):
+    for command in COMMANDS:
         assert command in help_text
 
 
@@ -191,18 +160,7 @@ def test_list_in_a_namespace_all_namespaces_and_as_json(cluster: Cluster, namesp
     cluster.apply(manifest("beta", schedule="*/5 * * * *", suspend=True), namespace=namespace)
 
     table = rows(ok(plugin(cluster, "list", "-n", namespace)))
-    assert table[0] == [
-        "NAME",
-        "SCHEDULE",
-        "PHASE",
-        "SUSPEND",
-        "ACTIVE",
-        "LAST RUN",
-        "LAST RESULT",
-        "NEXT RUN",
-        "HEALTH",
-        "AGE",
-    ]
+    assert table[0] == list(LIST_COLUMNS)
     by_name = {r[0]: r for r in table[1:]}
     assert set(by_name) == {"alpha", "beta"}
     assert by_name["alpha"][1] == "once at 2099-01-01T00:00:00Z"
@@ -337,7 +295,7 @@ def test_without_permission_the_forbidden_verb_is_named(cluster: Cluster, namesp
 
 
 def test_unreachable_cluster_is_a_one_line_error(cluster: Cluster, tmp_path: Path) -> None:
-    server = f"https://127.0.0.1:{_free_port()}"
+    server = f"https://127.0.0.1:{free_port()}"
     config = tmp_path / "kubeconfig"
     config.write_text(
         yaml.safe_dump(
@@ -459,7 +417,7 @@ def test_suspend_and_resume_patch_spec_and_lift_the_operators_hold(
 def test_run_starts_a_manual_job_and_describe_shows_it(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
-    cluster.apply(manifest("on-demand", run_seconds="1s"), namespace=namespace)
+    cluster.apply(manifest("on-demand", run_seconds=1), namespace=namespace)
     out = ok(plugin(cluster, "run", "on-demand", "-n", namespace))
     assert out.startswith("jobschedule.jobwarden.io/on-demand run requested")
     selector = f"{labels.SCHEDULE_LABEL}=on-demand,{labels.TRIGGER_LABEL}=Manual"
@@ -557,22 +515,14 @@ def test_terminate_force_removes_pods_stuck_terminating(
 def test_list_watch_prints_new_rows_until_ctrl_c(cluster: Cluster, namespace: str) -> None:
     cluster.apply(manifest("first"), namespace=namespace)
     with streaming(cluster, "list", "-w", "-n", namespace) as (proc, lines):
-        wait_for(
-            lambda: any(line.startswith("first ") for line in lines),
-            timeout=30,
-            what="the initial table",
-        )
+        _printed(lines, lambda line: line.startswith("first "), what="the initial table")
         assert lines[0].startswith("NAME ")
         cluster.apply(manifest("second"), namespace=namespace)
-        wait_for(
-            lambda: any(line.startswith("second ") for line in lines),
-            timeout=30,
-            what="a row for the new schedule",
-        )
+        _printed(lines, lambda line: line.startswith("second "), what="a row for the new schedule")
         ok(plugin(cluster, "suspend", "first", "-n", namespace))
-        wait_for(
-            lambda: any(line.startswith("first ") and " true " in line for line in lines),
-            timeout=30,
+        _printed(
+            lines,
+            lambda line: line.startswith("first ") and " true " in line,
             what="a row for the change",
         )
         proc.send_signal(signal.SIGINT)
@@ -590,15 +540,11 @@ def test_list_watch_timeout_ends_cleanly(cluster: Cluster, namespace: str) -> No
 def test_describe_watch_reprints_on_change(cluster: Cluster, namespace: str) -> None:
     cluster.apply(manifest("watched"), namespace=namespace)
     with streaming(cluster, "describe", "watched", "-w", "-n", namespace) as (proc, lines):
-        wait_for(
-            lambda: any(line.startswith("Next Runs") for line in lines),
-            timeout=30,
-            what="the first description",
-        )
+        _printed(lines, lambda line: line.startswith("Next Runs"), what="the first description")
         ok(plugin(cluster, "suspend", "watched", "-n", namespace))
-        wait_for(
-            lambda: "Suspend:                true" in lines,
-            timeout=30,
+        _printed(
+            lines,
+            lambda line: line == "Suspend:                true",
             what="a new description after the change",
         )
         assert "---" in lines

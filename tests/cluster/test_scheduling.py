@@ -4,28 +4,36 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from tests.support.checks import (
+    active_count,
+    all_of,
+    counted,
+    counted_at_least,
+    has_next_run,
+    next_run,
+    phase,
+)
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
+    PRINTER_COLUMNS,
     SCHEDULE_LABEL,
     SCHEDULED_AT_LABEL,
     SCHEDULED_TIME_ANNOTATION,
     TRIGGER_LABEL,
+    Schedules,
     condition,
     executions,
     has_event,
     history,
     job_template,
-    jobs_of,
     next_minutes,
     parse_time,
     record_jobs,
     rfc3339,
     schedule,
     seconds_ahead,
-    status_of,
     utcnow,
-    wait_status,
 )
 
 # creationTimestamp has whole-second resolution; the watch stamp is finer.
@@ -42,14 +50,13 @@ def test_run_at_creates_one_job_on_time(
         runAt=rfc3339(due),
         jobTemplate=job_template(run_seconds=1, namespace="kube-system"),
     )
+    here = Schedules(cluster, namespace)
     with record_jobs(cluster, namespace) as recorder:
-        cluster.apply(manifest, namespace=namespace)
+        here.apply(manifest)
         sched = cluster.schedule(namespace, "once")
-        status = wait_status(
-            cluster,
-            namespace,
+        status = here.wait(
             "once",
-            lambda s: s.get("phase") == "Completed" and executions(s).get("succeeded") == 1,
+            all_of(phase("Completed"), counted("succeeded", 1)),
             timeout=30,
             what="the run succeeded and the schedule completed",
         )
@@ -106,7 +113,7 @@ def test_run_at_creates_one_job_on_time(
     assert "nextRunTime" not in status
     ready = condition(status, "Ready")
     assert ready is not None and (ready["status"], ready["reason"]) == ("False", "Completed")
-    assert [j["metadata"]["name"] for j in jobs_of(cluster, namespace, "once")] == [meta["name"]]
+    assert [j["metadata"]["name"] for j in here.jobs("once")] == [meta["name"]]
 
 
 def _running(cluster: Cluster, namespace: str, job: str) -> bool:
@@ -127,30 +134,20 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
     m1, m2 = next_minutes(count=2)
     times = [f"{m:%H:%M}" for m in (m1, m2)]
     every = {"period": "Day", "times": times}
+    here = Schedules(cluster, namespace)
     with record_jobs(cluster, namespace) as recorder:
-        cluster.apply(
+        here.apply(
             schedule(
                 "daily",
                 every=every,
                 concurrencyPolicy="Allow",
                 jobTemplate=job_template(run_seconds=None),
-            ),
-            namespace=namespace,
-        )
-        cluster.apply(schedule("capped", every=every, maxExecutions=1), namespace=namespace)
-        cluster.apply(
-            schedule("ending", every=every, endAt=rfc3339(m1 + timedelta(seconds=30))),
-            namespace=namespace,
-        )
-        for name in ("daily", "capped", "ending"):
-            status = wait_status(
-                cluster,
-                namespace,
-                name,
-                lambda s: "nextRunTime" in s,
-                timeout=20,
-                what="a next run time",
             )
+        )
+        here.apply(schedule("capped", every=every, maxExecutions=1))
+        here.apply(schedule("ending", every=every, endAt=rfc3339(m1 + timedelta(seconds=30))))
+        for name in ("daily", "capped", "ending"):
+            status = here.wait(name, has_next_run, timeout=20, what="a next run time")
             assert parse_time(status["nextRunTime"]) == m1, (name, status)
 
         wait_for(
@@ -158,22 +155,12 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
             timeout=(m1 - utcnow()).total_seconds() + 5,
             what="the three runs at the first time",
         )
-        status = wait_status(
-            cluster,
-            namespace,
-            "daily",
-            lambda s: s.get("nextRunTime") == rfc3339(m2),
-            timeout=15,
-            what="nextRunTime advanced to the second time",
+        status = here.wait(
+            "daily", next_run(m2), timeout=15, what="nextRunTime advanced to the second time"
         )
         for name in ("capped", "ending"):
-            done = wait_status(
-                cluster,
-                namespace,
-                name,
-                lambda s: s.get("phase") == "Completed",
-                timeout=15,
-                what="Completed after its one run",
+            done = here.wait(
+                name, phase("Completed"), timeout=15, what="Completed after its one run"
             )
             ready = condition(done, "Ready")
             assert ready is not None and (ready["status"], ready["reason"]) == (
@@ -187,14 +174,9 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
             timeout=(m2 - utcnow()).total_seconds() + 5,
             what="the second daily run",
         )
-        status = wait_status(
-            cluster,
-            namespace,
+        status = here.wait(
             "daily",
-            lambda s: (
-                s.get("nextRunTime") == rfc3339(m1 + timedelta(days=1))
-                and s.get("activeCount") == 2
-            ),
+            all_of(next_run(m1 + timedelta(days=1)), active_count(2)),
             timeout=15,
             what="two active runs and nextRunTime tomorrow",
         )
@@ -219,7 +201,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
     ][::-1]
     assert executions(status).get("scheduled") == 2
     for name in ("capped", "ending"):
-        assert status_of(cluster, namespace, name).get("phase") == "Completed"
+        assert here.status(name).get("phase") == "Completed"
 
 
 def test_forbid_skips_and_replace_terminates_a_run_still_active(
@@ -234,35 +216,31 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
     """
     m1, m2 = next_minutes(count=2)
     cron = f"{m1.minute},{m2.minute} * * * *"
+    here = Schedules(cluster, namespace)
     for name, policy in (("forbid", "Forbid"), ("replace", "Replace")):
-        cluster.apply(
+        here.apply(
             schedule(
                 name,
                 schedule=cron,
                 concurrencyPolicy=policy,
                 jobTemplate=job_template(run_seconds=None),
-            ),
-            namespace=namespace,
+            )
         )
     first = {name: f"{name}-{int(m1.timestamp()) // 60}" for name in ("forbid", "replace")}
     second = {name: f"{name}-{int(m2.timestamp()) // 60}" for name in ("forbid", "replace")}
     for name in ("forbid", "replace"):
-        wait_status(
-            cluster,
-            namespace,
+        here.wait(
             name,
-            lambda s: s.get("activeCount") == 1 and s.get("nextRunTime") == rfc3339(m2),
+            all_of(active_count(1), next_run(m2)),
             timeout=(m1 - utcnow()).total_seconds() + 5,
             what="the first run active",
         )
     assert _running(cluster, namespace, first["forbid"])
     assert _running(cluster, namespace, first["replace"])
 
-    status = wait_status(
-        cluster,
-        namespace,
+    status = here.wait(
         "forbid",
-        lambda s: executions(s).get("skipped", 0) >= 1,
+        counted_at_least("skipped", 1),
         timeout=(m2 - utcnow()).total_seconds() + 5,
         what="the second run skipped",
     )
@@ -272,9 +250,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
     assert "job" not in skipped
     assert executions(status).get("scheduled") == 1
     assert [a["name"] for a in status["active"]] == [first["forbid"]]
-    assert [j["metadata"]["name"] for j in jobs_of(cluster, namespace, "forbid")] == [
-        first["forbid"]
-    ]
+    assert [j["metadata"]["name"] for j in here.jobs("forbid")] == [first["forbid"]]
     assert _running(cluster, namespace, first["forbid"])
     wait_for(
         lambda: has_event(cluster, namespace, "forbid", reason="Skipped"),
@@ -282,13 +258,8 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
         what="a Skipped Event",
     )
 
-    status = wait_status(
-        cluster,
-        namespace,
-        "replace",
-        lambda s: executions(s).get("terminated", 0) >= 1,
-        timeout=15,
-        what="the first run replaced",
+    status = here.wait(
+        "replace", counted_at_least("terminated", 1), timeout=15, what="the first run replaced"
     )
     entries = {e["job"]: e for e in history(status)}
     assert entries[first["replace"]]["result"] == "Terminated", entries
@@ -298,7 +269,7 @@ def test_forbid_skips_and_replace_terminates_a_run_still_active(
     assert executions(status).get("scheduled") == 2
 
     def first_gone() -> bool:
-        names = {j["metadata"]["name"] for j in jobs_of(cluster, namespace, "replace")}
+        names = {j["metadata"]["name"] for j in here.jobs("replace")}
         pods = {p["metadata"]["labels"].get("job-name") for p in cluster.pods(namespace)}
         return first["replace"] not in names | pods and second["replace"] in names
 
@@ -311,44 +282,21 @@ def test_kubectl_get_shows_printer_columns(
 ) -> None:
     """``kubectl get jobschedules`` shows when each runs in words, its next run and health."""
     due = seconds_ahead(3)
-    cluster.apply(
-        schedule("once", runAt=rfc3339(due), jobTemplate=job_template(run_seconds=0.5)),
-        namespace=namespace,
-    )
-    cluster.apply(
-        schedule("twice-daily", every={"period": "Day", "times": ["17:30", "09:00"]}),
-        namespace=namespace,
-    )
-    wait_status(
-        cluster,
-        namespace,
+    here = Schedules(cluster, namespace)
+    here.apply(schedule("once", runAt=rfc3339(due), jobTemplate=job_template(run_seconds=0.5)))
+    here.apply(schedule("twice-daily", every={"period": "Day", "times": ["17:30", "09:00"]}))
+    here.wait(
         "once",
         lambda s: s.get("lastResult") == "Succeeded",
         timeout=30,
         what="the one-time run succeeded",
     )
-    expected_next = wait_status(
-        cluster,
-        namespace,
-        "twice-daily",
-        lambda s: "nextRunTime" in s,
-        timeout=20,
-        what="a next run time",
-    )["nextRunTime"]
+    twice_daily = here.wait("twice-daily", has_next_run, timeout=20, what="a next run time")
+    expected_next = twice_daily["nextRunTime"]
 
     out = cluster.kubectl("get", "jobschedules", "-n", namespace).stdout
     header, *lines = out.splitlines()
-    columns = [
-        "NAME",
-        "SCHEDULE",
-        "SUSPEND",
-        "ACTIVE",
-        "LAST RUN",
-        "LAST RESULT",
-        "NEXT RUN",
-        "HEALTH",
-        "AGE",
-    ]
+    columns = PRINTER_COLUMNS
     starts = [header.index(c) for c in columns]
     assert starts == sorted(starts), header
 

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from tests.cluster._safety import (
     STALE_AFTER_LABEL,
     STALE_DEADLINE_ANNOTATION,
     SWEEP_SECONDS,
     condition_true,
-    entry,
     events,
     holds,
     job,
@@ -29,19 +27,17 @@ from tests.cluster._safety import (
     schedule,
     wait_job_started,
 )
+from tests.support.checks import entry, generation_seen, recorded, run_reason, run_result
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     RUN_NOW,
-    annotate,
+    Schedules,
     executions,
     history,
-    jobs_of,
     parse_time,
     rfc3339,
     seconds_ahead,
-    status_of,
-    wait_status,
 )
 
 THRESHOLD = timedelta(seconds=3)
@@ -49,17 +45,11 @@ MARGIN = timedelta(seconds=3)
 S = timedelta(seconds=1)  # API round trips and the status write, on 2 busy cores
 
 
-def _first_run(cluster: Cluster, namespace: str, name: str, *, timeout: float = 20) -> str:
+def _first_run(here: Schedules, name: str) -> str:
     """The Job name of the schedule's first run, once status records it."""
-    status = wait_status(
-        cluster, namespace, name, lambda s: bool(history(s)), timeout=timeout, what="a run recorded"
-    )
+    status = here.wait(name, recorded, timeout=20, what="a run recorded")
     job_name: str = history(status)[0]["job"]
     return job_name
-
-
-def _stale(job_name: str) -> Any:
-    return lambda s: (entry(s, job_name) or {}).get("result") == "Stale"
 
 
 def test_stale_run_is_terminated_within_one_sweep(
@@ -68,13 +58,10 @@ def test_stale_run_is_terminated_within_one_sweep(
     """A scheduled run past staleAfter ends Stale (StaleTerminated) within one sweep
     interval of its threshold, counted once, with one Warning Event, and leaves no
     Job or pod behind."""
-    cluster.apply(
-        schedule("slow", runAt=rfc3339(seconds_ahead(2)), staleAfter="3s"), namespace=namespace
-    )
-    name = _first_run(cluster, namespace, "slow")
-    status = wait_status(
-        cluster, namespace, "slow", _stale(name), timeout=20, what="the run recorded Stale"
-    )
+    here = Schedules(cluster, namespace)
+    here.apply(schedule("slow", runAt=rfc3339(seconds_ahead(2)), staleAfter="3s"))
+    name = _first_run(here, "slow")
+    status = here.wait("slow", run_result(name, "Stale"), timeout=20, what="the run recorded Stale")
     record = entry(status, name)
     assert record is not None
     assert record["reason"] == "StaleTerminated"
@@ -99,7 +86,7 @@ def test_stale_run_is_terminated_within_one_sweep(
     )
     assert [e["type"] for e in warnings] == ["Warning"]
     assert name in warnings[0]["message"]
-    wait_for(lambda: not jobs_of(cluster, namespace, "slow"), timeout=15, what="the Job deleted")
+    wait_for(lambda: not here.jobs("slow"), timeout=15, what="the Job deleted")
     wait_for(
         lambda: not pods_of_job(cluster, namespace, name), timeout=20, what="the Job's pods gone"
     )
@@ -109,19 +96,15 @@ def test_report_marks_a_stale_run_and_leaves_it_running(
     cluster: Cluster, namespace: str, operator: OperatorProcess
 ) -> None:
     """staleAction Report: the run keeps running, history says StaleReported, one Event."""
-    cluster.apply(schedule("watched", staleAfter="3s", staleAction="Report"), namespace=namespace)
-    annotate(cluster, namespace, "watched", RUN_NOW, "go")
-    name = _first_run(cluster, namespace, "watched")
+    here = Schedules(cluster, namespace)
+    here.apply(schedule("watched", staleAfter="3s", staleAction="Report"))
+    here.annotate("watched", RUN_NOW, "go")
+    name = _first_run(here, "watched")
     body = wait_job_started(cluster, namespace, name)
     assert "activeDeadlineSeconds" not in body["spec"]  # nothing for the Job controller to enforce
 
-    status = wait_status(
-        cluster,
-        namespace,
-        "watched",
-        lambda s: (entry(s, name) or {}).get("reason") == "StaleReported",
-        timeout=15,
-        what="the run reported stale",
+    status = here.wait(
+        "watched", run_reason(name, "StaleReported"), timeout=15, what="the run reported stale"
     )
     record = entry(status, name)
     assert record is not None and record["result"] == "Running"
@@ -129,16 +112,8 @@ def test_report_marks_a_stale_run_and_leaves_it_running(
     assert [a["name"] for a in status["active"]] == [name]
 
     # Another reconcile (a spec change) must not report it a second time.
-    manifest = schedule("watched", staleAfter="3s", staleAction="Report", historyLimit=19)
-    cluster.apply(manifest, namespace=namespace)
-    status = wait_status(
-        cluster,
-        namespace,
-        "watched",
-        lambda s: s.get("observedGeneration") == 2,
-        timeout=10,
-        what="the spec change seen",
-    )
+    here.apply(schedule("watched", staleAfter="3s", staleAction="Report", historyLimit=19))
+    status = here.wait("watched", generation_seen(2), timeout=10, what="the spec change seen")
     assert executions(status)["stale"] == 1
     reported = wait_for(
         lambda: events(cluster, namespace, "watched", reason="StaleReported"),
@@ -160,15 +135,14 @@ def test_threshold_holds_while_the_operator_is_down(
     5 s rather than 3 s: the operator must be killed before the threshold, and
     on two busy cores a few seconds can pass between the Job and the kill.
     """
-    cluster.apply(
-        schedule("orphaned", runAt=rfc3339(seconds_ahead(2)), staleAfter="5s"), namespace=namespace
-    )
-    name = _first_run(cluster, namespace, "orphaned")
+    here = Schedules(cluster, namespace)
+    here.apply(schedule("orphaned", runAt=rfc3339(seconds_ahead(2)), staleAfter="5s"))
+    name = _first_run(here, "orphaned")
     body = wait_for(lambda: job(cluster, namespace, name), timeout=10, what="the Job")
     operator.kill()
     assert body["spec"]["activeDeadlineSeconds"] == 5
     assert body["metadata"]["annotations"][STALE_DEADLINE_ANNOTATION] == "5"
-    assert (entry(status_of(cluster, namespace, "orphaned"), name) or {})["result"] == "Running"
+    assert (entry(here.status("orphaned"), name) or {})["result"] == "Running"
 
     failed = wait_for(
         lambda: condition_true(job(cluster, namespace, name) or {}, "Failed"),
@@ -185,11 +159,9 @@ def test_threshold_holds_while_the_operator_is_down(
     assert started is not None and parse_time(failed["lastTransitionTime"]) >= started + 5 * S
 
     operator.start()
-    status = wait_status(
-        cluster,
-        namespace,
+    status = here.wait(
         "orphaned",
-        _stale(name),
+        run_result(name, "Stale"),
         timeout=20,
         what="the restarted operator recording Stale",
     )
@@ -205,7 +177,7 @@ def test_threshold_holds_while_the_operator_is_down(
     )
     assert [e["type"] for e in warnings] == ["Warning"]
     wait_for(
-        lambda: not jobs_of(cluster, namespace, "orphaned"),
+        lambda: not here.jobs("orphaned"),
         timeout=15,
         what="the stale Job deleted",
     )
@@ -257,9 +229,10 @@ def test_dry_run_reports_instead_of_terminating(
     with operator_with(cluster, namespace, tmp_path, JOBWARDEN_DRY_RUN="true"):
         cluster.apply(plain_job("opted-in", labels={STALE_AFTER_LABEL: "3s"}), namespace=namespace)
         opted_in = wait_job_started(cluster, namespace, "opted-in")
-        cluster.apply(schedule("dry", staleAfter="3s"), namespace=namespace)
-        annotate(cluster, namespace, "dry", RUN_NOW, "go")
-        name = _first_run(cluster, namespace, "dry")
+        here = Schedules(cluster, namespace)
+        here.apply(schedule("dry", staleAfter="3s"))
+        here.annotate("dry", RUN_NOW, "go")
+        name = _first_run(here, "dry")
         body = wait_job_started(cluster, namespace, name)
         assert "activeDeadlineSeconds" not in body["spec"]
 
@@ -271,11 +244,9 @@ def test_dry_run_reports_instead_of_terminating(
         assert [e["type"] for e in reported] == ["Warning"]
         # With the Job's uid, so that ``kubectl describe job`` lists it.
         assert reported[0]["involvedObject"]["uid"] == opted_in["metadata"]["uid"]
-        status = wait_status(
-            cluster,
-            namespace,
+        status = here.wait(
             "dry",
-            lambda s: (entry(s, name) or {}).get("reason") == "StaleReported",
+            run_reason(name, "StaleReported"),
             timeout=15,
             what="the scheduled run reported stale",
         )

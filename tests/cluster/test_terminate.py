@@ -17,7 +17,6 @@ from tests.cluster._safety import (
     TERMINATE,
     TERMINATE_GRACE,
     TRACKING_FINALIZER,
-    entry,
     events,
     holds,
     job,
@@ -27,44 +26,26 @@ from tests.cluster._safety import (
     schedule,
     wait_job_started,
 )
+from tests.support.checks import all_of, entry, generation_seen, run_result
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
-from tests.support.schedules import (
-    RUN_NOW,
-    SCHEDULE_LABEL,
-    annotate,
-    executions,
-    history,
-    wait_status,
-)
+from tests.support.schedules import RUN_NOW, SCHEDULE_LABEL, Schedules, executions, history
 
 
-def _run_now(cluster: Cluster, namespace: str, name: str, token: str) -> str:
+def _run_now(here: Schedules, name: str, token: str) -> str:
     """Start a manual run and return its Job's name once it runs."""
-    before = {
-        e.get("job")
-        for e in history(
-            wait_status(
-                cluster, namespace, name, lambda s: "phase" in s, timeout=20, what="first reconcile"
-            )
-        )
-    }
-    annotate(cluster, namespace, name, RUN_NOW, token)
-    status = wait_status(
-        cluster,
-        namespace,
+    reconciled = here.wait(name, lambda s: "phase" in s, timeout=20, what="first reconcile")
+    before = {e.get("job") for e in history(reconciled)}
+    here.annotate(name, RUN_NOW, token)
+    status = here.wait(
         name,
         lambda s: any(e.get("job") not in before for e in history(s)),
         timeout=20,
         what=f"the run for token {token}",
     )
     job_name: str = next(e["job"] for e in history(status) if e.get("job") not in before)
-    wait_job_started(cluster, namespace, job_name)
+    wait_job_started(here.cluster, here.namespace, job_name)
     return job_name
-
-
-def _terminated(job_name: str) -> Any:
-    return lambda s: (entry(s, job_name) or {}).get("result") == "Terminated"
 
 
 def test_terminate_stops_active_runs_gracefully(
@@ -72,16 +53,15 @@ def test_terminate_stops_active_runs_gracefully(
 ) -> None:
     """Every active run ends Terminated (TerminateRequested), counted, with an Event,
     and its Job and pods go; runs that already finished are left as they were."""
-    cluster.apply(schedule("busy"), namespace=namespace)
-    first = _run_now(cluster, namespace, "busy", "one")
-    second = _run_now(cluster, namespace, "busy", "two")
-    annotate(cluster, namespace, "busy", TERMINATE, "stop-1")
+    here = Schedules(cluster, namespace)
+    here.apply(schedule("busy"))
+    first = _run_now(here, "busy", "one")
+    second = _run_now(here, "busy", "two")
+    here.annotate("busy", TERMINATE, "stop-1")
 
-    status = wait_status(
-        cluster,
-        namespace,
+    status = here.wait(
         "busy",
-        lambda s: _terminated(first)(s) and _terminated(second)(s),
+        all_of(run_result(first, "Terminated"), run_result(second, "Terminated")),
         timeout=15,
         what="both runs recorded Terminated",
     )
@@ -109,15 +89,8 @@ def test_terminate_stops_active_runs_gracefully(
     )
 
     # A later reconcile (a spec change) does not fire the same token again.
-    cluster.apply(schedule("busy", historyLimit=19), namespace=namespace)
-    status = wait_status(
-        cluster,
-        namespace,
-        "busy",
-        lambda s: s.get("observedGeneration") == 2,
-        timeout=10,
-        what="the spec change seen",
-    )
+    here.apply(schedule("busy", historyLimit=19))
+    status = here.wait("busy", generation_seen(2), timeout=10, what="the spec change seen")
     assert executions(status)["terminated"] == 2
     assert len(events(cluster, namespace, "busy", reason="Terminated")) == 1
 
@@ -127,14 +100,11 @@ def test_force_terminate_clears_pods_a_graceful_delete_leaves_terminating(
 ) -> None:
     """With terminate-grace-seconds "0", the schedule's pods are force-deleted: the
     running one, and one an earlier graceful terminate left stuck Terminating."""
-    cluster.apply(
-        schedule("stuck", template=job_template(hold_terminating=True)), namespace=namespace
-    )
-    first = _run_now(cluster, namespace, "stuck", "one")
-    annotate(cluster, namespace, "stuck", TERMINATE, "graceful")
-    wait_status(
-        cluster, namespace, "stuck", _terminated(first), timeout=15, what="the first run terminated"
-    )
+    here = Schedules(cluster, namespace)
+    here.apply(schedule("stuck", template=job_template(hold_terminating=True)))
+    first = _run_now(here, "stuck", "one")
+    here.annotate("stuck", TERMINATE, "graceful")
+    here.wait("stuck", run_result(first, "Terminated"), timeout=15, what="the first run terminated")
 
     # Graceful: the Job is gone, its pod is marked for deletion and stays so.
     wait_for(
@@ -156,7 +126,7 @@ def test_force_terminate_clears_pods_a_graceful_delete_leaves_terminating(
         what="the gracefully deleted pod staying Terminating",
     )
 
-    second = _run_now(cluster, namespace, "stuck", "two")
+    second = _run_now(here, "stuck", "two")
     cluster.kubectl(
         "annotate",
         "-n",
@@ -166,13 +136,8 @@ def test_force_terminate_clears_pods_a_graceful_delete_leaves_terminating(
         f"{TERMINATE_GRACE}=0",
         f"{TERMINATE}=force",
     )
-    status = wait_status(
-        cluster,
-        namespace,
-        "stuck",
-        _terminated(second),
-        timeout=15,
-        what="the second run terminated",
+    status = here.wait(
+        "stuck", run_result(second, "Terminated"), timeout=15, what="the second run terminated"
     )
     assert executions(status)["terminated"] == 2
     wait_for(

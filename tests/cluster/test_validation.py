@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 
+from tests.support.checks import all_of, generation_seen, phase
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
+    Schedules,
     condition,
-    jobs_of,
     record_jobs,
     rfc3339,
     schedule,
     seconds_ahead,
-    status_of,
-    wait_status,
 )
 
 EVERY_MINUTE = "* * * * *"
@@ -100,17 +99,11 @@ def test_operator_marks_spec_invalid_without_harming_neighbours(
     """Valid=False naming the field, phase Invalid, a Warning Event, no Jobs; a valid
     schedule next to it runs on time; fixing the spec makes it Valid again."""
     due = seconds_ahead(6)
+    here = Schedules(cluster, namespace)
     with record_jobs(cluster, namespace) as recorder:
-        cluster.apply(schedule("broken", **bad), namespace=namespace)
-        cluster.apply(schedule("neighbour", runAt=rfc3339(due)), namespace=namespace)
-        status = wait_status(
-            cluster,
-            namespace,
-            "broken",
-            lambda s: s.get("phase") == "Invalid",
-            timeout=20,
-            what="phase Invalid",
-        )
+        here.apply(schedule("broken", **bad))
+        here.apply(schedule("neighbour", runAt=rfc3339(due)))
+        status = here.wait("broken", phase("Invalid"), timeout=20, what="phase Invalid")
         valid = condition(status, "Valid")
         assert valid is not None and valid["status"] == "False", status
         assert valid["reason"] == "InvalidSpec"
@@ -134,19 +127,16 @@ def test_operator_marks_spec_invalid_without_harming_neighbours(
         assert run.name.startswith("neighbour-")
         assert due <= run.created and run.seen - due <= timedelta(seconds=2)
 
-        fixed = schedule("broken", **{**bad, **fix})
-        cluster.apply(fixed, namespace=namespace)
-        status = wait_status(
-            cluster,
-            namespace,
+        here.apply(schedule("broken", **{**bad, **fix}))
+        status = here.wait(
             "broken",
-            lambda s: s.get("phase") == "Active" and s.get("observedGeneration") == 2,
+            all_of(phase("Active"), generation_seen(2)),
             timeout=20,
             what="Valid again after the fix",
         )
         valid = condition(status, "Valid")
         assert valid is not None and valid["status"] == "True", status
         assert status.get("nextRunTime"), status
-        assert not jobs_of(cluster, namespace, "broken")
+        assert not here.jobs("broken")
         assert len(recorder.names()) == 1
-    assert status_of(cluster, namespace, "neighbour").get("phase") == "Completed"
+    assert here.status("neighbour").get("phase") == "Completed"

@@ -29,6 +29,18 @@ TRIGGER_LABEL = "jobwarden.io/trigger"
 SCHEDULED_TIME_ANNOTATION = "jobwarden.io/scheduled-time"
 SCHEDULED_AT_LABEL = "jobwarden.io/scheduled-at"
 RUN_NOW = "jobwarden.io/run-now"
+# What ``kubectl get jobschedules`` shows, in order: the CRD's printer columns.
+PRINTER_COLUMNS = (
+    "NAME",
+    "SCHEDULE",
+    "SUSPEND",
+    "ACTIVE",
+    "LAST RUN",
+    "LAST RESULT",
+    "NEXT RUN",
+    "HEALTH",
+    "AGE",
+)
 
 
 def utcnow() -> datetime:
@@ -164,6 +176,36 @@ def wait_status(
         return wait_for(probe, timeout=timeout, interval=0.2, what=f"{namespace}/{name}: {what}")
     except Timeout as exc:
         raise Timeout(f"{exc}; last status: {last}") from None
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """The JobSchedules of one test's namespace: each read and wait names only the schedule.
+
+    Tests wait on the same few schedules again and again; binding the cluster
+    and namespace once keeps each wait to what it waits for.
+    """
+
+    cluster: Cluster
+    namespace: str
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.cluster.apply(manifest, namespace=self.namespace)
+
+    def status(self, name: str) -> dict[str, Any]:
+        return status_of(self.cluster, self.namespace, name)
+
+    def jobs(self, name: str) -> list[dict[str, Any]]:
+        return jobs_of(self.cluster, self.namespace, name)
+
+    def annotate(self, name: str, key: str, value: str) -> None:
+        annotate(self.cluster, self.namespace, name, key, value)
+
+    def wait(
+        self, name: str, check: Callable[[dict[str, Any]], bool], *, timeout: float, what: str
+    ) -> dict[str, Any]:
+        """The status once ``check`` holds (see :mod:`tests.support.checks`)."""
+        return wait_status(self.cluster, self.namespace, name, check, timeout=timeout, what=what)
 
 
 def annotate(cluster: Cluster, namespace: str, name: str, key: str, value: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,63 +15,9 @@ from jobwarden.cli.errors import CliError
 from jobwarden.cli.kubeconfig import ConnectOptions
 from jobwarden.cli.main import run
 from jobwarden.cli.parser import build_parser, connect_options
+from tests.support.plugin import COMMANDS, FakeClient
 
 NOW = datetime(2027, 1, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class FakeClient:
-    """Stands in for the API: holds objects, records patches, replays watch events."""
-
-    def __init__(
-        self,
-        *,
-        namespace: str = "team",
-        objects: list[dict[str, Any]] | None = None,
-        events: list[tuple[str, dict[str, Any]]] | None = None,
-    ) -> None:
-        self.namespace = namespace
-        self.server = "https://fake"
-        self.objects = objects or []
-        self.events = events or []
-        self.patches: list[tuple[str, str, dict[str, Any]]] = []
-        self.listed: list[str | None] = []
-
-    def _find(self, namespace: str, name: str) -> dict[str, Any]:
-        for obj in self.objects:
-            if obj["metadata"]["name"] == name and obj["metadata"]["namespace"] == namespace:
-                return obj
-        raise CliError(f'jobschedule "{name}" not found in namespace "{namespace}"')
-
-    def list_schedules(self, *, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
-        self.listed.append(namespace)
-        items = [
-            o for o in self.objects if namespace is None or o["metadata"]["namespace"] == namespace
-        ]
-        return items, "1"
-
-    def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any]:
-        return self._find(namespace, name)
-
-    def patch_schedule(self, *, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
-        obj = self._find(namespace, name)
-        self.patches.append((namespace, name, patch))
-        return obj
-
-    def list_events(self, *, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
-        return []
-
-    def watch_schedules(
-        self,
-        *,
-        namespace: str | None,
-        resource_version: str,
-        timeout_seconds: int,
-        name: str | None = None,
-    ) -> Iterator[tuple[str, dict[str, Any]]]:
-        events, self.events = self.events, []
-        for kind, obj in events:
-            if name is None or obj["metadata"]["name"] == name:
-                yield kind, obj
 
 
 def _schedule(name: str = "nightly", namespace: str = "team", **status: Any) -> dict[str, Any]:
@@ -191,16 +136,7 @@ def test_usage_errors_are_one_line_and_exit_2(
 def test_no_command_prints_help() -> None:
     out = io.StringIO()
     assert run([], out=out, err=io.StringIO()) == 0
-    for command in (
-        "list",
-        "describe",
-        "preview",
-        "run",
-        "suspend",
-        "resume",
-        "terminate",
-        "health",
-    ):
+    for command in COMMANDS:
         assert command in out.getvalue()
 
 
@@ -309,7 +245,7 @@ def test_list_watch_prints_the_table_then_a_row_per_change() -> None:
     changed = _schedule("a", lastResult="Succeeded")
     changed["metadata"]["resourceVersion"] = "2"
     fake = FakeClient(
-        objects=[_schedule("a")], events=[("MODIFIED", changed), ("MODIFIED", changed)]
+        objects=[_schedule("a")], watches=[[("MODIFIED", changed), ("MODIFIED", changed)]]
     )
     code, out, _, _ = _cli(fake, "list", "-w", "--watch-timeout", "1")
     lines = out.splitlines()
@@ -325,7 +261,7 @@ def test_list_watch_prints_the_table_then_a_row_per_change() -> None:
 def test_describe_watch_reprints_on_change() -> None:
     changed = _schedule("a", phase="Suspended")
     changed["metadata"]["resourceVersion"] = "2"
-    fake = FakeClient(objects=[_schedule("a")], events=[("MODIFIED", changed)])
+    fake = FakeClient(objects=[_schedule("a")], watches=[[("MODIFIED", changed)]])
     code, out, _, _ = _cli(fake, "describe", "a", "-w", "--watch-timeout", "1")
     assert code == 0
     first, second = out.split("\n---\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -19,6 +18,7 @@ from jobwarden.cli.kubeconfig import (
     resolve_context,
     resolve_namespace,
 )
+from tests.support.operator import free_port
 
 
 def _kubeconfig(
@@ -114,15 +114,8 @@ def test_no_kubeconfig_at_all_is_one_clear_error(tmp_path: Path) -> None:
         connect(ConnectOptions(environ={"HOME": str(tmp_path)}))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_unreachable_server_is_reported_with_its_address(tmp_path: Path) -> None:
-    server = f"https://127.0.0.1:{_free_port()}"
+    server = f"https://127.0.0.1:{free_port()}"
     a = _kubeconfig(tmp_path / "a", current="one", contexts={"one": "ns"}, server=server)
     client = connect(ConnectOptions(environ={"KUBECONFIG": str(a)}, request_timeout=5))
     assert client.namespace == "ns"

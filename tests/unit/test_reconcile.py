@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobwarden import labels
-from jobwarden.api.status import format_time
+from jobwarden.api.status import Executions, format_time
 from jobwarden.reconcile import Deletion, Observed, Plan, Policy, plan
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import job_name
@@ -99,6 +99,11 @@ class World:
             spec=copy.deepcopy(self.spec),
             status=copy.deepcopy(self.status),
         )
+
+    def edit(self, **changes: Any) -> None:
+        """A spec change as a user applies one: the API server bumps the generation."""
+        self.spec.update(changes)
+        self.generation += 1
 
     def observations(self) -> list[JobObservation]:
         return [observe_job(body) for body in self.jobs.values()]
@@ -372,8 +377,7 @@ def _suspended_until_five(catch_up: str, **spec: Any) -> tuple[World, Plan]:
     world = World.of(schedule=HOURLY, suspend=True, catchUp=catch_up, **spec)
     world.step(at("00:30:00"))
     world.step(at("03:30:00"))
-    world.spec["suspend"] = False
-    world.generation += 1
+    world.edit(suspend=False)
     return world, world.step(at("05:00:10"))
 
 
@@ -411,8 +415,7 @@ def test_catch_up_on_resume(
 ) -> None:
     world = World.of(schedule=HOURLY, suspend=True, catchUp=catch_up, **extra)
     assert world.step(at("03:30:00")).starts == []
-    world.spec["suspend"] = False
-    world.generation += 1
+    world.edit(suspend=False)
     result = world.step(at(resumed))
     assert started(result) == [scheduled_name(at(f"{h:02d}:00:00")) for h in starts]
     missed_times = [e["scheduledTime"] for e in world.history if e["result"] == "Missed"]
@@ -518,8 +521,7 @@ def test_run_now_on_an_invalid_spec_waits_for_a_valid_one() -> None:
     world = World.of(schedule=HOURLY, timeZone="Nowhere/Atlantis")
     world.annotations[labels.RUN_NOW_ANNOTATION] = "t1"
     assert world.step(at("00:10:00")).starts == []
-    world.spec["timeZone"] = "UTC"
-    world.generation += 1
+    world.edit(timeZone="UTC")
     assert started(world.step(at("00:20:00"))) == [manual_name("t1")]
 
 
@@ -682,8 +684,7 @@ def test_a_spec_change_lifts_the_suspension() -> None:
     world = World.of(schedule=HOURLY, suspendAfterFailures=1)
     _fail_at(world, 1)
     assert world.status["phase"] == "Suspended"
-    world.spec["historyLimit"] = 10
-    world.generation += 1
+    world.edit(historyLimit=10)
     world.step(at("01:30:00"))
     assert world.status["phase"] == "Active"
     assert world.condition("Suspended")["reason"] == "SpecChanged"  # type: ignore[index]
@@ -733,8 +734,7 @@ def test_invalid_spec(spec: dict[str, Any], field_name: str) -> None:
 def test_a_different_error_is_reported_again() -> None:
     world = World.of(schedule=HOURLY, timeZone="Mars/Olympus")
     world.step(at("01:00:02"))
-    world.spec["timeZone"] = "Venus/Maxwell"
-    world.generation += 1
+    world.edit(timeZone="Venus/Maxwell")
     assert reasons(world.step(at("01:00:03"))) == ["InvalidSpec"]
 
 
@@ -872,16 +872,7 @@ def test_the_jitter_delay_never_reaches_the_next_run() -> None:
 
 # --- properties over streams of observations ----------------------------------------------
 
-COUNTERS = (
-    "scheduled",
-    "manual",
-    "succeeded",
-    "failed",
-    "terminated",
-    "stale",
-    "missed",
-    "skipped",
-)
+COUNTERS = tuple(Executions.model_fields)
 
 specs = st.fixed_dictionaries(
     {"schedule": st.sampled_from(["*/10 * * * *", HOURLY, "30 */2 * * *"])},
@@ -943,8 +934,7 @@ def _apply(world: World, event: tuple[Any, ...], now: datetime, serial: int) -> 
         if name is not None:
             del world.jobs[name]
     elif kind == "toggle-suspend":
-        world.spec["suspend"] = not world.spec.get("suspend", False)
-        world.generation += 1
+        world.edit(suspend=not world.spec.get("suspend", False))
     elif kind != "lose-next-write":
         world.annotations[kind] = f"token-{serial}"
     return now + S
@@ -1011,14 +1001,18 @@ def test_runs_after_max_executions_are_not_missed() -> None:
     assert world.status["lastScheduleTime"] == "2024-01-01T02:00:00Z"
 
 
+def _resumed_at_three(concurrency: str) -> tuple[World, Plan]:
+    """catchUp All, suspended over the runs at 01:00 and 02:00, resumed at ``03:00:10``."""
+    world = World.of(schedule=HOURLY, suspend=True, catchUp="All", concurrencyPolicy=concurrency)
+    world.step(at("00:30:00"))
+    world.edit(suspend=False)
+    return world, world.step(at("03:00:10"))
+
+
 def test_replace_with_catch_up_all_creates_only_the_newest() -> None:
     """Each due run would replace the one before it at once; a Job created and
     deleted in one reconcile would run for nothing, so only the newest gets one."""
-    world = World.of(schedule=HOURLY, suspend=True, catchUp="All", concurrencyPolicy="Replace")
-    world.step(at("00:30:00"))
-    world.spec["suspend"] = False
-    world.generation += 1
-    result = world.step(at("03:00:10"))
+    world, result = _resumed_at_three("Replace")
     assert started(result) == [scheduled_name(at("03:00:00"))]
     assert result.deletes == []
     skipped = [e for e in world.history if e["result"] == "Skipped"]
@@ -1030,10 +1024,6 @@ def test_replace_with_catch_up_all_creates_only_the_newest() -> None:
 
 
 def test_forbid_with_catch_up_all_starts_the_oldest_and_skips_the_rest() -> None:
-    world = World.of(schedule=HOURLY, suspend=True, catchUp="All", concurrencyPolicy="Forbid")
-    world.step(at("00:30:00"))
-    world.spec["suspend"] = False
-    world.generation += 1
-    result = world.step(at("03:00:10"))
+    world, result = _resumed_at_three("Forbid")
     assert started(result) == [scheduled_name(at("01:00:00"))]
     assert world.counters["skipped"] == 2

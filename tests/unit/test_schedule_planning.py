@@ -86,27 +86,23 @@ def test_long_outage_caps_the_lists_and_counts_all() -> None:
     minutely = make(schedule="* * * * *")[1]
     last = utc("2024-01-01T00:00")
     now = utc("2024-01-02T00:00:10")
-    latest = plan_catch_up(
-        minutely,
-        policy="Latest",
-        last_scheduled=last,
-        anchor=CREATED,
-        now=now,
-        starting_deadline_seconds=None,
-        limit=10,
-    )
+
+    def after_a_day_down(policy: str) -> CatchUpPlan:
+        return plan_catch_up(
+            minutely,
+            policy=policy,
+            last_scheduled=last,
+            anchor=CREATED,
+            now=now,
+            starting_deadline_seconds=None,
+            limit=10,
+        )
+
+    latest = after_a_day_down("Latest")
     assert latest.start == [utc("2024-01-02T00:00")]
     assert latest.missed == [utc("2024-01-01T23:50") + timedelta(minutes=m) for m in range(10)]
     assert latest.missed_count == 1439
-    every = plan_catch_up(
-        minutely,
-        policy="All",
-        last_scheduled=last,
-        anchor=CREATED,
-        now=now,
-        starting_deadline_seconds=None,
-        limit=10,
-    )
+    every = after_a_day_down("All")
     assert every.start == [utc("2024-01-01T23:51") + timedelta(minutes=m) for m in range(10)]
     assert every.missed == [utc("2024-01-01T23:41") + timedelta(minutes=m) for m in range(10)]
     assert every.missed_count == 1430

@@ -18,9 +18,9 @@ import pytest
 from jobwarden import labels
 from jobwarden.handlers.sweep import JobCandidate, Sweep
 from jobwarden.kube import ObjectRef
-from jobwarden.reconcile import Deletion, Observed, Policy, plan
+from jobwarden.reconcile import Deletion, Observed, Plan, Policy, plan
 from jobwarden.runs.jobs import observe_job
-from jobwarden.safety.stale import StaleCandidate
+from jobwarden.safety.stale import StaleAction, StaleCandidate
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 TEMPLATE = {
@@ -47,15 +47,33 @@ def _observed(
     )
 
 
-def _started_manual_run(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
-    """The status and Job body after a run-now started one run at T0."""
-    first = plan(
-        obj=_observed(status={}, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec=spec),
-        jobs=[],
+def _plan(
+    *,
+    status: dict[str, Any],
+    annotations: dict[str, str],
+    spec: dict[str, Any] | None = None,
+    bodies: tuple[dict[str, Any], ...] = (),
+    now: datetime,
+) -> Plan:
+    """One reconcile of the schedule, seeing the Jobs ``bodies``, at ``now``."""
+    return plan(
+        obj=_observed(status=status, annotations=annotations, spec=spec),
+        jobs=[observe_job(b) for b in bodies],
         pending=frozenset(),
-        now=T0,
+        now=now,
         policy=Policy(),
     )
+
+
+def _entry(result: Plan, job: str) -> dict[str, Any]:
+    assert result.status is not None
+    found: dict[str, Any] = next(e for e in result.status["history"] if e["job"] == job)
+    return found
+
+
+def _started_manual_run(spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The status and Job body after a run-now started one run at T0."""
+    first = _plan(status={}, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec=spec, now=T0)
     assert first.status is not None and len(first.starts) == 1
     body = copy.deepcopy(first.starts[0].body)
     return first.status, body, body["metadata"]["name"]
@@ -76,46 +94,45 @@ def _fail_on_deadline(body: dict[str, Any], *, at: datetime) -> None:
     }
 
 
-def test_a_run_the_job_controller_stopped_at_the_threshold_reads_as_stale_terminated() -> None:
+def _after_a_deadline_failure(
+    *, seconds: int, stale_deadline: bool = True
+) -> tuple[Plan, dict[str, Any], dict[str, Any]]:
+    """A manual run (staleAfter 30s) the Job controller failed on a deadline ``seconds``
+    in, as the reconcile a second later sees it: the plan, the Job, its history entry.
+
+    Without ``stale_deadline`` the Job lacks the operator's stale-deadline mark, as a
+    template's own ``activeDeadlineSeconds`` would leave it.
+    """
     status, body, name = _started_manual_run({"staleAfter": "30s"})
-    assert body["spec"]["activeDeadlineSeconds"] == 30
-    _fail_on_deadline(body, at=T0 + timedelta(seconds=31))
-    result = plan(
-        obj=_observed(
-            status=status, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec={"staleAfter": "30s"}
-        ),
-        jobs=[observe_job(body)],
-        pending=frozenset(),
-        now=T0 + timedelta(seconds=32),
-        policy=Policy(),
+    if not stale_deadline:
+        body["metadata"]["annotations"].pop(labels.STALE_DEADLINE_ANNOTATION)
+    _fail_on_deadline(body, at=T0 + timedelta(seconds=seconds))
+    result = _plan(
+        status=status,
+        annotations={labels.RUN_NOW_ANNOTATION: "a"},
+        spec={"staleAfter": "30s"},
+        bodies=(body,),
+        now=T0 + timedelta(seconds=seconds + 1),
     )
+    return result, body, _entry(result, name)
+
+
+def test_a_run_the_job_controller_stopped_at_the_threshold_reads_as_stale_terminated() -> None:
+    result, body, entry = _after_a_deadline_failure(seconds=31)
+    assert body["spec"]["activeDeadlineSeconds"] == 30
     assert result.status is not None
-    entry = next(e for e in result.status["history"] if e["job"] == name)
     assert (entry["result"], entry["reason"]) == ("Stale", "StaleTerminated")
     assert "activeDeadlineSeconds" in entry["message"]
     assert result.status["executions"]["stale"] == 1
     assert result.status["executions"]["failed"] == 0
     # The same Event and the same clean-up as when the operator stops it.
     assert [(n.type, n.reason) for n in result.notes] == [("Warning", "StaleTerminated")]
-    assert result.deletes == [Deletion(name, None, False, "StaleTerminated")]
+    assert result.deletes == [Deletion(body["metadata"]["name"], None, False, "StaleTerminated")]
 
 
 def test_an_ordinary_deadline_failure_is_a_failure_and_its_job_is_kept() -> None:
     """A template's own tighter deadline is the user's, not the stale threshold."""
-    status, body, name = _started_manual_run({"staleAfter": "30s"})
-    body["metadata"]["annotations"].pop(labels.STALE_DEADLINE_ANNOTATION)
-    _fail_on_deadline(body, at=T0 + timedelta(seconds=10))
-    result = plan(
-        obj=_observed(
-            status=status, annotations={labels.RUN_NOW_ANNOTATION: "a"}, spec={"staleAfter": "30s"}
-        ),
-        jobs=[observe_job(body)],
-        pending=frozenset(),
-        now=T0 + timedelta(seconds=11),
-        policy=Policy(),
-    )
-    assert result.status is not None
-    entry = next(e for e in result.status["history"] if e["job"] == name)
+    result, _, entry = _after_a_deadline_failure(seconds=10, stale_deadline=False)
     assert (entry["result"], entry["reason"]) == ("Failed", "DeadlineExceeded")
     assert [n.reason for n in result.notes] == ["Failed"]
     assert result.deletes == []
@@ -127,12 +144,8 @@ def test_only_a_zero_grace_terminate_clears_stuck_pods(grace: str, forced: bool)
     annotations = {labels.RUN_NOW_ANNOTATION: "a", labels.TERMINATE_ANNOTATION: "stop"}
     if grace:
         annotations[labels.TERMINATE_GRACE_ANNOTATION] = grace
-    result = plan(
-        obj=_observed(status=status, annotations=annotations),
-        jobs=[observe_job(body)],
-        pending=frozenset(),
-        now=T0 + timedelta(seconds=5),
-        policy=Policy(),
+    result = _plan(
+        status=status, annotations=annotations, bodies=(body,), now=T0 + timedelta(seconds=5)
     )
     assert result.force_stuck_pods is forced
     assert [(d.job, d.force_pods) for d in result.deletes] == [(name, forced)]
@@ -140,18 +153,10 @@ def test_only_a_zero_grace_terminate_clears_stuck_pods(grace: str, forced: bool)
 
 def test_a_zero_grace_terminate_with_nothing_running_still_clears_stuck_pods() -> None:
     """Pods an earlier graceful terminate left behind are what --force is for."""
-    result = plan(
-        obj=_observed(
-            status={},
-            annotations={
-                labels.TERMINATE_ANNOTATION: "stop",
-                labels.TERMINATE_GRACE_ANNOTATION: "0",
-            },
-        ),
-        jobs=[],
-        pending=frozenset(),
+    result = _plan(
+        status={},
+        annotations={labels.TERMINATE_ANNOTATION: "stop", labels.TERMINATE_GRACE_ANNOTATION: "0"},
         now=T0,
-        policy=Policy(),
     )
     assert result.deletes == []
     assert result.force_stuck_pods is True
@@ -195,12 +200,15 @@ def _sweep(kube: _Kube) -> Sweep:
     return Sweep(kube=kube, scheduler=_Scheduler(), interval=timedelta(seconds=2))  # type: ignore[arg-type]
 
 
-def _opt_in(uid: str = "job-uid") -> JobCandidate:
+def _opt_in(
+    uid: str = "job-uid", *, start_time: datetime = T0, action: StaleAction = "Terminate"
+) -> JobCandidate:
+    """The opt-in Job ``backup``, stale 3 s after ``start_time``."""
     return JobCandidate(
         key=("ns", "backup", ""),
-        start_time=T0,
+        start_time=start_time,
         threshold=timedelta(seconds=3),
-        action="Terminate",
+        action=action,
         uid=uid,
     )
 
@@ -219,13 +227,7 @@ def test_a_failed_delete_of_an_opt_in_job_is_tried_again_next_sweep() -> None:
 def test_a_reported_opt_in_job_is_reported_once_while_it_stays_due() -> None:
     kube = _Kube(fail_first_delete=False)
     sweep = _sweep(kube)
-    report = JobCandidate(
-        key=("ns", "backup", ""),
-        start_time=T0,
-        threshold=timedelta(seconds=3),
-        action="Report",
-        uid="u",
-    )
+    report = _opt_in("u", action="Report")
     for seconds in (5, 7, 9):
         asyncio.run(sweep.sweep_once([report], now=T0 + timedelta(seconds=seconds)))
     assert [reason for _, reason in kube.events] == ["StaleReported"]
@@ -239,13 +241,7 @@ def test_the_sweep_forgets_jobs_that_are_no_longer_due() -> None:
     later = T0 + timedelta(seconds=10)
     asyncio.run(sweep.sweep_once([_opt_in()], now=later))
     asyncio.run(sweep.sweep_once([], now=later))  # gone from the index
-    fresh = JobCandidate(
-        key=("ns", "backup", ""),
-        start_time=later,
-        threshold=timedelta(seconds=3),
-        action="Terminate",
-        uid="new",
-    )
+    fresh = _opt_in("new", start_time=later)
     asyncio.run(sweep.sweep_once([fresh], now=later + timedelta(seconds=5)))
     assert kube.deleted == ["backup", "backup"]
 
