@@ -91,14 +91,6 @@ def job_start(body: dict[str, Any]) -> datetime | None:
     return parse_time(text) if text else None
 
 
-def condition_true(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (body.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind and cond.get("status") == "True":
-            found: dict[str, Any] = cond
-            return found
-    return None
-
-
 def pods_of_job(cluster: Cluster, namespace: str, name: str) -> list[dict[str, Any]]:
     return cluster.pods(namespace, f"{JOB_NAME_LABEL}={name}")
 

@@ -25,7 +25,7 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.kube import Cluster, wait_for
+from tests.support.kube import Cluster, condition_true, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "registry.invalid/smoke:1"  # never pulled: kwok runs no containers
@@ -73,15 +73,6 @@ def _job(cluster: Cluster, namespace: str, name: str) -> dict[str, Any] | None:
     return _or_none(
         lambda: _batch(cluster).read_namespaced_job(name, namespace, _preload_content=False)
     )
-
-
-def _condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
-    """The condition of type ``kind`` if it is True."""
-    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind and cond.get("status") == "True":
-            found: dict[str, Any] = cond
-            return found
-    return None
 
 
 def _job_manifest(
@@ -305,7 +296,7 @@ def test_job_runs_its_pod_to_complete(cluster: Cluster, namespace: str) -> None:
 
     job = wait_for(
         lambda: (
-            _condition(_job(cluster, namespace, "ok"), "Complete")
+            condition_true(_job(cluster, namespace, "ok"), "Complete")
             and _job(cluster, namespace, "ok")
         ),
         timeout=30,
@@ -332,7 +323,7 @@ def test_failing_pod_makes_its_job_failed(cluster: Cluster, namespace: str) -> N
     cluster.apply(_job_manifest("bad", pod_annotations=annotations), namespace=namespace)
 
     failed = wait_for(
-        lambda: _condition(_job(cluster, namespace, "bad"), "Failed"),
+        lambda: condition_true(_job(cluster, namespace, "bad"), "Failed"),
         timeout=30,
         what="Job bad to be Failed",
     )
@@ -340,7 +331,7 @@ def test_failing_pod_makes_its_job_failed(cluster: Cluster, namespace: str) -> N
     job = _job(cluster, namespace, "bad")
     assert job is not None
     assert job["status"].get("failed") == 1
-    assert not _condition(job, "Complete")
+    assert not condition_true(job, "Complete")
 
     pod = _job_pod(cluster, namespace, "bad")
     assert pod is not None
@@ -411,7 +402,7 @@ def test_cronjob_produces_a_job(cluster: Cluster, namespace: str) -> None:
     job = wait_for(owned_job, timeout=90, interval=1, what="the CronJob to create a Job")
     assert job["metadata"]["name"].startswith("tick-")
     wait_for(
-        lambda: _condition(_job(cluster, namespace, job["metadata"]["name"]), "Complete"),
+        lambda: condition_true(_job(cluster, namespace, job["metadata"]["name"]), "Complete"),
         timeout=30,
         what="the CronJob's Job to Complete",
     )
@@ -585,7 +576,7 @@ def test_held_job_pod_keeps_its_job_unfinished_until_force_deleted(
     # pod in separate steps: wait for all three.
     def counted_failed() -> tuple[dict[str, Any], dict[str, Any]] | None:
         job, pod = _job(cluster, namespace, "stuck"), _pod(cluster, namespace, name)
-        if not (job and pod and _condition(job, "FailureTarget")):
+        if not (job and pod and condition_true(job, "FailureTarget")):
             return None
         released = TRACKING_FINALIZER not in (pod["metadata"].get("finalizers") or [])
         return (job, pod) if released and job["status"].get("failed") == 1 else None
@@ -594,12 +585,12 @@ def test_held_job_pod_keeps_its_job_unfinished_until_force_deleted(
         counted_failed, timeout=30, what="Job stuck to count its deleted pod as failed"
     )
     assert job["status"].get("terminating") == 1
-    assert not _condition(job, "Failed")
+    assert not condition_true(job, "Failed")
     assert terminating["metadata"].get("deletionTimestamp")
 
     _assert_pod_stays(cluster, namespace, terminating)
     later = _job(cluster, namespace, "stuck")
-    assert not _condition(later, "Failed"), "Job finished while its pod was still Terminating"
+    assert not condition_true(later, "Failed"), "Job finished while its pod was still Terminating"
 
     cluster.kubectl(
         "delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", "--wait=false"
@@ -610,7 +601,7 @@ def test_held_job_pod_keeps_its_job_unfinished_until_force_deleted(
         what="the held pod to be gone after a force delete",
     )
     failed = wait_for(
-        lambda: _condition(_job(cluster, namespace, "stuck"), "Failed"),
+        lambda: condition_true(_job(cluster, namespace, "stuck"), "Failed"),
         timeout=30,
         what="Job stuck to be Failed once its pod is gone",
     )
@@ -654,7 +645,7 @@ def test_held_pod_of_a_failed_only_job_needs_its_job_deleted(
     assert TRACKING_FINALIZER in kept["metadata"]["finalizers"]
     assert kept["status"]["phase"] == "Running"
     job = _job(cluster, namespace, "strict")
-    assert job is not None and not _condition(job, "Failed")
+    assert job is not None and not condition_true(job, "Failed")
 
     cluster.kubectl(
         "delete", "job", "strict", "-n", namespace, "--cascade=background", "--wait=false"

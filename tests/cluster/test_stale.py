@@ -15,7 +15,6 @@ from tests.cluster._safety import (
     STALE_AFTER_LABEL,
     STALE_DEADLINE_ANNOTATION,
     SWEEP_SECONDS,
-    condition_true,
     events,
     holds,
     job,
@@ -28,7 +27,7 @@ from tests.cluster._safety import (
     wait_job_started,
 )
 from tests.support.checks import entry, generation_seen, recorded, run_reason, run_result
-from tests.support.kube import Cluster, wait_for
+from tests.support.kube import Cluster, condition_true, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     RUN_NOW,

@@ -35,6 +35,15 @@ def wait_for(predicate: Callable[[], T | None], *, timeout: float, interval: flo
         time.sleep(interval)
 
 
+def condition_true(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    """The object's condition of type ``kind`` if it is True (Complete, Failed, ...)."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            found: dict[str, Any] = cond
+            return found
+    return None
+
+
 @dataclass
 class Cluster:
     kubeconfig: Path
