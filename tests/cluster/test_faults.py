@@ -130,9 +130,14 @@ def test_every_run_exactly_once_through_repeated_sigkills(
             if r.verb == "create" and r.resource == "jobs"
         ]
         accepted = [r.name for r in creates if r.code == 201]
-        assert len(accepted) == SCHEDULES == len(set(accepted)), (
-            f"{len(accepted)} Jobs created for {SCHEDULES} runs"
+        # A create the API server timed out (504) under load may still have been stored:
+        # the Job list above is the truth; the log must show no name accepted twice.
+        timed_out = {r.name for r in creates if r.code >= 500}
+        assert len(accepted) == len(set(accepted)), "a Job name was accepted twice"
+        assert len(set(accepted) | timed_out) == SCHEDULES, (
+            f"{len(accepted)} Jobs created (+{len(timed_out)} timed out) for {SCHEDULES} runs"
         )
+        record_property("create_timeouts", len(timed_out))
         refused = [r.name for r in creates if r.code == 409]
         record_property("create_conflicts", len(refused))
 
