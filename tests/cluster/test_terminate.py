@@ -172,7 +172,15 @@ def test_force_delete_removes_the_job_tracking_finalizer(cluster: Cluster, names
     or behind; the operator's own path (delete the Job, then force its pods)
     is the one above.
     """
-    holder = cluster.get_json("configmap", "-n", namespace, "kube-root-ca.crt")
+    # Our own owner object: kube-root-ca.crt appears asynchronously in a new namespace.
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "pod-holder", "namespace": namespace},
+        }
+    )
+    holder = cluster.get_json("configmap", "-n", namespace, "pod-holder")
     owner = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -165,3 +165,89 @@ def test_a_pending_status_write_does_not_hold_back_other_schedules_creates() -> 
         await asyncio.gather(loop, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+# --- the body of our own status write replaces the GET -------------------------------------
+
+
+class CountingKube:
+    """Serves one schedule; counts GETs and answers each status write with a new version."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.gets = 0
+        self.writes = 0
+
+    async def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any]:
+        self.gets += 1
+        return self.body
+
+    async def create_job(self, body: dict[str, Any]) -> Any:
+        from jobwarden.kube import CreateResult
+
+        return CreateResult("created")
+
+    async def patch_status(self, *, status: dict[str, Any], **_: Any) -> str:
+        self.writes += 1
+        self.body = {
+            **self.body,
+            "status": status,
+            "metadata": {**self.body["metadata"], "resourceVersion": str(self.writes)},
+        }
+        return str(self.writes)
+
+    async def post_event(self, **_: Any) -> None:
+        return None
+
+
+def quiet_body() -> dict[str, Any]:
+    body = due_body("q")
+    body["spec"]["runAt"] = (NOW + timedelta(days=300)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body["metadata"]["resourceVersion"] = "0"
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    return body
+
+
+def test_a_reconcile_after_our_own_writes_event_plans_from_it_without_a_get() -> None:
+    async def scenario() -> None:
+        kube = CountingKube(quiet_body())
+        sched = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
+        key = ("ns", "q")
+        sched.seen(key, resource_version="0", body=kube.body)
+        await sched.reconcile(key)
+        assert (kube.gets, kube.writes) == (1, 1)
+        # The watch delivers our write; the next reconcile (a due run, a Job's end) reads it.
+        sched.seen(key, resource_version="1", body=kube.body)
+        kube.body = {"metadata": {}, "spec": {}, "status": {}}  # a GET would now see garbage
+        await sched.reconcile(key)
+        assert kube.gets == 1, "planned from the body of our own write"
+        assert kube.writes == 1, "the same body again: nothing to write"
+
+    asyncio.run(scenario())
+
+
+def test_anyone_elses_change_drops_the_kept_body() -> None:
+    async def scenario() -> None:
+        kube = CountingKube(quiet_body())
+        sched = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
+        key = ("ns", "q")
+        sched.seen(key, resource_version="0", body=kube.body)
+        await sched.reconcile(key)
+        sched.seen(key, resource_version="1", body=kube.body)
+        edited = {**kube.body, "metadata": {**kube.body["metadata"], "resourceVersion": "7"}}
+        sched.seen(key, resource_version="7", body=edited)  # e.g. kubectl apply of a new spec
+        await sched.reconcile(key)
+        assert kube.gets == 2, "a change by someone else is read afresh"
+
+    asyncio.run(scenario())
+
+
+def test_packed_bodies_keep_what_a_plan_reads_and_drop_managed_fields() -> None:
+    from jobwarden.handlers.scheduler import observed, pack, unpack
+
+    body = quiet_body()
+    body["metadata"]["annotations"] = {"jobwarden.io/run-now": "t1"}
+    body["status"] = {"phase": "Active", "history": [{"job": "j", "result": "Running"}]}
+    back = unpack(pack(body))
+    assert "managedFields" not in back["metadata"]
+    assert observed(back) == observed(body)

@@ -4,8 +4,8 @@ Instead of a kopf timer per object (a task and a body held per schedule), the
 operator keeps one heap of (wake time, key) entries. Watch events and Job
 changes push a key to "now"; a plan's ``wake_at`` pushes it to the next run
 or stale deadline. When a key comes due it is reconciled: one GET of the
-schedule, the pure plan, then the plan's API calls. Idle schedules cost no
-API calls and a few hundred bytes each.
+schedule (or the body our last status write produced, see ``seen``), the
+pure plan, then the plan's API calls. Idle schedules cost no API calls.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str]  # (namespace, name)
 JobsOf = Callable[[Key], Iterable[JobObservation]]
 RETRY = timedelta(seconds=5)
+# The longest a run's status write waits for a burst of other runs to be created.
+CALM_WAIT = timedelta(seconds=10)
 
 
 def utcnow() -> datetime:
@@ -49,6 +52,30 @@ def observed(body: dict[str, Any]) -> Observed:
         spec=body.get("spec") or {},
         status=body.get("status") or {},
     )
+
+
+# What ``observed`` reads from metadata; the rest (managedFields above all) is not kept.
+_KEPT_METADATA = ("namespace", "name", "uid", "generation", "creationTimestamp", "annotations",
+                  "resourceVersion")
+
+
+def pack(body: dict[str, Any]) -> bytes:
+    """A schedule body as kept between reconciles: the fields it is planned from, as JSON.
+
+    One bytes object instead of a tree of dicts: a fresh schedule keeps about
+    a kilobyte, one with a full history a few. Not compressed: zlib releases
+    the interpreter lock, and getting it back from 32 busy API threads cost
+    the event loop more than the compression saved.
+    """
+    meta = body.get("metadata") or {}
+    slim = {"metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+    return json.dumps(slim, separators=(",", ":")).encode()
+
+
+def unpack(packed: bytes) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(packed)
+    return body
 
 
 def _reject(status: dict[str, Any], job: str, message: str) -> None:
@@ -77,6 +104,8 @@ class Scheduler:
         self._busy: set[Key] = set()
         self._again: set[Key] = set()
         self._written: dict[Key, str] = {}
+        # The body our last status write produced, from its own watch event (see seen()).
+        self._bodies: dict[Key, bytes] = {}
         self._pending: dict[Key, set[str]] = {}
         self._health: dict[Key, str] = {}
         self._active: dict[Key, int] = {}
@@ -84,6 +113,10 @@ class Scheduler:
         self._active_total = 0
         self._changed = asyncio.Event()
         self._slots = asyncio.Semaphore(concurrency)
+        # Reconciles reading, planning or creating, or waiting for a slot to do so.
+        self._acting = 0
+        self._calm = asyncio.Event()
+        self._calm.set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._leading = asyncio.Event()
         self._leading.set()  # standalone: always the leader
@@ -120,6 +153,7 @@ class Scheduler:
         if self._leading.is_set():
             return
         self._leading.set()
+        self._bodies.clear()  # another leader may have written since: read afresh
         now = utcnow()
         for key in list(self._known):
             self.touch(key, now)
@@ -127,11 +161,23 @@ class Scheduler:
 
     # --- feeding the heap -------------------------------------------------------------
 
-    def seen(self, key: Key, *, resource_version: str | None) -> None:
-        """A watch event for a schedule: reconcile now, unless it is our own status write."""
+    def seen(self, key: Key, *, resource_version: str | None,
+             body: dict[str, Any] | None = None) -> None:
+        """A watch event for a schedule: reconcile now, unless it is our own status write.
+
+        The event of our own write carries the body that write produced: it is
+        kept, and the next reconcile (a due run, a finished Job) plans from it
+        instead of a GET, so a burst of due runs sends one call per Job
+        before the bookkeeping. Any other event drops it (someone else wrote:
+        the reconcile it triggers reads afresh), as does our next write, until
+        that write's own event comes.
+        """
         self._known.add(key)
         if resource_version is not None and self._written.get(key) == resource_version:
+            if body is not None:
+                self._bodies[key] = pack(body)
             return
+        self._bodies.pop(key, None)
         self.touch(key)
 
     def touch(self, key: Key, at: datetime | None = None) -> None:
@@ -148,7 +194,7 @@ class Scheduler:
 
     def forget(self, key: Key) -> None:
         self._set_gauges(key, None, 0)
-        for table in (self._due, self._written, self._pending):
+        for table in (self._due, self._written, self._pending, self._bodies):
             table.pop(key, None)
         self._known.discard(key)
 
@@ -191,6 +237,7 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception:
+            self._bodies.pop(key, None)  # what happened is unknown: read afresh
             log.exception("reconcile of %s/%s failed; retrying in %s", *key, RETRY)
             self.touch(key, utcnow() + RETRY)
         finally:
@@ -210,19 +257,36 @@ class Scheduler:
         next schedules' Jobs go out while earlier status writes wait their turn
         (``Kube`` sends them after urgent calls). The per-key busy mark still
         covers the whole reconcile, so one schedule's steps never interleave.
+
+        A reconcile that started runs also waits, before its bookkeeping, until
+        no other reconcile is planning or creating (at most ``CALM_WAIT``): in
+        a burst the status writes, Events and the watch events they echo back
+        would otherwise take the CPU the remaining Jobs' plans need.
         """
         namespace, name = key
-        async with self._slots:
-            body = await self._kube.get_schedule(namespace=namespace, name=name)
-            if body is None:
-                self.forget(key)
-                return
-            obj = observed(body)
-            now = utcnow()
-            pending = frozenset(self._pending.get(key, ()))
-            decision = plan(obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=now,
-                            policy=self._policy)
-            notes = await self._act(key, obj, decision)
+        self._acting += 1
+        self._calm.clear()
+        try:
+            async with self._slots:
+                packed = self._bodies.get(key)
+                body = (unpack(packed) if packed is not None
+                        else await self._kube.get_schedule(namespace=namespace, name=name))
+                if body is None:
+                    self.forget(key)
+                    return
+                obj = observed(body)
+                now = utcnow()
+                pending = frozenset(self._pending.get(key, ()))
+                decision = plan(obj=obj, jobs=list(self._jobs_of(key)), pending=pending,
+                                now=now, policy=self._policy)
+                notes = await self._act(key, obj, decision)
+        finally:
+            self._acting -= 1
+            if not self._acting:
+                self._calm.set()
+        if decision.starts and not self._calm.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._calm.wait(), CALM_WAIT.total_seconds())
         await self._record(key, obj, decision, notes)
 
     async def _execute(self, key: Key, obj: Observed, decision: Plan) -> None:
@@ -257,6 +321,7 @@ class Scheduler:
         """The status write, the Events, the metrics and the next wake-up."""
         ref = ObjectRef(labels.API_VERSION, labels.KIND, obj.namespace, obj.name, obj.uid)
         if decision.status is not None:
+            self._bodies.pop(key, None)  # stale from now until this write's own event
             rv = await self._kube.patch_status(namespace=obj.namespace, name=obj.name,
                                                status=decision.status)
             if rv is not None:

@@ -51,32 +51,39 @@ def selector_labels(selector: str | None) -> dict[str, Any] | None:
 
 
 def register(*, scheduler_of: Any, selector: str | None) -> None:
-    """Register the handlers; ``scheduler_of(memo)`` finds the running Scheduler."""
+    """Register the handlers; ``scheduler_of(memo)`` finds the running Scheduler.
+
+    Every handler is ``async`` although none awaits anything: kopf runs a
+    plain function in a thread pool, and these update the scheduler's heap
+    and wake its loop, which only the event loop's own thread may do safely
+    (and a thread hop per watch event costs more than the handler itself).
+    """
     schedule_filter = selector_labels(selector)
 
     @kopf.index("batch", "v1", "jobs", id="schedule_jobs",
                 labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
-    def schedule_jobs(*, body: kopf.Body, namespace: str | None,
-                      **_: Any) -> dict[Key, JobObservation]:
+    async def schedule_jobs(*, body: kopf.Body, namespace: str | None,
+                            **_: Any) -> dict[Key, JobObservation]:
         # Jobs are namespaced: kopf gives None only for cluster-scoped objects.
         obs = observe_job(body)
         return {(namespace or "", obs.schedule or ""): obs}
 
     @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, id="schedule_event",
                    labels=schedule_filter)
-    def schedule_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
-                       name: str, memo: kopf.Memo, **_: Any) -> None:
+    async def schedule_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
+                             name: str, memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler = scheduler_of(memo)
         key = (namespace or "", name)
         if event.get("type") == "DELETED":
             scheduler.forget(key)
             return
-        scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"))
+        scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"),
+                       body=dict(body))
 
     @kopf.on.event("batch", "v1", "jobs", id="job_event",
                    labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
-    def job_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None, uid: str,
-                  memo: kopf.Memo, **_: Any) -> None:
+    async def job_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
+                        uid: str, memo: kopf.Memo, **_: Any) -> None:
         scheduler: Scheduler = scheduler_of(memo)
         obs = observe_job(body)
         key = (namespace or "", obs.schedule or "")

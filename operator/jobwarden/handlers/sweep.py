@@ -165,8 +165,11 @@ def register(*, dry_run: bool) -> None:
     def _ready(body: kopf.Body, **_: Any) -> bool:
         return _active(body)
 
+    # async: kopf would run a plain function in its thread pool, one hop per Job event.
     @kopf.index("batch", "v1", "jobs", id="stale_candidates", when=_ready)
-    def stale_candidates(body: kopf.Body, **_: Any) -> dict[CandidateKey, StaleCandidate] | None:
+    async def stale_candidates(
+        body: kopf.Body, **_: Any
+    ) -> dict[CandidateKey, StaleCandidate] | None:
         try:
             found = candidate(body, dry_run=dry_run)
         except ValueError as exc:

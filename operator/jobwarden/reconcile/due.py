@@ -47,12 +47,13 @@ def schedule_runs(
         tolerance=ON_TIME_TOLERANCE + timedelta(seconds=jitter),
     )
     starts = list(due.start)
+    # The next run only bounds a jitter; without one it is not looked up (a cron search each).
     if starts:
         newest = starts[-1]
         delay = jitter_delay(
             key=obj.key,
             scheduled=newest,
-            next_run=timeline.next_after(newest),
+            next_run=timeline.next_after(newest) if spec.jitter_seconds else None,
             jitter_seconds=spec.jitter_seconds,
         )
         if now < newest + timedelta(seconds=delay):
@@ -160,7 +161,7 @@ def schedule_runs(
         delay = jitter_delay(
             key=obj.key,
             scheduled=run,
-            next_run=timeline.next_after(run),
+            next_run=timeline.next_after(run) if spec.jitter_seconds else None,
             jitter_seconds=spec.jitter_seconds,
         )
         if name not in jobs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Final
 
 from croniter import CroniterBadDateError, CroniterError, croniter
@@ -71,7 +72,26 @@ def check_expression(expression: str) -> None:
     so the answer is deterministic and never iterates over minutes. ``H``
     is probed with a fixed seed; a seed-dependent impossibility surfaces
     later as a timeline without runs.
+
+    The verdict depends on the text alone, and every reconcile validates
+    its spec: it is remembered per expression (a croniter and a search
+    each time were a fifth of a due run's planning).
     """
+    message = _verdict(expression)
+    if message is not None:
+        raise CronError(message)
+
+
+@lru_cache(maxsize=1024)
+def _verdict(expression: str) -> str | None:
+    try:
+        _check(expression)
+    except CronError as exc:
+        return str(exc)
+    return None
+
+
+def _check(expression: str) -> None:
     text = normalize(expression)
     try:
         probe = croniter(
