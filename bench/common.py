@@ -677,6 +677,7 @@ class Burst:
     created_seconds: float  # creating the N objects alone
     settle_seconds: float = math.nan  # jobwarden: due -> every run's bookkeeping done
     cpu_seconds: float = math.nan  # jobwarden: operator CPU from due to settled
+    burst_cpu_seconds: float = math.nan  # jobwarden: operator CPU from due to the last Job
     load: str = ""
 
     @property
@@ -761,6 +762,7 @@ def burst(
             _sleep_until(due - 0.5)
             load_now = load()
             seen = watch.wait(n, until_wall=due + max(90.0, n * 0.5))
+            burst_cpu = op.stat().cpu_seconds - cpu0 if op else math.nan
             stamps = sorted(s.wall for s in watch.added.values())
         settle = cpu = math.nan
         if op is not None:
@@ -778,6 +780,7 @@ def burst(
             created_seconds=created,
             settle_seconds=settle,
             cpu_seconds=cpu,
+            burst_cpu_seconds=burst_cpu,
             load=load_now,
         )
         say(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from common import (
     OPERATOR_CONCURRENCY,
     Bench,
+    Burst,
     JobWatch,
     bulk,
     burst,
@@ -127,44 +129,64 @@ def main() -> None:
         default=[OPERATOR_CONCURRENCY, 64],
         help="concurrency of the raw loops (the first is the limit compared)",
     )
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (burst, then raw loops)")
     args = parser.parse_args()
     began = time.monotonic()
+    rounds: list[tuple[Burst, dict[int, tuple[float, float, str]]]] = []
     with Bench() as bench:
-        jw = burst(bench, kind="jobwarden", n=args.n)
-        raw = {t: raw_rate(bench, n=args.n, threads=t) for t in args.threads}
+        for _ in range(args.repeat):
+            jw = burst(bench, kind="jobwarden", n=args.n)
+            raw = {t: raw_rate(bench, n=args.n, threads=t) for t in args.threads}
+            rounds.append((jw, raw))
 
-    limit = raw[args.threads[0]][0]
     print(f"Job creation throughput, N={args.n} Jobs (suspended), {datetime.now(UTC):%Y-%m-%d}")
-    rows = [
-        [
-            "jobwarden burst (due at one minute)",
-            OPERATOR_CONCURRENCY,
-            jw.rate,
-            args.n / jw.p(100) if jw.lags else math.nan,
-            jw.rate / limit,
-            jw.load,
-        ]
-    ]
-    for t, (rate, client_rate, load_now) in raw.items():
-        rows.append([f"raw create loop, {t} threads", t, rate, client_rate, rate / limit, load_now])
-    print(
-        table(
+    rows: list[list[object]] = []
+    ratios = []
+    for i, (jw, raw) in enumerate(rounds, 1):
+        limit = raw[args.threads[0]][0]
+        ratios.append(jw.rate / limit)
+        rows.append(
             [
-                "creator",
-                "concurrency",
-                "Jobs/s (first->last ADDED)",
-                "Jobs/s (other clock)",
-                "vs limit",
-                "load 1/5/15",
-            ],
-            rows,
+                i,
+                "jobwarden burst (due at one minute)",
+                OPERATOR_CONCURRENCY,
+                jw.rate,
+                args.n / jw.p(100) if jw.lags else math.nan,
+                jw.rate / limit,
+                1000 * jw.burst_cpu_seconds / args.n,
+                jw.load,
+            ]
         )
-    )
+        for t, (rate, client_rate, load_now) in raw.items():
+            rows.append(
+                [
+                    i,
+                    f"raw create loop, {t} threads",
+                    t,
+                    rate,
+                    client_rate,
+                    rate / limit,
+                    "-",
+                    load_now,
+                ]
+            )
+    headers = [
+        "round",
+        "creator",
+        "concurrency",
+        "Jobs/s (first->last ADDED)",
+        "Jobs/s (other clock)",
+        "vs limit",
+        "operator CPU ms/Job in burst",
+        "load 1/5/15",
+    ]
+    print(table(headers, rows))
     print("other clock: jobwarden N / (due -> last ADDED); raw loops N / client-side elapsed")
-    ratio = jw.rate / limit
+    ratio = statistics.median(ratios)
+    worst = max(r.p(99) for r, _ in rounds)
     print(
-        f"\ntarget jobwarden/limit >= 0.8: {ratio:.2f} -> {'met' if ratio >= 0.8 else 'MISSED'}"
-        f" (jobwarden p99 lag {jw.p(99):.3f}s, missing {jw.missing})"
+        f"\ntarget jobwarden/limit >= 0.8: median {ratio:.2f} over {len(ratios)} rounds -> "
+        f"{'met' if ratio >= 0.8 else 'MISSED'} (worst jobwarden p99 lag {worst:.3f}s)"
     )
     say(f"throughput benchmark took {time.monotonic() - began:.0f}s; load now {load()}")
 

@@ -104,8 +104,8 @@ class Scheduler:
         self._busy: set[Key] = set()
         self._again: set[Key] = set()
         self._written: dict[Key, str] = {}
-        # The body our last status write produced, from its own watch event (see seen()).
-        self._bodies: dict[Key, bytes] = {}
+        # (resourceVersion, packed body) of the newest state known for sure (see seen()).
+        self._bodies: dict[Key, tuple[str, bytes]] = {}
         self._pending: dict[Key, set[str]] = {}
         self._health: dict[Key, str] = {}
         self._active: dict[Key, int] = {}
@@ -165,20 +165,24 @@ class Scheduler:
              body: dict[str, Any] | None = None) -> None:
         """A watch event for a schedule: reconcile now, unless it is our own status write.
 
-        The event of our own write carries the body that write produced: it is
-        kept, and the next reconcile (a due run, a finished Job) plans from it
-        instead of a GET, so a burst of due runs sends one call per Job
-        before the bookkeeping. Any other event drops it (someone else wrote:
-        the reconcile it triggers reads afresh), as does our next write, until
-        that write's own event comes.
+        The body is kept when it is sure to be the newest state: the event of
+        our own last write, or any event of a schedule this process never
+        wrote (events come in the order they happened). The next reconcile (a
+        due run, a finished Job, the first one after a restart) plans from it
+        instead of a GET, so a burst of due runs sends one call per Job before
+        the bookkeeping, and a restart reads nothing it was not sent. After
+        our write, anyone else's event drops it (it may predate the write: the
+        reconcile it triggers reads afresh), until our write's own event comes.
         """
         self._known.add(key)
-        if resource_version is not None and self._written.get(key) == resource_version:
-            if body is not None:
-                self._bodies[key] = pack(body)
-            return
-        self._bodies.pop(key, None)
-        self.touch(key)
+        own = resource_version is not None and self._written.get(key) == resource_version
+        if body is not None and resource_version is not None and (
+                own or key not in self._written):
+            self._bodies[key] = (resource_version, pack(body))
+        elif not own:
+            self._bodies.pop(key, None)
+        if not own:
+            self.touch(key)
 
     def touch(self, key: Key, at: datetime | None = None) -> None:
         """Reconcile ``key`` at ``at`` (default now), unless an earlier wake is already set."""
@@ -268,8 +272,8 @@ class Scheduler:
         self._calm.clear()
         try:
             async with self._slots:
-                packed = self._bodies.get(key)
-                body = (unpack(packed) if packed is not None
+                kept = self._bodies.get(key)
+                body = (unpack(kept[1]) if kept is not None
                         else await self._kube.get_schedule(namespace=namespace, name=name))
                 if body is None:
                     self.forget(key)
@@ -324,6 +328,9 @@ class Scheduler:
             self._bodies.pop(key, None)  # stale from now until this write's own event
             rv = await self._kube.patch_status(namespace=obj.namespace, name=obj.name,
                                                status=decision.status)
+            kept = self._bodies.get(key)
+            if kept is not None and kept[0] != rv:
+                self._bodies.pop(key)  # kept during the write: it may predate it
             if rv is not None:
                 self._written[key] = rv
         for note in notes:
