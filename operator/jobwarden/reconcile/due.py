@@ -139,7 +139,12 @@ def schedule_runs(
             )
             continue
         if active and spec.concurrency_policy == "Replace":
+            # A run this plan has just started (a run-now) is not a previous run:
+            # replacing it would create and delete its Job in one plan.
+            started = {s.body["metadata"]["name"] for s in plan.starts}
             for entry in active:
+                if entry.job in started:
+                    continue
                 stop_run(
                     plan,
                     status,
