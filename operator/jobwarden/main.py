@@ -65,6 +65,12 @@ def _configure(settings: Settings) -> None:
         # jobwarden records its own Events; kopf's would cost calls and RBAC for nothing.
         kopf_settings.posting.enabled = False
         kopf_settings.persistence.diffbase_storage = NoDiffBase()
+        # kopf keeps a worker per object, holding its last body, for idle_timeout after
+        # each event (default 5 s): after a wave of events (a restart, a burst, thousands
+        # of schedules applied) that was every body at once, a peak the allocator keeps.
+        kopf_settings.batching.idle_timeout = 0.5
+        # The initial listing in pages, not all schedules (and Jobs) in one response.
+        kopf_settings.watching.chunk_size = 500
         kopf_settings.watching.server_timeout = 300
         kopf_settings.watching.client_timeout = 330
         me = identity(os.environ)
