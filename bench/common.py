@@ -155,6 +155,23 @@ class Bench:
         # revoke the new ServiceAccount's token under the operator.
         self.identity_namespace = f"bench-identity-{uuid.uuid4().hex[:6]}"
         self.operator_user = f"system:serviceaccount:{self.identity_namespace}:{SA_NAME}"
+        self._install_crd()
+
+    def _install_crd(self) -> None:
+        """Apply the CRD (a fresh cluster has none) and wait until it is served."""
+        kubectl = str(self.bin_dir / "kubectl") if self.bin_dir else "kubectl"
+        base = [kubectl, "--kubeconfig", str(self.kubeconfig)]
+        subprocess.run(
+            [*base, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [*base, "wait", "--for=condition=Established", "--timeout=60s",
+             f"crd/{PLURAL}.{GROUP}"],
+            check=True,
+            capture_output=True,
+        )
 
     def __enter__(self) -> Bench:
         return self
