@@ -35,7 +35,8 @@ unit: venv
 	$(VENV)/bin/pytest -m "not cluster" -q
 
 lint: venv
-	$(VENV)/bin/ruff check operator tests bench
+	$(VENV)/bin/ruff check operator tests bench hack
+	$(VENV)/bin/ruff format --check operator tests bench hack
 	$(VENV)/bin/mypy
 
 down:

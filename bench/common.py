@@ -167,8 +167,13 @@ class Bench:
             capture_output=True,
         )
         subprocess.run(
-            [*base, "wait", "--for=condition=Established", "--timeout=60s",
-             f"crd/{PLURAL}.{GROUP}"],
+            [
+                *base,
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                f"crd/{PLURAL}.{GROUP}",
+            ],
             check=True,
             capture_output=True,
         )

@@ -112,8 +112,10 @@ class _Lanes:
             tuple[int, int, Callable[[], Any] | None, Future[Any] | None]
         ] = queue.PriorityQueue()
         self._order = itertools.count()
-        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-                         for i in range(workers)]
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(workers)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -160,12 +162,14 @@ class Kube:
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.wrap_future(
-            self._pool.submit(lambda: _read(fn(*args, **kwargs)), urgent=True))
+            self._pool.submit(lambda: _read(fn(*args, **kwargs)), urgent=True)
+        )
 
     async def _run_deferrable(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """A call that may wait behind urgent ones: status writes and Events."""
         return await asyncio.wrap_future(
-            self._pool.submit(lambda: _read(fn(*args, **kwargs)), urgent=False))
+            self._pool.submit(lambda: _read(fn(*args, **kwargs)), urgent=False)
+        )
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -174,7 +178,12 @@ class Kube:
         try:
             response = await self._run(
                 self._custom.get_namespaced_custom_object,
-                GROUP, VERSION, namespace, PLURAL, name, _preload_content=False,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -187,8 +196,11 @@ class Kube:
         namespace = body["metadata"]["namespace"]
         try:
             await self._run(
-                self._batch.create_namespaced_job, namespace, body,
-                field_manager=labels.FIELD_MANAGER, _preload_content=False,
+                self._batch.create_namespaced_job,
+                namespace,
+                body,
+                field_manager=labels.FIELD_MANAGER,
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status == 409:
@@ -205,7 +217,10 @@ class Kube:
         )
         try:
             await self._run(
-                self._batch.delete_namespaced_job, name, namespace, body=options,
+                self._batch.delete_namespaced_job,
+                name,
+                namespace,
+                body=options,
                 _preload_content=False,
             )
         except ApiException as exc:
@@ -217,12 +232,14 @@ class Kube:
     async def force_delete_pods(self, *, namespace: str, job_name: str) -> int:
         """Remove a Job's pods at once, including ones stuck in Terminating."""
         return await self.force_delete_pods_matching(
-            namespace=namespace, selector=f"{JOB_NAME_LABEL}={job_name}",
+            namespace=namespace,
+            selector=f"{JOB_NAME_LABEL}={job_name}",
             jobs=frozenset({job_name}),
         )
 
-    async def force_delete_pods_matching(self, *, namespace: str, selector: str,
-                                         jobs: frozenset[str]) -> int:
+    async def force_delete_pods_matching(
+        self, *, namespace: str, selector: str, jobs: frozenset[str]
+    ) -> int:
         """Force-delete the selected pods of ``jobs``, and any selected pod already Terminating.
 
         One LIST for a whole terminate action. Pods of other Jobs that are not
@@ -231,7 +248,9 @@ class Kube:
         which is exactly what a force terminate is asked to clear.
         """
         response = await self._run(
-            self._core.list_namespaced_pod, namespace, label_selector=selector,
+            self._core.list_namespaced_pod,
+            namespace,
+            label_selector=selector,
             _preload_content=False,
         )
         count = 0
@@ -256,11 +275,14 @@ class Kube:
         name = meta["name"]
         finalizers = list(meta.get("finalizers") or [])
         if JOB_TRACKING_FINALIZER in finalizers:
-            await self._drop_finalizer(namespace=namespace, name=name,
-                                       index=finalizers.index(JOB_TRACKING_FINALIZER))
+            await self._drop_finalizer(
+                namespace=namespace, name=name, index=finalizers.index(JOB_TRACKING_FINALIZER)
+            )
         try:
             await self._run(
-                self._core.delete_namespaced_pod, name, namespace,
+                self._core.delete_namespaced_pod,
+                name,
+                namespace,
                 body=client.V1DeleteOptions(grace_period_seconds=0),
                 _preload_content=False,
             )
@@ -279,19 +301,30 @@ class Kube:
         goes once the Job controller drops the finalizer itself.
         """
         path = f"/metadata/finalizers/{index}"
-        patch = [{"op": "test", "path": path, "value": JOB_TRACKING_FINALIZER},
-                 {"op": "remove", "path": path}]
+        patch = [
+            {"op": "test", "path": path, "value": JOB_TRACKING_FINALIZER},
+            {"op": "remove", "path": path},
+        ]
         try:
             await self._run(
-                self._core.patch_namespaced_pod, name, namespace, patch,
-                _content_type="application/json-patch+json", _preload_content=False,
+                self._core.patch_namespaced_pod,
+                name,
+                namespace,
+                patch,
+                _content_type="application/json-patch+json",
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status in (404, 409, 422):
                 return  # gone, or the list changed: someone else removed it
-            log.warning("could not remove %s from pod %s/%s (%s); the pod goes once the Job "
-                        "controller removes it", JOB_TRACKING_FINALIZER, namespace, name,
-                        _message(exc))
+            log.warning(
+                "could not remove %s from pod %s/%s (%s); the pod goes once the Job "
+                "controller removes it",
+                JOB_TRACKING_FINALIZER,
+                namespace,
+                name,
+                _message(exc),
+            )
 
     async def patch_status(
         self, *, namespace: str, name: str, status: Mapping[str, Any]
@@ -300,8 +333,14 @@ class Kube:
         try:
             response = await self._run_deferrable(
                 self._custom.patch_namespaced_custom_object_status,
-                GROUP, VERSION, namespace, PLURAL, name, {"status": dict(status)},
-                field_manager=labels.FIELD_MANAGER, _preload_content=False,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                {"status": dict(status)},
+                field_manager=labels.FIELD_MANAGER,
+                _preload_content=False,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -341,23 +380,34 @@ class Kube:
         }
         try:
             await self._run_deferrable(
-                self._core.create_namespaced_event, regarding.namespace, body,
+                self._core.create_namespaced_event,
+                regarding.namespace,
+                body,
                 _preload_content=False,
             )
         except ApiException as exc:
-            log.warning("could not record event %s on %s/%s: %s", reason,
-                        regarding.namespace, regarding.name, _message(exc))
+            log.warning(
+                "could not record event %s on %s/%s: %s",
+                reason,
+                regarding.namespace,
+                regarding.name,
+                _message(exc),
+            )
 
     # --- the leader-election Lease ------------------------------------------------------
     # Bounded by a request timeout: a leader whose API server stopped answering
     # must notice in time to stand down, not wait on a socket.
 
-    async def get_lease(self, *, namespace: str, name: str,
-                        timeout: float) -> dict[str, Any] | None:
+    async def get_lease(
+        self, *, namespace: str, name: str, timeout: float
+    ) -> dict[str, Any] | None:
         try:
             response = await self._run(
-                self._coordination.read_namespaced_lease, name, namespace,
-                _preload_content=False, _request_timeout=timeout,
+                self._coordination.read_namespaced_lease,
+                name,
+                namespace,
+                _preload_content=False,
+                _request_timeout=timeout,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -365,8 +415,15 @@ class Kube:
             raise
         return _json(response)
 
-    async def write_lease(self, *, namespace: str, name: str, resource_version: str | None,
-                          spec: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+    async def write_lease(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        resource_version: str | None,
+        spec: Mapping[str, Any],
+        timeout: float,
+    ) -> dict[str, Any]:
         """Create the Lease (no resourceVersion) or replace the version that was read.
 
         Raises LeaseConflict when another replica got there first (409), which
@@ -381,15 +438,22 @@ class Kube:
         try:
             if resource_version is None:
                 response = await self._run(
-                    self._coordination.create_namespaced_lease, namespace, body,
-                    field_manager=labels.FIELD_MANAGER, _preload_content=False,
+                    self._coordination.create_namespaced_lease,
+                    namespace,
+                    body,
+                    field_manager=labels.FIELD_MANAGER,
+                    _preload_content=False,
                     _request_timeout=timeout,
                 )
             else:
                 body["metadata"]["resourceVersion"] = resource_version
                 response = await self._run(
-                    self._coordination.replace_namespaced_lease, name, namespace, body,
-                    field_manager=labels.FIELD_MANAGER, _preload_content=False,
+                    self._coordination.replace_namespaced_lease,
+                    name,
+                    namespace,
+                    body,
+                    field_manager=labels.FIELD_MANAGER,
+                    _preload_content=False,
                     _request_timeout=timeout,
                 )
         except ApiException as exc:

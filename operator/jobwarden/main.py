@@ -80,8 +80,11 @@ def _configure(settings: Settings) -> None:
         def jobs_of(key: tuple[str, str]) -> Any:
             return list(index.get(key, ()))
 
-        policy = Policy(default_stale_after=settings.stale_after,
-                        unhealthy_after=settings.unhealthy_after, dry_run=settings.dry_run)
+        policy = Policy(
+            default_stale_after=settings.stale_after,
+            unhealthy_after=settings.unhealthy_after,
+            dry_run=settings.dry_run,
+        )
         scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs_of)
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
         memo["scheduler"] = scheduler
@@ -96,8 +99,13 @@ def _configure(settings: Settings) -> None:
             # threads, so renewals never queue behind a burst of reconciles.
             scheduler.pause()
             lease_kube = Kube(_client(me, pool_size=2), workers=2)
-            elector = Elector(kube=lease_kube, switch=scheduler, name=settings.lease,
-                              namespace=settings.lease_namespace, me=me)
+            elector = Elector(
+                kube=lease_kube,
+                switch=scheduler,
+                name=settings.lease,
+                namespace=settings.lease_namespace,
+                me=me,
+            )
             memo["elector"], memo["lease_kube"] = elector, lease_kube
             tasks.append(asyncio.create_task(elector.run(), name="jobwarden elector"))
         else:
@@ -138,10 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure(settings)
     metrics.serve(host=settings.metrics_address[0], port=settings.metrics_address[1])
     host, port = settings.health_address
-    log.info("jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s lease=%s",
-             ",".join(settings.namespaces) or "*", settings.selector, settings.stale_after,
-             settings.dry_run,
-             f"{settings.lease_namespace}/{settings.lease}" if settings.lease else "(standalone)")
+    log.info(
+        "jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s lease=%s",
+        ",".join(settings.namespaces) or "*",
+        settings.selector,
+        settings.stale_after,
+        settings.dry_run,
+        f"{settings.lease_namespace}/{settings.lease}" if settings.lease else "(standalone)",
+    )
     # kopf's peering is never used: it would pause kopf's handlers but not the
     # scheduler. Every replica watches; the leader Lease decides who acts.
     kopf.run(

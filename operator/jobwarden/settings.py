@@ -70,29 +70,48 @@ def _parser() -> argparse.ArgumentParser:
         prog="jobwarden",
         description="Run the jobwarden operator. Each flag defaults to its JOBWARDEN_* variable.",
     )
-    p.add_argument("--namespace", "-n", action="append", default=None,
-                   help="watch this namespace (repeatable; default: all) "
-                        "[JOBWARDEN_NAMESPACES, comma-separated]")
-    p.add_argument("--selector",
-                   help="only JobSchedules matching this label selector [JOBWARDEN_SELECTOR]")
+    p.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        help="watch this namespace (repeatable; default: all) "
+        "[JOBWARDEN_NAMESPACES, comma-separated]",
+    )
+    p.add_argument(
+        "--selector", help="only JobSchedules matching this label selector [JOBWARDEN_SELECTOR]"
+    )
     p.add_argument("--stale-after", help="default stale threshold, e.g. 6h [JOBWARDEN_STALE_AFTER]")
-    p.add_argument("--sweep-interval",
-                   help="stale sweep interval, e.g. 60s [JOBWARDEN_SWEEP_INTERVAL]")
-    p.add_argument("--unhealthy-after",
-                   help="consecutive failures that make a schedule Unhealthy "
-                        "[JOBWARDEN_UNHEALTHY_AFTER]")
-    p.add_argument("--dry-run", action="store_const", const="true", default=None,
-                   help="report stale runs, never terminate them [JOBWARDEN_DRY_RUN]")
-    p.add_argument("--metrics-address",
-                   help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]")
+    p.add_argument(
+        "--sweep-interval", help="stale sweep interval, e.g. 60s [JOBWARDEN_SWEEP_INTERVAL]"
+    )
+    p.add_argument(
+        "--unhealthy-after",
+        help="consecutive failures that make a schedule Unhealthy [JOBWARDEN_UNHEALTHY_AFTER]",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_const",
+        const="true",
+        default=None,
+        help="report stale runs, never terminate them [JOBWARDEN_DRY_RUN]",
+    )
+    p.add_argument(
+        "--metrics-address", help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]"
+    )
     p.add_argument("--health-address", help="HOST:PORT serving /healthz [JOBWARDEN_HEALTH_ADDRESS]")
     p.add_argument("--log-format", help="text or json [JOBWARDEN_LOG_FORMAT]")
-    p.add_argument("--lease", metavar="NAME",
-                   help="elect a leader among replicas with this coordination.k8s.io Lease; "
-                        "empty: standalone, always acting [JOBWARDEN_LEASE]")
-    p.add_argument("--lease-namespace",
-                   help="namespace of the Lease (default: the pod's own namespace, "
-                        "else 'default') [JOBWARDEN_LEASE_NAMESPACE]")
+    p.add_argument(
+        "--lease",
+        metavar="NAME",
+        help="elect a leader among replicas with this coordination.k8s.io Lease; "
+        "empty: standalone, always acting [JOBWARDEN_LEASE]",
+    )
+    p.add_argument(
+        "--lease-namespace",
+        help="namespace of the Lease (default: the pod's own namespace, "
+        "else 'default') [JOBWARDEN_LEASE_NAMESPACE]",
+    )
     return p
 
 
@@ -165,8 +184,9 @@ def _own_namespace(path: Path) -> str:
     return text or "default"
 
 
-def parse_settings(*, argv: Sequence[str], env: Mapping[str, str],
-                   namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE) -> Settings:
+def parse_settings(
+    *, argv: Sequence[str], env: Mapping[str, str], namespace_file: Path = SERVICE_ACCOUNT_NAMESPACE
+) -> Settings:
     """Build the settings; raises SettingsError for the first bad value.
 
     ``namespace_file`` is where the default Lease namespace is read from.
@@ -194,10 +214,12 @@ def parse_settings(*, argv: Sequence[str], env: Mapping[str, str],
         sweep_interval=sweep,
         unhealthy_after=unhealthy if unhealthy is not None else 3,
         dry_run=_bool("dry-run", _value(args, env, "dry-run")),
-        metrics_address=_address("metrics-address", _value(args, env, "metrics-address"),
-                                 ("0.0.0.0", 8080)),
-        health_address=_address("health-address", _value(args, env, "health-address"),
-                                ("0.0.0.0", 8081)),
+        metrics_address=_address(
+            "metrics-address", _value(args, env, "metrics-address"), ("0.0.0.0", 8080)
+        ),
+        health_address=_address(
+            "health-address", _value(args, env, "health-address"), ("0.0.0.0", 8081)
+        ),
         log_format=log_format,
         lease=lease,
         lease_namespace=lease_namespace,

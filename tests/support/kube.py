@@ -21,8 +21,13 @@ class Timeout(AssertionError):
     pass
 
 
-def wait_for(predicate: Callable[[], T | None], *, timeout: float, interval: float = 0.25,
-              what: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.25,
+    what: str = "condition",
+) -> T:
     """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -63,19 +68,22 @@ class Cluster:
             env["PATH"] = f"{self.bin_dir}:{env.get('PATH', '')}"
         return env
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                as_user: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, as_user: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [self.kubectl_path, *args]
         if as_user:
             cmd += ["--as", as_user]
-        proc = subprocess.run(cmd, input=input, capture_output=True, text=True, env=self.env(),
-                              timeout=120)
+        proc = subprocess.run(
+            cmd, input=input, capture_output=True, text=True, env=self.env(), timeout=120
+        )
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc
 
-    def apply(self, manifest: dict[str, Any] | str, *, namespace: str | None = None,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self, manifest: dict[str, Any] | str, *, namespace: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
         args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
         return self.kubectl(*args, input=text, check=check)
@@ -87,32 +95,38 @@ class Cluster:
     def api(self) -> client.ApiClient:
         if self._api is None:
             configuration = client.Configuration()
-            config.load_kube_config(config_file=str(self.kubeconfig),
-                                    client_configuration=configuration)
+            config.load_kube_config(
+                config_file=str(self.kubeconfig), client_configuration=configuration
+            )
             self._api = client.ApiClient(configuration)
         return self._api
 
     def schedule(self, namespace: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-            "jobwarden.io", "v1alpha1", namespace, "jobschedules", name)
+            "jobwarden.io", "v1alpha1", namespace, "jobschedules", name
+        )
         return result
 
     def jobs(self, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
         resp = client.BatchV1Api(self.api).list_namespaced_job(
-            namespace, label_selector=selector or "", _preload_content=False)
+            namespace, label_selector=selector or "", _preload_content=False
+        )
         items: list[dict[str, Any]] = json.loads(resp.data)["items"]
         return items
 
     def pods(self, namespace: str, selector: str | None = None) -> list[dict[str, Any]]:
         resp = client.CoreV1Api(self.api).list_namespaced_pod(
-            namespace, label_selector=selector or "", _preload_content=False)
+            namespace, label_selector=selector or "", _preload_content=False
+        )
         items: list[dict[str, Any]] = json.loads(resp.data)["items"]
         return items
 
     def events(self, namespace: str, *, name: str | None = None) -> list[dict[str, Any]]:
         resp = client.CoreV1Api(self.api).list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name}" if name else "",
-            _preload_content=False)
+            namespace,
+            field_selector=f"involvedObject.name={name}" if name else "",
+            _preload_content=False,
+        )
         items: list[dict[str, Any]] = json.loads(resp.data)["items"]
         return items
 
@@ -126,7 +140,9 @@ def start_cluster(root: Path) -> Cluster:
     out = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"could not start the local control plane:\n{out.stderr}")
-    bin_dir = subprocess.run(["bash", str(script), "bin-dir"], capture_output=True, text=True,
-                             check=True).stdout.strip()
-    return Cluster(kubeconfig=Path(out.stdout.strip().splitlines()[-1]), bin_dir=Path(bin_dir),
-                   local=True)
+    bin_dir = subprocess.run(
+        ["bash", str(script), "bin-dir"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return Cluster(
+        kubeconfig=Path(out.stdout.strip().splitlines()[-1]), bin_dir=Path(bin_dir), local=True
+    )

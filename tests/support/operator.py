@@ -21,8 +21,15 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, *, cluster: Cluster, namespaces: list[str], log_path: Path,
-                 extra_env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        cluster: Cluster,
+        namespaces: list[str],
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ) -> None:
         self.cluster = cluster
         self.namespaces = namespaces
         self.log_path = log_path
@@ -38,34 +45,39 @@ class OperatorProcess:
 
     def env(self) -> dict[str, str]:
         env = self.cluster.env()
-        env.update({
-            "JOBWARDEN_NAMESPACES": ",".join(self.namespaces),
-            "JOBWARDEN_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
-            "JOBWARDEN_HEALTH_ADDRESS": f"127.0.0.1:{self.health_port}",
-            "JOBWARDEN_SWEEP_INTERVAL": "2s",
-        })
+        env.update(
+            {
+                "JOBWARDEN_NAMESPACES": ",".join(self.namespaces),
+                "JOBWARDEN_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
+                "JOBWARDEN_HEALTH_ADDRESS": f"127.0.0.1:{self.health_port}",
+                "JOBWARDEN_SWEEP_INTERVAL": "2s",
+            }
+        )
         env.update(self.extra_env)
         return env
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen(self.command(), env=self.env(), stdout=log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+        )
         wait_for(self.healthy, timeout=60, what=f"operator /healthz (log: {self.log_path})")
 
     def healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
             raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.log()}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz",
-                                        timeout=2) as r:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.health_port}/healthz", timeout=2
+            ) as r:
                 return bool(r.status == 200)
         except OSError:
             return False
 
     def metrics(self) -> str:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                    timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as r:
             text: str = r.read().decode()
             return text
 

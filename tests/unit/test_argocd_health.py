@@ -43,8 +43,9 @@ def run_health(obj: dict[str, Any], script: str | None = None) -> dict[str, str]
     return out
 
 
-def schedule(status: dict[str, Any] | None = None, *, generation: int = 3,
-             suspend: bool | None = None) -> dict[str, Any]:
+def schedule(
+    status: dict[str, Any] | None = None, *, generation: int = 3, suspend: bool | None = None
+) -> dict[str, Any]:
     obj: dict[str, Any] = {
         "apiVersion": "jobwarden.io/v1alpha1",
         "kind": "JobSchedule",
@@ -58,8 +59,9 @@ def schedule(status: dict[str, Any] | None = None, *, generation: int = 3,
     return obj
 
 
-def status(phase: str = "Active", state: str | None = "Healthy", *, observed: int = 3,
-           **extra: Any) -> dict[str, Any]:
+def status(
+    phase: str = "Active", state: str | None = "Healthy", *, observed: int = 3, **extra: Any
+) -> dict[str, Any]:
     st: dict[str, Any] = {
         "observedGeneration": observed,
         "phase": phase,
@@ -67,13 +69,21 @@ def status(phase: str = "Active", state: str | None = "Healthy", *, observed: in
         "activeCount": 0,
         "conditions": [
             {"type": "Valid", "status": "True", "reason": "Valid", "message": "spec is valid"},
-            {"type": "Ready", "status": "True", "reason": "Scheduled",
-             "message": "next run scheduled"},
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Scheduled",
+                "message": "next run scheduled",
+            },
         ],
     }
     if state is not None:
-        st["health"] = {"state": state, "consecutiveFailures": 0, "reason": "RunsSucceeding",
-                        "message": "recent runs succeeded"}
+        st["health"] = {
+            "state": state,
+            "consecutiveFailures": 0,
+            "reason": "RunsSucceeding",
+            "message": "recent runs succeeded",
+        }
     st.update(extra)
     return st
 
@@ -113,8 +123,12 @@ def test_observed_ahead_of_stale_cache_is_not_progressing() -> None:
 
 def test_invalid_is_degraded_with_valid_condition_message() -> None:
     st = status("Invalid", "Unhealthy")
-    st["conditions"][0] = {"type": "Valid", "status": "False", "reason": "BadTimeZone",
-                           "message": "spec.timeZone: unknown time zone Mars/Olympus"}
+    st["conditions"][0] = {
+        "type": "Valid",
+        "status": "False",
+        "reason": "BadTimeZone",
+        "message": "spec.timeZone: unknown time zone Mars/Olympus",
+    }
     st["health"]["message"] = "the spec is invalid"
     out = run_health(schedule(st))
     assert out == {"status": "Degraded", "message": "spec.timeZone: unknown time zone Mars/Olympus"}
@@ -129,8 +143,9 @@ def test_invalid_without_conditions_still_degraded() -> None:
 
 def test_unhealthy_is_degraded_with_health_message() -> None:
     st = status("Active", "Unhealthy")
-    st["health"].update(consecutiveFailures=3, reason="ConsecutiveFailures",
-                        message="the last 3 runs failed")
+    st["health"].update(
+        consecutiveFailures=3, reason="ConsecutiveFailures", message="the last 3 runs failed"
+    )
     assert run_health(schedule(st)) == {"status": "Degraded", "message": "the last 3 runs failed"}
 
 
@@ -159,9 +174,16 @@ def test_user_suspension_wins_over_unhealthy() -> None:
 
 
 def test_suspended_by_operator_after_failures_is_degraded() -> None:
-    st = status("Suspended", "Unhealthy", suspendedByOperator={
-        "suspended": True, "reason": "SuspendAfterFailures",
-        "message": "5 consecutive failed runs", "generation": 3})
+    st = status(
+        "Suspended",
+        "Unhealthy",
+        suspendedByOperator={
+            "suspended": True,
+            "reason": "SuspendAfterFailures",
+            "message": "5 consecutive failed runs",
+            "generation": 3,
+        },
+    )
     out = run_health(schedule(st))
     assert out["status"] == "Degraded"
     assert "5 consecutive failed runs" in out["message"]
@@ -195,8 +217,9 @@ def test_missing_metadata_generation_does_not_crash() -> None:
 @pytest.mark.parametrize("phase", ["Active", "Suspended", "Completed", "Invalid"])
 @pytest.mark.parametrize("state", ["Healthy", "Degraded", "Unhealthy", None])
 @pytest.mark.parametrize("suspend", [None, False, True])
-def test_every_combination_gives_a_verdict(phase: str, state: str | None,
-                                            suspend: bool | None) -> None:
+def test_every_combination_gives_a_verdict(
+    phase: str, state: str | None, suspend: bool | None
+) -> None:
     run_health(schedule(status(phase, state), suspend=suspend))
 
 
@@ -217,8 +240,14 @@ def test_statuses_match_the_crd() -> None:
         assert f'"{phase}"' in script, phase
     for state in st["health"]["properties"]["state"]["enum"]:
         assert f'"{state}"' in script, state
-    for field in ("observedGeneration", "phase", "health", "conditions", "nextRunTime",
-                  "suspendedByOperator"):
+    for field in (
+        "observedGeneration",
+        "phase",
+        "health",
+        "conditions",
+        "nextRunTime",
+        "suspendedByOperator",
+    ):
         assert field in st, field
 
 

@@ -92,7 +92,8 @@ class Rendered:
 
     def container(self) -> dict[str, Any]:
         containers: list[dict[str, Any]] = self.deployment()["spec"]["template"]["spec"][
-            "containers"]
+            "containers"
+        ]
         assert len(containers) == 1
         return containers[0]
 
@@ -114,11 +115,17 @@ def values_file(values: dict[str, Any]) -> Iterator[str]:
         os.unlink(f.name)
 
 
-def template(helm: Path, values: dict[str, Any] | None = None, *extra: str,
-             release: str = "jobwarden", namespace: str = "jobwarden-system") -> Rendered:
+def template(
+    helm: Path,
+    values: dict[str, Any] | None = None,
+    *extra: str,
+    release: str = "jobwarden",
+    namespace: str = "jobwarden-system",
+) -> Rendered:
     with values_file(values or {}) as path:
-        out = run_helm(helm, "template", release, str(CHART), "--namespace", namespace,
-                       "-f", path, *extra)
+        out = run_helm(
+            helm, "template", release, str(CHART), "--namespace", namespace, "-f", path, *extra
+        )
     assert out.returncode == 0, out.stderr
     return Rendered([d for d in yaml.safe_load_all(out.stdout) if d])
 
@@ -147,8 +154,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "namespaced": NAMESPACED,
     "ha-namespaced": {**HA, **NAMESPACED},
     "everything": EVERYTHING,
-    "no-crds-no-aggregate": {"crds": {"install": False},
-                             "rbac": {"aggregateToDefaultRoles": False}},
+    "no-crds-no-aggregate": {
+        "crds": {"install": False},
+        "rbac": {"aggregateToDefaultRoles": False},
+    },
 }
 
 # What the operator calls, by (apiGroup, resource): exactly these verbs
@@ -188,8 +197,11 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 def operator_roles(r: Rendered) -> list[dict[str, Any]]:
     """The operator's own ClusterRole and Roles (not the user-facing ones)."""
-    return [d for d in r.all("ClusterRole") + r.all("Role")
-            if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit")]
+    return [
+        d
+        for d in r.all("ClusterRole") + r.all("Role")
+        if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit")
+    ]
 
 
 # --- no helm needed ------------------------------------------------------------
@@ -258,8 +270,14 @@ def test_helm_lint_clean(helm: Path, variant: str) -> None:
 
 def test_default_render_objects(helm: Path) -> None:
     r = template(helm)
-    assert r.kinds() == {"ServiceAccount", "CustomResourceDefinition", "ClusterRole",
-                         "ClusterRoleBinding", "Service", "Deployment"}
+    assert r.kinds() == {
+        "ServiceAccount",
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "Deployment",
+    }
     names = {(d["kind"], d["metadata"]["name"]) for d in r.docs}
     assert ("ClusterRole", "jobwarden-view") in names and ("ClusterRole", "jobwarden-edit") in names
     for d in r.docs:
@@ -323,19 +341,34 @@ def test_env_defaults(helm: Path) -> None:
     assert env["JOBWARDEN_HEALTH_ADDRESS"] == "0.0.0.0:8081"
     assert env["JOBWARDEN_LOG_FORMAT"] == "text"
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
-    for unset in ("JOBWARDEN_NAMESPACES", "JOBWARDEN_SELECTOR", "JOBWARDEN_LEASE",
-                  "JOBWARDEN_LEASE_NAMESPACE", "JOBWARDEN_PEERING", "POD_ID"):
+    for unset in (
+        "JOBWARDEN_NAMESPACES",
+        "JOBWARDEN_SELECTOR",
+        "JOBWARDEN_LEASE",
+        "JOBWARDEN_LEASE_NAMESPACE",
+        "JOBWARDEN_PEERING",
+        "POD_ID",
+    ):
         assert unset not in env
     assert all(isinstance(v, (str, dict)) for v in env.values())
 
 
 def test_env_carries_every_setting(helm: Path) -> None:
-    r = template(helm, {
-        **HA, "watchNamespaces": ["a", "b"], "selector": "shard in (x,y)",
-        "staleAfter": "90m", "sweepInterval": "30s", "unhealthyAfter": 5, "dryRun": True,
-        "logFormat": "json", "ports": {"metrics": 9090, "health": 9091},
-        "extraEnv": [{"name": "EXTRA", "value": "1"}],
-    })
+    r = template(
+        helm,
+        {
+            **HA,
+            "watchNamespaces": ["a", "b"],
+            "selector": "shard in (x,y)",
+            "staleAfter": "90m",
+            "sweepInterval": "30s",
+            "unhealthyAfter": 5,
+            "dryRun": True,
+            "logFormat": "json",
+            "ports": {"metrics": 9090, "health": 9091},
+            "extraEnv": [{"name": "EXTRA", "value": "1"}],
+        },
+    )
     env = r.env()
     assert env["JOBWARDEN_NAMESPACES"] == "a,b"
     assert env["JOBWARDEN_SELECTOR"] == "shard in (x,y)"
@@ -358,8 +391,9 @@ def test_image_tag_and_digest(helm: Path) -> None:
     tagged = template(helm, {"image": {"tag": "1.2.3"}}).container()
     assert tagged["image"] == "jobwarden/jobwarden:1.2.3"
     digest = "sha256:" + "a" * 64
-    c = template(helm, {"image": {"repository": "reg.example/jw", "digest": digest,
-                                  "pullPolicy": "Always"}}).container()
+    c = template(
+        helm, {"image": {"repository": "reg.example/jw", "digest": digest, "pullPolicy": "Always"}}
+    ).container()
     assert c["image"] == f"reg.example/jw@{digest}"
     assert c["imagePullPolicy"] == "Always"
 
@@ -368,8 +402,9 @@ def test_metrics_service(helm: Path) -> None:
     r = template(helm)
     svc = r.one("Service")
     assert svc["spec"]["selector"] == r.deployment()["spec"]["selector"]["matchLabels"]
-    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics",
-                                     "protocol": "TCP"}]
+    assert svc["spec"]["ports"] == [
+        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+    ]
     assert "Service" not in template(helm, {"service": {"enabled": False}}).kinds()
 
 
@@ -383,10 +418,14 @@ def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
     assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
     assert not r.all("Role") and not r.all("RoleBinding")
     binding = r.one("ClusterRoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "jobwarden",
-                                    "namespace": "jobwarden-system"}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "jobwarden", "namespace": "jobwarden-system"}
+    ]
 
 
 def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
@@ -399,15 +438,20 @@ def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
     for ns, role in roles.items():
         assert grants(role) == NAMESPACED_GRANTS, ns
         b = bindings[ns]
-        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                "name": role["metadata"]["name"]}
-        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "jobwarden",
-                                  "namespace": "jobwarden-system"}]
+        assert b["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": role["metadata"]["name"],
+        }
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": "jobwarden", "namespace": "jobwarden-system"}
+        ]
     assert r.env()["JOBWARDEN_NAMESPACES"] == "team-a,team-b,team-c"
 
 
-def lease_role(r: Rendered, *, namespace: str = "jobwarden-system",
-               name: str = "jobwarden-leader-election") -> dict[str, Any]:
+def lease_role(
+    r: Rendered, *, namespace: str = "jobwarden-system", name: str = "jobwarden-leader-election"
+) -> dict[str, Any]:
     role = r.one("Role", name)
     assert role["metadata"]["namespace"] == namespace
     return role
@@ -419,25 +463,31 @@ def test_leader_election_cluster_wide(helm: Path) -> None:
     assert grants(lease_role(r)) == LEASE_GRANTS
     binding = r.one("RoleBinding", "jobwarden-leader-election")
     assert binding["metadata"]["namespace"] == "jobwarden-system"
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": "jobwarden-leader-election"}
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "jobwarden",
-                                    "namespace": "jobwarden-system"}]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "jobwarden-leader-election",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "jobwarden", "namespace": "jobwarden-system"}
+    ]
     env = r.env()
     assert env["JOBWARDEN_LEASE"] == "jobwarden"
     assert env["JOBWARDEN_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert r.deployment()["spec"]["replicas"] == 2
     assert not {"ClusterKopfPeering", "KopfPeering", "Lease"} & r.kinds(), (
-        "the operator creates its Lease; the chart creates none")
+        "the operator creates its Lease; the chart creates none"
+    )
 
 
 def test_leader_election_namespaced(helm: Path) -> None:
     """The Lease lives in the release namespace, whatever namespaces are watched."""
     r = template(helm, {**HA, **NAMESPACED})
     assert grants(r.one("ClusterRole", "jobwarden")) == {**CLUSTER_GRANTS, **NAMESPACE_GRANTS}
-    watched = {d["metadata"]["namespace"]: d for d in r.all("Role")
-               if d["metadata"]["name"] == "jobwarden"}
+    watched = {
+        d["metadata"]["namespace"]: d for d in r.all("Role") if d["metadata"]["name"] == "jobwarden"
+    }
     assert set(watched) == {"team-a", "team-b"}
     for role in watched.values():
         assert grants(role) == NAMESPACED_GRANTS
@@ -472,8 +522,15 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
         for rule in role.get("rules") or []:
             for field in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[field], (role["metadata"]["name"], rule)
-            assert not {"secrets", "configmaps", "serviceaccounts", "roles", "rolebindings",
-                        "clusterroles", "clusterrolebindings"} & set(rule["resources"]), rule
+            assert not {
+                "secrets",
+                "configmaps",
+                "serviceaccounts",
+                "roles",
+                "rolebindings",
+                "clusterroles",
+                "clusterrolebindings",
+            } & set(rule["resources"]), rule
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
 
@@ -494,8 +551,10 @@ def test_aggregated_user_roles(helm: Path) -> None:
     assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
     assert "rbac.authorization.k8s.io/aggregate-to-view" not in edit["metadata"]["labels"]
     assert grants(view)[("jobwarden.io", "jobschedules")] == {"get", "list", "watch"}
-    assert set(grants(view)) <= {("jobwarden.io", "jobschedules"),
-                                 ("jobwarden.io", "jobschedules/status")}
+    assert set(grants(view)) <= {
+        ("jobwarden.io", "jobschedules"),
+        ("jobwarden.io", "jobschedules/status"),
+    }
     g = grants(edit)
     writer = {"get", "list", "watch", "create", "update", "patch", "delete"}
     assert writer <= g[("jobwarden.io", "jobschedules")]
@@ -527,16 +586,19 @@ def test_replicas_without_leader_election_fails_in_schema_and_template(helm: Pat
     assert "requires leaderElection.enabled" in err
 
 
-@pytest.mark.parametrize("values", [
-    {"logFormat": "xml"},
-    {"staleAfter": "6 hours"},
-    {"sweepInterval": 60},
-    {"unhealthyAfter": 0},
-    {"replicass": 1},
-    {"watchNamespaces": ["Not_A_Namespace"]},
-    {"watchNamespaces": ["a", "a"]},
-    {"image": {"digest": "latest"}},
-])
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"logFormat": "xml"},
+        {"staleAfter": "6 hours"},
+        {"sweepInterval": 60},
+        {"unhealthyAfter": 0},
+        {"replicass": 1},
+        {"watchNamespaces": ["Not_A_Namespace"]},
+        {"watchNamespaces": ["a", "a"]},
+        {"image": {"digest": "latest"}},
+    ],
+)
 def test_schema_refuses_bad_values(helm: Path, values: dict[str, Any]) -> None:
     template_error(helm, values)
 
@@ -586,8 +648,9 @@ def test_monitoring_is_off_by_default(helm: Path) -> None:
 
 
 def test_service_monitor(helm: Path) -> None:
-    r = template(helm, {"metrics": {"serviceMonitor": {"enabled": True,
-                                                       "labels": {"release": "kps"}}}})
+    r = template(
+        helm, {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}}
+    )
     sm = r.one("ServiceMonitor")
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["metadata"]["labels"]["release"] == "kps"
@@ -597,20 +660,35 @@ def test_service_monitor(helm: Path) -> None:
     (endpoint,) = sm["spec"]["endpoints"]
     assert endpoint["port"] == "metrics" and endpoint["path"] == "/metrics"
     assert "serviceMonitor.enabled requires service.enabled" in template_error(
-        helm, {"service": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}})
+        helm, {"service": {"enabled": False}, "metrics": {"serviceMonitor": {"enabled": True}}}
+    )
 
 
 def test_prometheus_rule(helm: Path) -> None:
-    r = template(helm, {"metrics": {"prometheusRule": {
-        "enabled": True, "additionalRules": [{"alert": "Extra", "expr": "vector(1)"}]}}})
+    r = template(
+        helm,
+        {
+            "metrics": {
+                "prometheusRule": {
+                    "enabled": True,
+                    "additionalRules": [{"alert": "Extra", "expr": "vector(1)"}],
+                }
+            }
+        },
+    )
     rule = r.one("PrometheusRule")
     (group,) = rule["spec"]["groups"]
     alerts = {a["alert"]: a for a in group["rules"]}
-    assert set(alerts) == {"JobwardenScheduleUnhealthy", "JobwardenStaleRuns",
-                           "JobwardenOperatorDown", "JobwardenNoLeader", "Extra"}
+    assert set(alerts) == {
+        "JobwardenScheduleUnhealthy",
+        "JobwardenStaleRuns",
+        "JobwardenOperatorDown",
+        "JobwardenNoLeader",
+        "Extra",
+    }
     service = r.one("Service")["metadata"]["name"]
     unhealthy = alerts["JobwardenScheduleUnhealthy"]
-    assert 'jobwarden_schedules{' in unhealthy["expr"] and 'health="Unhealthy"' in unhealthy["expr"]
+    assert "jobwarden_schedules{" in unhealthy["expr"] and 'health="Unhealthy"' in unhealthy["expr"]
     assert unhealthy["for"] == "15m"
     stale = alerts["JobwardenStaleRuns"]
     assert "increase(jobwarden_stale_runs_total{" in stale["expr"]
@@ -632,9 +710,14 @@ def test_grafana_dashboard(helm: Path) -> None:
     dashboard = json.loads(cm["data"]["jobwarden.json"])
     assert dashboard == json.loads((CHART / "files" / "dashboards" / "jobwarden.json").read_text())
     exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
-    for metric in ("jobwarden_runs_total", "jobwarden_schedule_lag_seconds_bucket",
-                   "jobwarden_run_duration_seconds_bucket", "jobwarden_stale_runs_total",
-                   "jobwarden_schedules", "jobwarden_active_runs"):
+    for metric in (
+        "jobwarden_runs_total",
+        "jobwarden_schedule_lag_seconds_bucket",
+        "jobwarden_run_duration_seconds_bucket",
+        "jobwarden_stale_runs_total",
+        "jobwarden_schedules",
+        "jobwarden_active_runs",
+    ):
         assert metric in exprs, metric
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
@@ -645,12 +728,20 @@ def test_grafana_dashboard(helm: Path) -> None:
 
 def test_two_shards_do_not_collide(helm: Path) -> None:
     a = template(helm, {"selector": "shard=a"}, release="shard-a")
-    b = template(helm, {"selector": "shard=b", "crds": {"install": False},
-                        "rbac": {"aggregateToDefaultRoles": False}}, release="shard-b")
+    b = template(
+        helm,
+        {
+            "selector": "shard=b",
+            "crds": {"install": False},
+            "rbac": {"aggregateToDefaultRoles": False},
+        },
+        release="shard-b",
+    )
 
     def keys(r: Rendered) -> set[tuple[str, str, str]]:
-        return {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"])
-                for d in r.docs}
+        return {
+            (d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in r.docs
+        }
 
     assert not keys(a) & keys(b)
     assert a.deployment()["spec"]["selector"] != b.deployment()["spec"]["selector"]

@@ -29,18 +29,23 @@ def bundle_docs() -> list[dict[str, Any]]:
 def test_manifests_crds_are_byte_identical_to_crds() -> None:
     sources = {p.name: p.read_bytes() for p in sorted(CRDS.glob("*.yaml"))}
     assert sources
-    copies = {p.name[len(render_manifests.CRD_PREFIX):]: p.read_bytes()
-              for p in sorted(MANIFESTS.glob(render_manifests.CRD_PREFIX + "*.yaml"))}
+    copies = {
+        p.name[len(render_manifests.CRD_PREFIX) :]: p.read_bytes()
+        for p in sorted(MANIFESTS.glob(render_manifests.CRD_PREFIX + "*.yaml"))
+    }
     assert sorted(copies) == sorted(sources), "run python hack/render-manifests.py"
     for name, data in sources.items():
         assert copies[name] == data, (
-            f"manifests/ copy of {name} differs: run python hack/render-manifests.py")
+            f"manifests/ copy of {name} differs: run python hack/render-manifests.py"
+        )
 
 
 def test_manifests_hold_only_the_expected_files() -> None:
     names = sorted(p.name for p in MANIFESTS.iterdir())
-    expected = sorted([render_manifests.BUNDLE] +
-                      [render_manifests.CRD_PREFIX + p.name for p in CRDS.glob("*.yaml")])
+    expected = sorted(
+        [render_manifests.BUNDLE]
+        + [render_manifests.CRD_PREFIX + p.name for p in CRDS.glob("*.yaml")]
+    )
     assert names == expected
     # kubectl applies a directory's files in name order: the CRDs come first
     assert sorted(names)[-1] == render_manifests.BUNDLE
@@ -62,8 +67,14 @@ def test_bundle_starts_with_its_namespace() -> None:
 def test_bundle_contents() -> None:
     docs = bundle_docs()
     kinds = [d["kind"] for d in docs]
-    assert set(kinds) == {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-                          "Service", "Deployment"}
+    assert set(kinds) == {
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Service",
+        "Deployment",
+    }
     assert "CustomResourceDefinition" not in kinds
     for d in docs:
         meta = d["metadata"]
@@ -88,8 +99,9 @@ def test_bundle_deployment() -> None:
     (sa,) = [d for d in bundle_docs() if d["kind"] == "ServiceAccount"]
     assert pod["serviceAccountName"] == sa["metadata"]["name"]
     (binding,) = [d for d in bundle_docs() if d["kind"] == "ClusterRoleBinding"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": NAMESPACE}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+    ]
     names = {d["metadata"]["name"] for d in bundle_docs() if d["kind"] == "ClusterRole"}
     assert binding["roleRef"]["name"] in names
     assert {"jobwarden-view", "jobwarden-edit"} <= names
@@ -100,7 +112,8 @@ def test_manifests_are_the_chart_rendered(helm: Path) -> None:  # noqa: F811
     have = render_manifests.current_manifests()
     problems = render_manifests.diff(want, have, "manifests")
     assert not problems, (
-        "manifests/ is out of date; run python hack/render-manifests.py\n" + "".join(problems[:80]))
+        "manifests/ is out of date; run python hack/render-manifests.py\n" + "".join(problems[:80])
+    )
 
 
 def test_render_check_mode_passes(helm: Path) -> None:  # noqa: F811
@@ -109,8 +122,13 @@ def test_render_check_mode_passes(helm: Path) -> None:  # noqa: F811
     import sys
 
     env = dict(os.environ, HELM=str(helm))
-    out = subprocess.run([sys.executable, str(ROOT / "hack" / "render-manifests.py"), "--check"],
-                         cwd=ROOT, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "render-manifests.py"), "--check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr
 
 
@@ -120,6 +138,7 @@ def test_render_refuses_a_chart_that_renders_a_crd(helm: Path, tmp_path: Path) -
     chart = tmp_path / "jobwarden"
     shutil.copytree(ROOT / "charts" / "jobwarden", chart)
     (chart / "templates" / "crds.yaml").write_text(
-        "{{ .Files.Get \"files/crds/jobschedules.jobwarden.io.yaml\" }}\n")
+        '{{ .Files.Get "files/crds/jobschedules.jobwarden.io.yaml" }}\n'
+    )
     with pytest.raises(render_manifests.RenderError, match="rendered a CRD"):
         render_manifests.render(helm, chart=chart)

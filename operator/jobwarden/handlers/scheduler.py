@@ -55,8 +55,15 @@ def observed(body: dict[str, Any]) -> Observed:
 
 
 # What ``observed`` reads from metadata; the rest (managedFields above all) is not kept.
-_KEPT_METADATA = ("namespace", "name", "uid", "generation", "creationTimestamp", "annotations",
-                  "resourceVersion")
+_KEPT_METADATA = (
+    "namespace",
+    "name",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "annotations",
+    "resourceVersion",
+)
 
 
 def pack(body: dict[str, Any]) -> bytes:
@@ -68,8 +75,11 @@ def pack(body: dict[str, Any]) -> bytes:
     the event loop more than the compression saved.
     """
     meta = body.get("metadata") or {}
-    slim = {"metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta},
-            "spec": body.get("spec") or {}, "status": body.get("status") or {}}
+    slim = {
+        "metadata": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
     return json.dumps(slim, separators=(",", ":")).encode()
 
 
@@ -93,8 +103,9 @@ def _reject(status: dict[str, Any], job: str, message: str) -> None:
 class Scheduler:
     """The wake heap, the per-schedule locks, and the plan executor."""
 
-    def __init__(self, *, kube: Kube, policy: Policy, jobs_of: JobsOf,
-                 concurrency: int = 64) -> None:
+    def __init__(
+        self, *, kube: Kube, policy: Policy, jobs_of: JobsOf, concurrency: int = 64
+    ) -> None:
         self._kube = kube
         self._policy = policy
         self._jobs_of = jobs_of
@@ -161,8 +172,9 @@ class Scheduler:
 
     # --- feeding the heap -------------------------------------------------------------
 
-    def seen(self, key: Key, *, resource_version: str | None,
-             body: dict[str, Any] | None = None) -> None:
+    def seen(
+        self, key: Key, *, resource_version: str | None, body: dict[str, Any] | None = None
+    ) -> None:
         """A watch event for a schedule: reconcile now, unless it is our own status write.
 
         The body is kept when it is sure to be the newest state: the event of
@@ -176,8 +188,7 @@ class Scheduler:
         """
         self._known.add(key)
         own = resource_version is not None and self._written.get(key) == resource_version
-        if body is not None and resource_version is not None and (
-                own or key not in self._written):
+        if body is not None and resource_version is not None and (own or key not in self._written):
             self._bodies[key] = (resource_version, pack(body))
         elif not own:
             self._bodies.pop(key, None)
@@ -273,16 +284,24 @@ class Scheduler:
         try:
             async with self._slots:
                 kept = self._bodies.get(key)
-                body = (unpack(kept[1]) if kept is not None
-                        else await self._kube.get_schedule(namespace=namespace, name=name))
+                body = (
+                    unpack(kept[1])
+                    if kept is not None
+                    else await self._kube.get_schedule(namespace=namespace, name=name)
+                )
                 if body is None:
                     self.forget(key)
                     return
                 obj = observed(body)
                 now = utcnow()
                 pending = frozenset(self._pending.get(key, ()))
-                decision = plan(obj=obj, jobs=list(self._jobs_of(key)), pending=pending,
-                                now=now, policy=self._policy)
+                decision = plan(
+                    obj=obj,
+                    jobs=list(self._jobs_of(key)),
+                    pending=pending,
+                    now=now,
+                    policy=self._policy,
+                )
                 notes = await self._act(key, obj, decision)
         finally:
             self._acting -= 1
@@ -311,14 +330,17 @@ class Scheduler:
                     _reject(decision.status, job, outcome.message)
                 notes.append(Note("Warning", "JobRejected", f"Job {job}: {outcome.message}"))
         for deletion in decision.deletes:
-            await self._kube.delete_job(namespace=obj.namespace, name=deletion.job,
-                                        grace_seconds=deletion.grace_seconds)
+            await self._kube.delete_job(
+                namespace=obj.namespace, name=deletion.job, grace_seconds=deletion.grace_seconds
+            )
         forced = frozenset(d.job for d in decision.deletes if d.force_pods)
         if forced or decision.force_stuck_pods:
             # After the Jobs are gone: no controller recreates a pod forced away.
             await self._kube.force_delete_pods_matching(
-                namespace=obj.namespace, jobs=forced,
-                selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(obj.name)}")
+                namespace=obj.namespace,
+                jobs=forced,
+                selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(obj.name)}",
+            )
         return notes
 
     async def _record(self, key: Key, obj: Observed, decision: Plan, notes: list[Note]) -> None:
@@ -326,16 +348,18 @@ class Scheduler:
         ref = ObjectRef(labels.API_VERSION, labels.KIND, obj.namespace, obj.name, obj.uid)
         if decision.status is not None:
             self._bodies.pop(key, None)  # stale from now until this write's own event
-            rv = await self._kube.patch_status(namespace=obj.namespace, name=obj.name,
-                                               status=decision.status)
+            rv = await self._kube.patch_status(
+                namespace=obj.namespace, name=obj.name, status=decision.status
+            )
             kept = self._bodies.get(key)
             if kept is not None and kept[0] != rv:
                 self._bodies.pop(key)  # kept during the write: it may predate it
             if rv is not None:
                 self._written[key] = rv
         for note in notes:
-            await self._kube.post_event(regarding=ref, type_=note.type, reason=note.reason,
-                                        message=note.message)
+            await self._kube.post_event(
+                regarding=ref, type_=note.type, reason=note.reason, message=note.message
+            )
         self._record_metrics(key, obj, decision)
         if decision.wake_at is not None:
             self.touch(key, decision.wake_at)
@@ -373,4 +397,3 @@ class Scheduler:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-

@@ -60,30 +60,47 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
     """
     schedule_filter = selector_labels(selector)
 
-    @kopf.index("batch", "v1", "jobs", id="schedule_jobs",
-                labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
-    async def schedule_jobs(*, body: kopf.Body, namespace: str | None,
-                            **_: Any) -> dict[Key, JobObservation]:
+    @kopf.index(
+        "batch", "v1", "jobs", id="schedule_jobs", labels={labels.SCHEDULE_LABEL: kopf.PRESENT}
+    )
+    async def schedule_jobs(
+        *, body: kopf.Body, namespace: str | None, **_: Any
+    ) -> dict[Key, JobObservation]:
         # Jobs are namespaced: kopf gives None only for cluster-scoped objects.
         obs = observe_job(body)
         return {(namespace or "", obs.schedule or ""): obs}
 
-    @kopf.on.event(labels.GROUP, labels.VERSION, labels.PLURAL, id="schedule_event",
-                   labels=schedule_filter)
-    async def schedule_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
-                             name: str, memo: kopf.Memo, **_: Any) -> None:
+    @kopf.on.event(
+        labels.GROUP, labels.VERSION, labels.PLURAL, id="schedule_event", labels=schedule_filter
+    )
+    async def schedule_event(
+        *,
+        event: kopf.RawEvent,
+        body: kopf.Body,
+        namespace: str | None,
+        name: str,
+        memo: kopf.Memo,
+        **_: Any,
+    ) -> None:
         scheduler: Scheduler = scheduler_of(memo)
         key = (namespace or "", name)
         if event.get("type") == "DELETED":
             scheduler.forget(key)
             return
-        scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"),
-                       body=dict(body))
+        scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"), body=dict(body))
 
-    @kopf.on.event("batch", "v1", "jobs", id="job_event",
-                   labels={labels.SCHEDULE_LABEL: kopf.PRESENT})
-    async def job_event(*, event: kopf.RawEvent, body: kopf.Body, namespace: str | None,
-                        uid: str, memo: kopf.Memo, **_: Any) -> None:
+    @kopf.on.event(
+        "batch", "v1", "jobs", id="job_event", labels={labels.SCHEDULE_LABEL: kopf.PRESENT}
+    )
+    async def job_event(
+        *,
+        event: kopf.RawEvent,
+        body: kopf.Body,
+        namespace: str | None,
+        uid: str,
+        memo: kopf.Memo,
+        **_: Any,
+    ) -> None:
         scheduler: Scheduler = scheduler_of(memo)
         obs = observe_job(body)
         key = (namespace or "", obs.schedule or "")
@@ -106,7 +123,9 @@ def register(*, scheduler_of: Any, selector: str | None) -> None:
             # no call; otherwise (staleAction Report, dry run) only the spec knows
             # it, and a reconcile now reads it and sets the wake-up.
             seconds = (body.metadata.get("annotations") or {}).get(
-                labels.STALE_DEADLINE_ANNOTATION, "")
-            deadline = (obs.start_time + timedelta(seconds=int(seconds))
-                        if seconds.isdigit() else None)
+                labels.STALE_DEADLINE_ANNOTATION, ""
+            )
+            deadline = (
+                obs.start_time + timedelta(seconds=int(seconds)) if seconds.isdigit() else None
+            )
             scheduler.touch(key, deadline)

@@ -59,18 +59,32 @@ def candidate(body: kopf.Body, *, dry_run: bool) -> StaleCandidate | None:
         seconds = (meta.get("annotations") or {}).get(labels.STALE_DEADLINE_ANNOTATION)
         if not seconds or not seconds.isdigit():
             return None  # the scheduler's own wake-up covers it
-        owner = next((r.get("name") for r in meta.get("ownerReferences") or []
-                      if r.get("kind") == labels.KIND), schedule)
-        return JobCandidate(key=(meta["namespace"], meta["name"], owner), start_time=start,
-                            threshold=timedelta(seconds=int(seconds)), action="Terminate",
-                            uid=meta.get("uid", ""))
+        owner = next(
+            (
+                r.get("name")
+                for r in meta.get("ownerReferences") or []
+                if r.get("kind") == labels.KIND
+            ),
+            schedule,
+        )
+        return JobCandidate(
+            key=(meta["namespace"], meta["name"], owner),
+            start_time=start,
+            threshold=timedelta(seconds=int(seconds)),
+            action="Terminate",
+            uid=meta.get("uid", ""),
+        )
     text = (meta.get("labels") or {}).get(labels.STALE_AFTER_LABEL)
     if text is None:
         return None
     threshold = parse_stale_label(text)
-    return JobCandidate(key=(meta["namespace"], meta["name"], ""), start_time=start,
-                        threshold=threshold, action="Report" if dry_run else "Terminate",
-                        uid=meta.get("uid", ""))
+    return JobCandidate(
+        key=(meta["namespace"], meta["name"], ""),
+        start_time=start,
+        threshold=threshold,
+        action="Report" if dry_run else "Terminate",
+        uid=meta.get("uid", ""),
+    )
 
 
 class Sweep:
@@ -118,11 +132,13 @@ class Sweep:
         message = f"Active for more than {run.threshold} (label {labels.STALE_AFTER_LABEL})."
         if run.action == "Terminate":
             await self._kube.delete_job(namespace=namespace, name=job, grace_seconds=None)
-            await self._kube.post_event(regarding=ref, type_="Warning", reason="StaleTerminated",
-                                        message=message)
+            await self._kube.post_event(
+                regarding=ref, type_="Warning", reason="StaleTerminated", message=message
+            )
         else:
-            await self._kube.post_event(regarding=ref, type_="Warning", reason="StaleReported",
-                                        message=message)
+            await self._kube.post_event(
+                regarding=ref, type_="Warning", reason="StaleReported", message=message
+            )
         # After success: a failed delete is tried (and counted) again next pass.
         self._acted.add(key)
         metrics.STALE_RUNS.labels(namespace, run.action).inc()
@@ -151,9 +167,12 @@ class Sweep:
         themselves, and waking for those too would only duplicate reconciles.
         """
         upcoming = next_stale_deadline(
-            c for c in candidates
+            c
+            for c in candidates
             if not c.key[2]  # type: ignore[index]
-            and c.start_time is not None and c.start_time + c.threshold > now)
+            and c.start_time is not None
+            and c.start_time + c.threshold > now
+        )
         if upcoming is None:
             return float("inf")
         return max(0.01, (upcoming - now).total_seconds())
@@ -173,7 +192,12 @@ def register(*, dry_run: bool) -> None:
         try:
             found = candidate(body, dry_run=dry_run)
         except ValueError as exc:
-            log.warning("Job %s/%s: bad %s label: %s", body.metadata.get("namespace"),
-                        body.metadata.get("name"), labels.STALE_AFTER_LABEL, exc)
+            log.warning(
+                "Job %s/%s: bad %s label: %s",
+                body.metadata.get("namespace"),
+                body.metadata.get("name"),
+                labels.STALE_AFTER_LABEL,
+                exc,
+            )
             return None
         return None if found is None else {found.key: found}  # type: ignore[dict-item]

@@ -64,13 +64,14 @@ def _finish(entry: HistoryEntry, obs: JobObservation) -> Transition:
         # Read the same as a run the operator stopped itself: which of the two
         # reached the threshold first is a race, not something users should see.
         entry.reason = STALE_TERMINATED
-        entry.message = ("Active for longer than the stale threshold; the Job controller "
-                         "stopped it (activeDeadlineSeconds).")
+        entry.message = (
+            "Active for longer than the stale threshold; the Job controller "
+            "stopped it (activeDeadlineSeconds)."
+        )
     else:
         entry.reason = obs.reason or ("Completed" if result == "Succeeded" else entry.reason)
         entry.message = obs.message
-    return Transition(entry.job or "", result, entry.duration_seconds, entry.reason,
-                      entry.message)
+    return Transition(entry.job or "", result, entry.duration_seconds, entry.reason, entry.message)
 
 
 def merge_observations(
