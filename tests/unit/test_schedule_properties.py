@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import itertools
+import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from jobwarden.api.spec import WEEKDAYS, parse_spec
+from jobwarden.schedule.cron import CronSource, normalize
 from jobwarden.schedule.planning import jitter_delay
 from jobwarden.schedule.timeline import Timeline, build_timeline
 from jobwarden.schedule.walltime import wall_of
@@ -233,3 +235,37 @@ def test_jitter_stays_in_bounds(
     assert delay == jitter_delay(
         key=key, scheduled=scheduled, next_run=next_run, jitter_seconds=jitter
     )
+
+
+# Steps between questions: exact repeats, a microsecond, within a minute, across
+# one, and far; so questions land inside remembered spans, on their edges and past them.
+_STEPS = [0, 1, 10**6, 30 * 10**6, 60 * 10**6, 61 * 10**6, 3600 * 10**6, 86400 * 10**6]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    expression=crons,
+    base=st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 12, 31)),
+    seed=st.integers(0, 2**32),
+)
+def test_shared_cron_answers_equal_a_fresh_search(
+    expression: str, base: datetime, seed: int
+) -> None:
+    """Remembered spans never change an answer: every question matches a fresh croniter's."""
+    rng = random.Random(seed)
+    shared = CronSource(expression, hash_id="ns/a")
+    t = base
+    answer: datetime | None = None
+    for _ in range(60):
+        if answer is not None and rng.random() < 0.3:
+            t = answer  # the edge of a remembered span, exactly or a microsecond off it
+            t += timedelta(microseconds=rng.choice([-1, 0, 1]))
+        else:
+            t += timedelta(microseconds=rng.choice(_STEPS) * rng.choice([-1, 1]))
+        fresh = croniter(normalize(expression), t, ret_type=datetime, hash_id="ns/a")
+        if rng.random() < 0.5:
+            answer = fresh.get_next(datetime, start_time=t)
+            assert shared.next_wall(t) == answer, t
+        else:
+            answer = fresh.get_prev(datetime, start_time=t + timedelta(microseconds=1))
+            assert shared.prev_wall(t) == answer, t

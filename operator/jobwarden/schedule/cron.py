@@ -8,6 +8,8 @@ time with the DST rule in :mod:`jobwarden.schedule.walltime`.
 from __future__ import annotations
 
 import re
+import threading
+from collections import deque
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Final
@@ -34,6 +36,7 @@ _CHECK_FROM: Final = datetime(2001, 1, 1)
 _CHECK_HASH_ID: Final = "jobwarden/check"
 _RANDOM = re.compile(r"(?<![a-z])r(?![a-z])")
 _MICROSECOND: Final = timedelta(microseconds=1)
+_SPANS: Final = 4
 
 
 class CronError(ValueError):
@@ -114,33 +117,79 @@ def _short(exc: Exception) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-class CronSource:
-    """Naive wall-clock times matched by a cron expression, searched field-wise."""
+class _Matcher:
+    """One expanded expression, shared by every schedule that uses it.
 
-    def __init__(self, expression: str, *, hash_id: str) -> None:
-        self.expression = normalize(expression)
+    Expanding an expression costs a third of planning a schedule, and each
+    search step a little more; a thousand schedules on "0 2 * * *" due at
+    once ask the same questions. So the last few answers of each kind are
+    kept with the span each covers, and a question inside a span is answered
+    exactly without searching: no match lies strictly between ``after`` and
+    the next match, nor after the previous match up to the time asked. (One
+    plan asks for the previous match twice: the run due, then the one before.)
+    The lock makes the shared iterator safe for any thread.
+    """
+
+    def __init__(self, expression: str, hash_id: str | None) -> None:
         self._iter = croniter(
-            self.expression,
+            expression,
             _CHECK_FROM,
             ret_type=datetime,
             hash_id=hash_id,
             max_years_between_matches=_HORIZON_YEARS,
         )
+        self._lock = threading.Lock()
+        self._next: deque[tuple[datetime, datetime]] = deque(maxlen=_SPANS)  # (after, answer)
+        self._prev: deque[tuple[datetime, datetime]] = deque(maxlen=_SPANS)  # (at, answer)
+
+    def next_wall(self, after: datetime) -> datetime | None:
+        with self._lock:
+            for asked, answer in self._next:
+                if asked <= after < answer:
+                    return answer
+            try:
+                result: datetime = self._iter.get_next(datetime, start_time=after)
+            except (CroniterBadDateError, OverflowError, ValueError):
+                return None
+            self._next.append((after, result))
+            return result
+
+    def prev_wall(self, at_or_before: datetime) -> datetime | None:
+        with self._lock:
+            for asked, answer in self._prev:
+                if answer <= at_or_before <= asked:
+                    return answer
+            try:
+                # croniter's previous is strict and floors to the minute; nudging
+                # by a microsecond makes an exact match count.
+                result: datetime = self._iter.get_prev(
+                    datetime, start_time=at_or_before + _MICROSECOND
+                )
+            except (CroniterBadDateError, OverflowError, ValueError):
+                return None
+            self._prev.append((at_or_before, result))
+            return result
+
+
+@lru_cache(maxsize=512)
+def _matcher(expression: str, hash_id: str | None) -> _Matcher:
+    return _Matcher(expression, hash_id)
+
+
+class CronSource:
+    """Naive wall-clock times matched by a cron expression, searched field-wise."""
+
+    def __init__(self, expression: str, *, hash_id: str) -> None:
+        self.expression = normalize(expression)
+        # hash_id only matters to H fields ("THU" counts too: a wasted entry, never a wrong one).
+        self._matcher = _matcher(
+            self.expression, hash_id if "H" in self.expression.upper() else None
+        )
 
     def next_wall(self, after: datetime) -> datetime | None:
         """The first matching wall time strictly after ``after``."""
-        try:
-            result: datetime = self._iter.get_next(datetime, start_time=after)
-        except (CroniterBadDateError, OverflowError, ValueError):
-            return None
-        return result
+        return self._matcher.next_wall(after)
 
     def prev_wall(self, at_or_before: datetime) -> datetime | None:
         """The last matching wall time at or before ``at_or_before``."""
-        try:
-            # croniter's previous is strict and floors to the minute; nudging
-            # by a microsecond makes an exact match count.
-            result: datetime = self._iter.get_prev(datetime, start_time=at_or_before + _MICROSECOND)
-        except (CroniterBadDateError, OverflowError, ValueError):
-            return None
-        return result
+        return self._matcher.prev_wall(at_or_before)
