@@ -5,8 +5,9 @@ Run with ``.venv/bin/python bench/throughput.py [--n 1000]``.
 jobwarden: N JobSchedules due at one minute boundary (the burst of
 ``lag.py``); its rate is the Jobs per second between the first and the last
 Job's ADDED event. The limit: the same N Jobs (built by jobwarden's own
-``build_job``, owned by a real JobSchedule) created directly from a tight
-loop in a process of its own (as the operator is), with the concurrency the
+``build_job``, owned by a real JobSchedule, sent by its own ``kube.send``)
+created directly from a tight loop in a process of its own (as the operator
+is), with the concurrency the
 operator uses (the 32 threads and 32 connections of ``kube.Kube``), stamped
 by the same kind of watch. Target: jobwarden at least 0.8 of the limit.
 """
@@ -44,6 +45,7 @@ from common import (
 
 from jobwarden import labels
 from jobwarden.api.spec import parse_spec
+from jobwarden.kube import JOBS_PATH, send
 from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
 
@@ -103,10 +105,11 @@ def raw_child(namespace: str, path: str, threads: int) -> None:
     bench = Bench()
     bodies = json.loads(Path(path).read_text())
 
+    path = JOBS_PATH.format(namespace=namespace)
+
     def create(body: dict[str, object]) -> object:
-        return bench.batch.create_namespaced_job(
-            namespace, body, field_manager="jobwarden", _preload_content=False
-        )
+        # The operator's own request path (kube.send), so only the scheduling differs.
+        return send(bench.api, "POST", path, query=[("fieldManager", "jobwarden")], body=body)
 
     # Warm the connection pool first: the operator's connections are open long before a burst.
     with ThreadPoolExecutor(max_workers=threads) as pool:
