@@ -17,6 +17,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,6 +35,8 @@ JobsOf = Callable[[Key], Iterable[JobObservation]]
 RETRY = timedelta(seconds=5)
 # The longest a run's status write waits for a burst of other runs to be created.
 CALM_WAIT = timedelta(seconds=10)
+# How long before a wake-up its plan is made (see Scheduler._prepare).
+PREPARE_AHEAD = timedelta(seconds=2)
 
 
 def utcnow() -> datetime:
@@ -100,6 +103,16 @@ def _reject(status: dict[str, Any], job: str, message: str) -> None:
     status["lastResult"] = "Failed"
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A plan made ahead for the wake-up at ``at``, from the body at ``resource_version``."""
+
+    at: datetime
+    resource_version: str
+    obj: Observed
+    plan: Plan
+
+
 class Scheduler:
     """The wake heap, the per-schedule locks, and the plan executor."""
 
@@ -110,6 +123,10 @@ class Scheduler:
         self._policy = policy
         self._jobs_of = jobs_of
         self._heap: list[tuple[datetime, Key]] = []
+        # (when to prepare, the wake-up it is for, key), and the plans made ahead.
+        self._prep_heap: list[tuple[datetime, datetime, Key]] = []
+        self._prepared: dict[Key, _Prepared] = {}
+        self._prep_due: dict[Key, datetime] = {}  # the wake-up each key's heap entry is for
         self._due: dict[Key, datetime] = {}
         self._known: set[Key] = set()
         self._busy: set[Key] = set()
@@ -150,6 +167,7 @@ class Scheduler:
         if not self._leading.is_set():
             return
         self._leading.clear()
+        self._prepared.clear()
         for task in list(self._tasks):
             task.cancel()
         self._changed.set()
@@ -165,6 +183,7 @@ class Scheduler:
             return
         self._leading.set()
         self._bodies.clear()  # another leader may have written since: read afresh
+        self._prepared.clear()
         now = utcnow()
         for key in list(self._known):
             self.touch(key, now)
@@ -187,6 +206,7 @@ class Scheduler:
         reconcile it triggers reads afresh), until our write's own event comes.
         """
         self._known.add(key)
+        self._prepared.pop(key, None)
         own = resource_version is not None and self._written.get(key) == resource_version
         if body is not None and resource_version is not None and (own or key not in self._written):
             self._bodies[key] = (resource_version, pack(body))
@@ -199,6 +219,7 @@ class Scheduler:
         """Reconcile ``key`` at ``at`` (default now), unless an earlier wake is already set."""
         if key not in self._known:
             return
+        self._prepared.pop(key, None)  # something changed, or may have
         at = at or utcnow()
         current = self._due.get(key)
         if current is not None and current <= at:
@@ -209,11 +230,19 @@ class Scheduler:
 
     def forget(self, key: Key) -> None:
         self._set_gauges(key, None, 0)
-        for table in (self._due, self._written, self._pending, self._bodies):
+        for table in (
+            self._due,
+            self._written,
+            self._pending,
+            self._bodies,
+            self._prepared,
+            self._prep_due,
+        ):
             table.pop(key, None)
         self._known.discard(key)
 
     def job_seen(self, key: Key, job: str) -> None:
+        self._prepared.pop(key, None)
         pending = self._pending.get(key)
         if pending is not None:
             pending.discard(job)
@@ -226,6 +255,11 @@ class Scheduler:
                 await self._leading.wait()
                 continue
             now = utcnow()
+            while self._prep_heap and self._prep_heap[0][0] <= now:
+                _, at, key = heapq.heappop(self._prep_heap)
+                if self._prep_due.get(key) == at:
+                    del self._prep_due[key]
+                    self._prepare(key, at)
             while self._heap and self._heap[0][0] <= now:
                 at, key = heapq.heappop(self._heap)
                 if self._due.get(key) != at:
@@ -233,9 +267,38 @@ class Scheduler:
                 del self._due[key]
                 self._spawn(key)
             self._changed.clear()
-            timeout = (self._heap[0][0] - now).total_seconds() if self._heap else 3600.0
+            soonest = min([h[0][0] for h in (self._heap, self._prep_heap) if h], default=None)
+            timeout = (soonest - now).total_seconds() if soonest is not None else 3600.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, timeout))
+
+    def _prepare(self, key: Key, at: datetime) -> None:
+        """Plan the reconcile due at ``at`` now, as of ``at``, while the loop is idle.
+
+        When a thousand runs are due at one minute, planning each of them at
+        that instant was a quarter of the event loop's work while the Jobs
+        went out. A plan is a pure function of the schedule, its Jobs and the
+        clock, so it can be made ahead from the kept body. Anything that
+        happens to the schedule or its Jobs meanwhile (a watch event, a
+        touch) drops it, and the reconcile then plans afresh as before.
+        """
+        kept = self._bodies.get(key)
+        if kept is None or key in self._busy or self._due.get(key) != at or not self.leading:
+            return
+        obj = observed(unpack(kept[1]))
+        pending = frozenset(self._pending.get(key, ()))
+        decision = plan(
+            obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=at, policy=self._policy
+        )
+        if decision.starts:
+            self._prepared[key] = _Prepared(at=at, resource_version=kept[0], obj=obj, plan=decision)
+
+    def _prepare_later(self, key: Key, at: datetime) -> None:
+        """Queue ``_prepare`` for the wake-up at ``at``, once per key and wake-up."""
+        if at - utcnow() <= PREPARE_AHEAD or self._prep_due.get(key) == at:
+            return
+        self._prep_due[key] = at
+        heapq.heappush(self._prep_heap, (at - PREPARE_AHEAD, at, key))
 
     def _spawn(self, key: Key) -> None:
         if key in self._busy:
@@ -284,24 +347,32 @@ class Scheduler:
         try:
             async with self._slots:
                 kept = self._bodies.get(key)
-                body = (
-                    unpack(kept[1])
-                    if kept is not None
-                    else await self._kube.get_schedule(namespace=namespace, name=name)
-                )
-                if body is None:
-                    self.forget(key)
-                    return
-                obj = observed(body)
-                now = utcnow()
-                pending = frozenset(self._pending.get(key, ()))
-                decision = plan(
-                    obj=obj,
-                    jobs=list(self._jobs_of(key)),
-                    pending=pending,
-                    now=now,
-                    policy=self._policy,
-                )
+                ahead = self._prepared.pop(key, None)
+                if (
+                    ahead is not None
+                    and kept is not None
+                    and ahead.resource_version == kept[0]
+                    and ahead.at <= utcnow()
+                ):
+                    obj, decision = ahead.obj, ahead.plan
+                else:
+                    body = (
+                        unpack(kept[1])
+                        if kept is not None
+                        else await self._kube.get_schedule(namespace=namespace, name=name)
+                    )
+                    if body is None:
+                        self.forget(key)
+                        return
+                    obj = observed(body)
+                    pending = frozenset(self._pending.get(key, ()))
+                    decision = plan(
+                        obj=obj,
+                        jobs=list(self._jobs_of(key)),
+                        pending=pending,
+                        now=utcnow(),
+                        policy=self._policy,
+                    )
                 notes = await self._act(key, obj, decision)
         finally:
             self._acting -= 1
@@ -311,9 +382,6 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._calm.wait(), CALM_WAIT.total_seconds())
         await self._record(key, obj, decision, notes)
-
-    async def _execute(self, key: Key, obj: Observed, decision: Plan) -> None:
-        await self._record(key, obj, decision, await self._act(key, obj, decision))
 
     async def _act(self, key: Key, obj: Observed, decision: Plan) -> list[Note]:
         """The plan's creates and deletes; returns the notes to record as Events."""
@@ -363,6 +431,7 @@ class Scheduler:
         self._record_metrics(key, obj, decision)
         if decision.wake_at is not None:
             self.touch(key, decision.wake_at)
+            self._prepare_later(key, decision.wake_at)
 
     def _record_metrics(self, key: Key, obj: Observed, decision: Plan) -> None:
         for t in decision.finished:

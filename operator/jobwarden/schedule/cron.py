@@ -122,12 +122,11 @@ class _Matcher:
 
     Expanding an expression costs a third of planning a schedule, and each
     search step a little more; a thousand schedules on "0 2 * * *" due at
-    once ask the same questions. So the last few answers of each kind are
-    kept with the span each covers, and a question inside a span is answered
-    exactly without searching: no match lies strictly between ``after`` and
-    the next match, nor after the previous match up to the time asked. (One
-    plan asks for the previous match twice: the run due, then the one before.)
-    The lock makes the shared iterator safe for any thread.
+    once ask the same questions. So the last few answers are kept as spans
+    ``(lo, hi)``: ``hi`` a match, no match strictly between, ``lo`` either
+    the time asked or (after a previous-match question) the match before.
+    A question inside a span is answered exactly without searching. The
+    lock makes the shared iterator safe for any thread.
     """
 
     def __init__(self, expression: str, hash_id: str | None) -> None:
@@ -139,36 +138,42 @@ class _Matcher:
             max_years_between_matches=_HORIZON_YEARS,
         )
         self._lock = threading.Lock()
-        self._next: deque[tuple[datetime, datetime]] = deque(maxlen=_SPANS)  # (after, answer)
-        self._prev: deque[tuple[datetime, datetime]] = deque(maxlen=_SPANS)  # (at, answer)
+        self._spans: deque[tuple[datetime, datetime, bool]] = deque(maxlen=_SPANS)
 
     def next_wall(self, after: datetime) -> datetime | None:
         with self._lock:
-            for asked, answer in self._next:
-                if asked <= after < answer:
-                    return answer
-            try:
-                result: datetime = self._iter.get_next(datetime, start_time=after)
-            except (CroniterBadDateError, OverflowError, ValueError):
-                return None
-            self._next.append((after, result))
+            for lo, hi, _ in self._spans:
+                if lo <= after < hi:
+                    return hi
+            result = self._search(after, forward=True)
+            if result is not None:
+                self._spans.append((after, result, False))
             return result
 
     def prev_wall(self, at_or_before: datetime) -> datetime | None:
         with self._lock:
-            for asked, answer in self._prev:
-                if answer <= at_or_before <= asked:
-                    return answer
-            try:
-                # croniter's previous is strict and floors to the minute; nudging
-                # by a microsecond makes an exact match count.
-                result: datetime = self._iter.get_prev(
-                    datetime, start_time=at_or_before + _MICROSECOND
-                )
-            except (CroniterBadDateError, OverflowError, ValueError):
-                return None
-            self._prev.append((at_or_before, result))
+            for lo, hi, lo_matches in self._spans:
+                if lo_matches and lo <= at_or_before < hi:
+                    return lo
+            # croniter's previous is strict and floors to the minute; nudging
+            # by a microsecond makes an exact match count.
+            result = self._search(at_or_before + _MICROSECOND, forward=False)
+            if result is not None:
+                # The match after it lies past the time asked: later questions up to it hit.
+                following = self._search(result, forward=True)
+                if following is not None:
+                    self._spans.append((result, following, True))
             return result
+
+    def _search(self, start: datetime, *, forward: bool) -> datetime | None:
+        try:
+            if forward:
+                found: datetime = self._iter.get_next(datetime, start_time=start)
+            else:
+                found = self._iter.get_prev(datetime, start_time=start)
+        except (CroniterBadDateError, OverflowError, ValueError):
+            return None
+        return found
 
 
 @lru_cache(maxsize=512)
