@@ -26,6 +26,7 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -147,8 +148,8 @@ class Bench:
         self.custom = client.CustomObjectsApi(self.api)
         self.rbac = client.RbacAuthorizationV1Api(self.api)
         self._namespaces: list[str] = []
-        self._tmp = tempfile.TemporaryDirectory(prefix="jobwarden-bench-")
-        self.tmp = Path(self._tmp.name)
+        # mkdtemp, not TemporaryDirectory: that one removes itself at exit, kept logs too.
+        self.tmp = Path(tempfile.mkdtemp(prefix="jobwarden-bench-"))
         self._operator_kubeconfig: Path | None = None
         self._operators: list[Operator] = []
         # Unique per run: a namespace still terminating from an earlier run would
@@ -193,7 +194,7 @@ class Bench:
         if os.environ.get("JOBWARDEN_BENCH_KEEP_LOGS"):
             say(f"operator logs kept in {self.tmp}")
         else:
-            self._tmp.cleanup()
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     @property
     def audit_log(self) -> Path:

@@ -9,6 +9,7 @@ watch which ``now`` each plan was made for.
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -160,5 +161,28 @@ def test_a_job_event_drops_the_plan_made_ahead(plans: list[datetime]) -> None:
         await _until_created(kube, within=10)
         await _stop(sched, loop)
         assert plans[-1] > due, "planned again with the Jobs as they are at the due time"
+
+    asyncio.run(scenario())
+
+
+def test_a_slow_plan_ahead_does_not_delay_the_wake_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop times its sleep from after the preparing, not from before it."""
+    real = scheduler_module.plan
+    slow = 0.5
+
+    def slow_ahead(**kwargs: Any) -> Any:
+        if kwargs["now"] > datetime.now(UTC):  # a plan made ahead (a thousand of them, say)
+            time.sleep(slow)
+        return real(**kwargs)
+
+    monkeypatch.setattr(scheduler_module, "plan", slow_ahead)
+
+    async def scenario() -> None:
+        due = datetime.now(UTC).replace(microsecond=0) + LEAD + timedelta(seconds=1)
+        sched, kube, loop = await _start(due)
+        await _until_created(kube, within=10)
+        await _stop(sched, loop)
+        late = (kube.created[0][1] - due).total_seconds()
+        assert late < slow / 2, f"created {late:.3f}s after it was due"
 
     asyncio.run(scenario())

@@ -267,6 +267,7 @@ class Scheduler:
                 del self._due[key]
                 self._spawn(key)
             self._changed.clear()
+            now = utcnow()  # preparing may have taken a while: time the sleep from now
             soonest = min([h[0][0] for h in (self._heap, self._prep_heap) if h], default=None)
             timeout = (soonest - now).total_seconds() if soonest is not None else 3600.0
             with contextlib.suppress(TimeoutError):
