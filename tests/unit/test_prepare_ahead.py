@@ -19,6 +19,7 @@ from jobwarden.handlers import scheduler as scheduler_module
 from jobwarden.handlers.scheduler import PREPARE_AHEAD, Scheduler
 from jobwarden.kube import CreateResult
 from jobwarden.reconcile import Policy
+from tests.unit.test_burst_order import due_body
 
 KEY = ("ns", "s")
 LEAD = PREPARE_AHEAD + timedelta(seconds=0.6)
@@ -51,30 +52,13 @@ class MemoryKube:
 
 
 def body_due_at(due: datetime) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "namespace": KEY[0],
-            "name": KEY[1],
-            "uid": "uid-s",
-            "generation": 1,
-            "resourceVersion": "0",
-            "creationTimestamp": (due - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        },
-        "spec": {
-            "runAt": due.isoformat().replace("+00:00", "Z"),
-            "jobTemplate": {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "c", "image": "x"}],
-                        }
-                    }
-                }
-            },
-        },
-        "status": {},
-    }
+    """A one-time run due at ``due``, not reconciled yet."""
+    body = due_body(KEY[1])
+    body["spec"]["runAt"] = due.isoformat().replace("+00:00", "Z")
+    created = due - timedelta(minutes=5)
+    body["metadata"]["creationTimestamp"] = created.strftime("%Y-%m-%dT%H:%M:%SZ")
+    body["metadata"]["resourceVersion"] = "0"
+    return body
 
 
 @pytest.fixture
