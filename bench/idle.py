@@ -21,17 +21,10 @@ import argparse
 import time
 from collections import Counter
 
-from common import (
-    Bench,
-    audit_requests,
-    audit_size,
-    create_schedules,
-    jobschedule,
-    load,
-    not_due_spec,
-    say,
-    table,
-)
+from audit import audit_requests, audit_size
+from common import load, say, table
+from harness import Bench, create_schedules
+from objects import jobschedule, not_due_spec
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ server) are all due at one minute boundary. The lag of a run is the time
 from that boundary to the ADDED event of its Job, as a watch in this process
 receives it. The two kinds never share a minute, so neither competes with
 the other for the API server; both get the same lead time and cron
-expression (``common.burst``). Jobs are created suspended (no pods), so the
+expression (``bursts.burst``). Jobs are created suspended (no pods), so the
 figures are the schedulers' alone; ``--pods`` runs 1-second pods instead.
 
 Targets: jobwarden's p99 at most half of CronJob's at N=1000, and at most
@@ -21,7 +21,9 @@ import argparse
 import math
 import time
 
-from common import Bench, Burst, burst, load, say, table
+from bursts import Burst, burst
+from common import load, say, table
+from harness import Bench
 
 
 def main() -> None:

@@ -29,16 +29,10 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from common import (
-    Bench,
-    Operator,
-    create_schedules,
-    jobschedule,
-    load,
-    not_due_spec,
-    say,
-    table,
-)
+from common import load, say, table
+from harness import Bench, create_schedules
+from objects import jobschedule, not_due_spec
+from operator_process import Operator
 
 # Run in place of the console script with --tracemalloc: SIGUSR1 writes a snapshot.
 # Tracing starts at the first one (after startup): with many frames per trace,

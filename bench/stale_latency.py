@@ -30,8 +30,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import Bench, create_schedules, jobschedule, load, percentile, say, table
+from common import load, percentile, say, table
+from harness import Bench, create_schedules
 from kubernetes.watch.watch import iter_resp_lines
+from objects import jobschedule
 
 STALE_AFTER_LABEL = "jobwarden.io/stale-after"
 

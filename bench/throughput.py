@@ -25,23 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import (
-    OPERATOR_CONCURRENCY,
-    Bench,
-    Burst,
-    JobWatch,
-    bulk,
-    burst,
-    create_schedules,
-    cron_at,
-    job_template,
-    jobschedule,
-    load,
-    next_boundary,
-    not_due_spec,
-    say,
-    table,
-)
+from bursts import Burst, JobWatch, burst, next_boundary
+from common import OPERATOR_CONCURRENCY, load, say, table
+from harness import Bench, bulk, create_schedules
+from objects import cron_at, job_template, jobschedule, not_due_spec
 
 from jobwarden import labels
 from jobwarden.api.spec import parse_spec
