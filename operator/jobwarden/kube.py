@@ -196,7 +196,6 @@ class Kube:
         self._api = api
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
-        self._custom = client.CustomObjectsApi(api)
         self._coordination = client.CoordinationV1Api(api)
         self._pool = _Lanes(workers=workers, name="kube")
 

@@ -208,10 +208,15 @@ def quiet_body() -> dict[str, Any]:
     return body
 
 
+def quiet_scheduler() -> tuple[CountingKube, Scheduler]:
+    """A Scheduler (not running its loop) over one quiet schedule, reconciled by hand."""
+    kube = CountingKube(quiet_body())
+    return kube, Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
+
+
 def test_a_reconcile_plans_from_the_newest_known_body_without_a_get() -> None:
     async def scenario() -> None:
-        kube = CountingKube(quiet_body())
-        sched = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
+        kube, sched = quiet_scheduler()
         key = ("ns", "q")
         # Never written by this process: the watched body is the newest there is.
         sched.seen(key, resource_version="0", body=kube.body)
@@ -229,8 +234,7 @@ def test_a_reconcile_plans_from_the_newest_known_body_without_a_get() -> None:
 
 def test_after_our_write_anyone_elses_change_is_read_afresh() -> None:
     async def scenario() -> None:
-        kube = CountingKube(quiet_body())
-        sched = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
+        kube, sched = quiet_scheduler()
         key = ("ns", "q")
         sched.seen(key, resource_version="0", body=kube.body)
         await sched.reconcile(key)
@@ -245,8 +249,7 @@ def test_after_our_write_anyone_elses_change_is_read_afresh() -> None:
 
 def test_a_body_watched_while_our_write_is_in_flight_is_not_trusted() -> None:
     async def scenario() -> None:
-        kube = CountingKube(quiet_body())
-        sched = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
+        kube, sched = quiet_scheduler()
         key = ("ns", "q")
         before = dict(kube.body)
         write = kube.patch_status

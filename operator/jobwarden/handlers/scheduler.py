@@ -287,12 +287,16 @@ class Scheduler:
         if kept is None or key in self._busy or self._due.get(key) != at or not self.leading:
             return
         obj = observed(unpack(kept[1]))
-        pending = frozenset(self._pending.get(key, ()))
-        decision = plan(
-            obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=at, policy=self._policy
-        )
+        decision = self._plan(key, obj, now=at)
         if decision.starts:
             self._prepared[key] = _Prepared(at=at, resource_version=kept[0], obj=obj, plan=decision)
+
+    def _plan(self, key: Key, obj: Observed, *, now: datetime) -> Plan:
+        """The pure plan for ``obj`` with its Jobs as indexed and the creates in flight."""
+        pending = frozenset(self._pending.get(key, ()))
+        return plan(
+            obj=obj, jobs=list(self._jobs_of(key)), pending=pending, now=now, policy=self._policy
+        )
 
     def _prepare_later(self, key: Key, at: datetime) -> None:
         """Queue ``_prepare`` for the wake-up at ``at``, once per key and wake-up."""
@@ -366,14 +370,7 @@ class Scheduler:
                         self.forget(key)
                         return
                     obj = observed(body)
-                    pending = frozenset(self._pending.get(key, ()))
-                    decision = plan(
-                        obj=obj,
-                        jobs=list(self._jobs_of(key)),
-                        pending=pending,
-                        now=utcnow(),
-                        policy=self._policy,
-                    )
+                    decision = self._plan(key, obj, now=utcnow())
                 notes = await self._act(key, obj, decision)
         finally:
             self._acting -= 1
