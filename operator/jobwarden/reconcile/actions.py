@@ -1,20 +1,27 @@
-"""Action annotations, stale runs and the operator's own suspension: the parts of a plan
-that act on runs already going."""
+"""Step 2 of a plan: act on runs already going.
+
+Action annotations (terminate, resume, run-now), the lifting of the
+operator's own suspension by a spec change, and stale runs. Also the one way
+a run begins (``launch``), shared with the runs that come due, so that the
+concurrency cap and refused names hold for manual and scheduled runs alike.
+"""
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from jobwarden import labels
 from jobwarden.api.spec import JobScheduleSpec, parse_duration
-from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator
-from jobwarden.reconcile.model import Deletion, Note, Observed, Plan, Policy, Start
+from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator, Trigger
+from jobwarden.reconcile.fold import new_token, refusal_note, token_hash
+from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Policy, Start
 from jobwarden.runs import history as hist
-from jobwarden.runs.jobs import JobObservation, build_job
+from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
+
+ACTIONS = (labels.TERMINATE_ANNOTATION, labels.RESUME_ANNOTATION, labels.RUN_NOW_ANNOTATION)
 
 
 def stale_threshold(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
@@ -23,74 +30,123 @@ def stale_threshold(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
     return policy.default_stale_after
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:16]
-
-
-def _new_token(obj: Observed, status: ScheduleStatus, annotation: str) -> str | None:
-    """A token value in an action annotation that has not fired yet."""
-    token = (obj.annotations.get(annotation) or "").strip()
-    if not token:
-        return None
-    handled = status.handled_actions or {}
-    return None if handled.get(annotation) == _token_hash(token) else token
-
-
-def _mark_handled(status: ScheduleStatus, annotation: str, token: str) -> None:
-    status.handled_actions = {**(status.handled_actions or {}), annotation: _token_hash(token)}
-
-
-def stop_run(
-    plan: Plan,
-    status: ScheduleStatus,
-    entry: HistoryEntry,
-    *,
-    result: str,
-    reason: str,
-    message: str,
-    now: datetime,
-    grace: int | None = None,
-    force: bool = False,
-) -> None:
-    """End a Running entry by deleting its Job (and so its pods)."""
-    plan.deletes.append(Deletion(entry.job or "", grace, force, reason))
-    entry.result = result  # type: ignore[assignment]
-    entry.reason, entry.message, entry.completion_time = reason, message, now
-    if entry.start_time is not None:
-        entry.duration_seconds = max(0.0, (now - entry.start_time).total_seconds())
-    hist.tally(status, [result])
-    plan.finished.append(
-        hist.Transition(entry.job or "", result, entry.duration_seconds, reason, message)
+def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dict[str, Any]:
+    assert inp.spec is not None  # runs start only from a valid spec
+    return build_job(
+        schedule_name=inp.obj.name,
+        schedule_uid=inp.obj.uid,
+        namespace=inp.obj.namespace,
+        job_template=inp.spec.job_template,
+        scheduled=scheduled,
+        trigger=trigger,
+        name=name,
+        stale_after_seconds=inp.stale_seconds,
     )
 
 
-def handle_actions(
-    plan: Plan,
-    obj: Observed,
-    status: ScheduleStatus,
-    spec: JobScheduleSpec | None,
-    jobs: Mapping[str, JobObservation],
-    now: datetime,
-    stale_seconds: int | None,
-) -> None:
-    token = _new_token(obj, status, labels.TERMINATE_ANNOTATION)
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How one run began: its history entry, and the Job to create, if any."""
+
+    entry: HistoryEntry
+    start: Start | None
+    finished: hist.Transition | None
+    note: Note
+    counted: str  # the counter it adds to besides scheduled/manual: "", "failed", "skipped"
+
+
+def launch(
+    inp: Inputs,
+    *,
+    active: int,
+    name: str,
+    trigger: str,
+    scheduled: datetime,
+    due: datetime,
+    reason: str | None = None,
+) -> Launch:
+    """A run that came due (or was requested): started, refused, or over the cap.
+
+    A name the API refused is never created again: its run is Failed with the
+    API's message. A run beyond ``ACTIVE_LIMIT`` runs in progress is Skipped.
+    A Job that exists (or is being created) is not created twice.
+    """
+    wire: Trigger = trigger  # type: ignore[assignment]
+    refusal = inp.refused.get(name)
+    if refusal is not None:
+        entry = HistoryEntry(
+            job=name,
+            trigger=wire,
+            scheduled_time=scheduled,
+            completion_time=inp.now,
+            result="Failed",
+            reason=refusal.reason,
+            message=refusal.message,
+        )
+        done = hist.Transition(name, "Failed", None, entry.reason, entry.message)
+        return Launch(entry, None, done, refusal_note(name, refusal), "failed")
+    if active >= hist.ACTIVE_LIMIT:
+        message = f"{active} runs still active (at most {hist.ACTIVE_LIMIT} per schedule)"
+        entry = HistoryEntry(
+            trigger=wire,
+            scheduled_time=scheduled,
+            result="Skipped",
+            reason=hist.ACTIVE_LIMIT_REASON,
+            message=message,
+        )
+        note = Note("Warning", "Skipped", f"Run at {scheduled:%Y-%m-%dT%H:%M:%SZ} skipped: {message}")
+        return Launch(entry, None, hist.Transition("", "Skipped", None, None, None), note, "skipped")
+    body = None
+    if name not in inp.jobs and name not in inp.pending:
+        body = Start(render_job(inp, name, scheduled, trigger), due)
+    entry = HistoryEntry(
+        job=name, trigger=wire, scheduled_time=scheduled, result="Running", reason=reason
+    )
+    if trigger == labels.TRIGGER_MANUAL:
+        note = Note("Normal", "ManualRun", f"Run requested: started Job {name}")
+    else:
+        note = Note("Normal", "Started", f"Started Job {name} ({trigger})")
+    return Launch(entry, body, None, note, "")
+
+
+def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus, Effects]:
+    obj, now = inp.obj, inp.now
+    history = list(status.history or [])
+    counts = status.executions
+    handled = {k: v for k, v in (status.handled_actions or {}).items() if k in ACTIONS}
+    suspension = status.suspended_by_operator
+    starts: list[Start] = []
+    deletes: list[Deletion] = []
+    notes: list[Note] = []
+    finished: list[hist.Transition] = []
+    ended: list[str] = []  # results of the runs stopped here, to count
+    wake: list[datetime] = []
+    force = False
+
+    def stop(index: int, *, result: str, reason: str, message: str, grace: int | None = None) -> None:
+        """End a Running entry by deleting its Job (and so its pods)."""
+        entry = history[index]
+        deletes.append(Deletion(entry.job or "", grace, grace == 0, reason))
+        history[index], transition = hist.end(
+            entry, result=result, reason=reason, message=message, now=now
+        )
+        finished.append(transition)
+        ended.append(result)
+
+    token = new_token(inp, status, labels.TERMINATE_ANNOTATION)
     if token is not None:
         grace_text = obj.annotations.get(labels.TERMINATE_GRACE_ANNOTATION, "").strip()
-        grace = int(grace_text) if grace_text.isdigit() else None
-        stopped = hist.running(status)
-        for entry in stopped:
-            stop_run(
-                plan,
-                status,
-                entry,
+        grace = int(grace_text) if grace_text.isdigit() and len(grace_text) < 10 else None
+        stopped = _running_indexes(history)
+        for i in stopped:
+            stop(
+                i,
                 result="Terminated",
                 reason="TerminateRequested",
                 message=f"Terminated on request (token {token[:40]}).",
-                now=now,
                 grace=grace,
-                force=grace == 0,
             )
-        plan.notes.append(
+        notes.append(
             Note(
                 "Normal",
                 "Terminated",
@@ -98,153 +154,86 @@ def handle_actions(
                 + (" (pods force-deleted)" if grace == 0 else ""),
             )
         )
-        plan.force_stuck_pods = plan.force_stuck_pods or grace == 0
-        _mark_handled(status, labels.TERMINATE_ANNOTATION, token)
+        force = grace == 0
+        handled[labels.TERMINATE_ANNOTATION] = token_hash(token)
 
-    token = _new_token(obj, status, labels.RESUME_ANNOTATION)
+    token = new_token(inp, status, labels.RESUME_ANNOTATION)
     if token is not None:
-        suspension = status.suspended_by_operator
         if suspension is not None and suspension.suspended:
-            status.suspended_by_operator = SuspendedByOperator(
-                suspended=False, since=now, reason="ResumeRequested"
-            )
-            plan.notes.append(Note("Normal", "Resumed", "Suspension lifted on request."))
-        _mark_handled(status, labels.RESUME_ANNOTATION, token)
+            suspension = SuspendedByOperator(suspended=False, since=now, reason="ResumeRequested")
+            notes.append(Note("Normal", "Resumed", "Suspension lifted on request."))
+        handled[labels.RESUME_ANNOTATION] = token_hash(token)
 
-    token = _new_token(obj, status, labels.RUN_NOW_ANNOTATION)
-    if token is not None and spec is not None:
+    token = new_token(inp, status, labels.RUN_NOW_ANNOTATION)
+    if token is not None and inp.spec is not None:
         name = job_name(
             schedule=obj.name, scheduled=now, trigger=labels.TRIGGER_MANUAL, token=token
         )
-        if name not in jobs and hist.find(status, name) is None:
-            plan.starts.append(
-                Start(render_job(obj, spec, name, now, labels.TRIGGER_MANUAL, stale_seconds), now)
-            )
-            hist.record(
-                status,
-                HistoryEntry(
-                    job=name,
-                    trigger="Manual",
-                    scheduled_time=now,
-                    result="Running",
-                    reason="RunNow",
-                ),
-            )
-            hist.counters(status).manual += 1
-            plan.notes.append(Note("Normal", "ManualRun", f"Run requested: started Job {name}"))
-        _mark_handled(status, labels.RUN_NOW_ANNOTATION, token)
-
-
-def adopt_manual(obj: Observed, status: ScheduleStatus, jobs: Mapping[str, JobObservation]) -> None:
-    """Record run-now Jobs whose status write was lost.
-
-    Such a Job exists but neither its token nor its run reached status;
-    without this the run would never be counted or shown. Adopted: the Job of
-    the token not handled yet, and any unrecorded manual Job still running
-    (history never drops a Running entry, so that one was never recorded). A
-    finished one of an older token cannot be told from one trimmed from
-    history, and is left alone. Done before merging Job outcomes, so a Job
-    that finished meanwhile is settled in the same plan.
-    """
-    token = _new_token(obj, status, labels.RUN_NOW_ANNOTATION)
-    current = (
-        None
-        if token is None
-        else job_name(
-            schedule=obj.name, scheduled=obj.created, trigger=labels.TRIGGER_MANUAL, token=token
-        )
-    )
-    known = {e.job for e in hist.history(status)}
-    lost = [
-        o
-        for o in jobs.values()
-        if o.trigger == labels.TRIGGER_MANUAL
-        and o.name not in known
-        and (o.name == current or not o.finished)
-    ]
-    for seen in sorted(lost, key=lambda o: (o.scheduled_time or obj.created, o.name)):
-        hist.record(
-            status,
-            HistoryEntry(
-                job=seen.name,
-                trigger="Manual",
-                scheduled_time=seen.scheduled_time,
-                start_time=seen.start_time,
-                result="Running",
+        if name not in inp.jobs and hist.find(history, name) is None:
+            run = launch(
+                inp,
+                active=len(hist.running(history)),
+                name=name,
+                trigger=labels.TRIGGER_MANUAL,
+                scheduled=now,
+                due=now,
                 reason="RunNow",
-            ),
-        )
-        hist.counters(status).manual += 1
+            )
+            history.insert(0, run.entry)
+            starts += [run.start] if run.start else []
+            finished += [run.finished] if run.finished else []
+            notes.append(run.note)
+            counts = hist.tally(counts, (), manual=1, **({run.counted: 1} if run.counted else {}))
+        handled[labels.RUN_NOW_ANNOTATION] = token_hash(token)
 
+    s = suspension
+    if inp.spec is not None and s is not None and s.suspended:
+        if s.generation is not None and s.generation != obj.generation:
+            # A spec change lifts the operator's own suspension.
+            suspension = SuspendedByOperator(suspended=False, since=s.since, reason="SpecChanged")
 
-def render_job(
-    obj: Observed,
-    spec: JobScheduleSpec,
-    name: str,
-    scheduled: datetime,
-    trigger: str,
-    stale_seconds: int | None,
-) -> dict[str, Any]:
-    return build_job(
-        schedule_name=obj.name,
-        schedule_uid=obj.uid,
-        namespace=obj.namespace,
-        job_template=spec.job_template,
-        scheduled=scheduled,
-        trigger=trigger,
-        name=name,
-        stale_after_seconds=stale_seconds,
-    )
-
-
-def handle_stale(
-    plan: Plan,
-    status: ScheduleStatus,
-    spec: JobScheduleSpec | None,
-    jobs: Mapping[str, JobObservation],
-    now: datetime,
-    policy: Policy,
-    threshold: timedelta,
-) -> None:
-    action = "Report" if policy.dry_run or (spec and spec.stale_action == "Report") else "Terminate"
-    for entry in hist.running(status):
-        obs = jobs.get(entry.job or "")
+    reporting = inp.policy.dry_run or (inp.spec is not None and inp.spec.stale_action == "Report")
+    for i in _running_indexes(history):
+        entry = history[i]
+        obs = inp.jobs.get(entry.job or "")
         start = (obs.start_time if obs else None) or entry.start_time
         if start is None:
             continue
-        deadline = start + threshold
+        deadline = start + inp.threshold
         if now < deadline:
-            plan.wake(deadline)
+            wake.append(deadline)
             continue
-        message = f"Active for more than {threshold} (the stale threshold)."
-        if action == "Terminate":
-            stop_run(
-                plan,
-                status,
-                entry,
-                result="Stale",
-                reason="StaleTerminated",
-                message=message,
-                now=now,
-            )
-            plan.notes.append(Note("Warning", "StaleTerminated", f"Job {entry.job}: {message}"))
+        message = f"Active for more than {inp.threshold} (the stale threshold)."
+        if not reporting:
+            stop(i, result="Stale", reason="StaleTerminated", message=message)
+            notes.append(Note("Warning", "StaleTerminated", f"Job {entry.job}: {message}"))
         elif entry.reason != "StaleReported":
-            entry.reason, entry.message = "StaleReported", message
-            hist.counters(status).stale += 1
-            plan.finished.append(
-                hist.Transition(entry.job or "", "StaleReported", None, entry.reason, message)
+            history[i] = entry.model_copy(update={"reason": "StaleReported", "message": message})
+            counts = hist.tally(counts, (), stale=1)
+            finished.append(
+                hist.Transition(entry.job or "", "StaleReported", None, "StaleReported", message)
             )
-            plan.notes.append(Note("Warning", "StaleReported", f"Job {entry.job}: {message}"))
+            notes.append(Note("Warning", "StaleReported", f"Job {entry.job}: {message}"))
+
+    counts = hist.tally(counts, ended)
+    keep_handled = handled or status.handled_actions is not None
+    acted = status.model_copy(
+        update={
+            "history": history,
+            "executions": counts,
+            "handled_actions": handled if keep_handled else None,
+            "suspended_by_operator": suspension,
+        }
+    )
+    return acted, Effects(
+        starts=tuple(starts),
+        deletes=tuple(deletes),
+        notes=tuple(notes),
+        finished=tuple(finished),
+        wake_at=min(wake) if wake else None,
+        force_stuck_pods=force,
+    )
 
 
-def suspension_holds(status: ScheduleStatus, obj: Observed) -> bool:
-    """Whether the operator's own suspension holds; a spec change lifts it."""
-    s = status.suspended_by_operator
-    if s is None or not s.suspended:
-        return False
-    if s.generation is not None and s.generation != obj.generation:
-        status.suspended_by_operator = SuspendedByOperator(
-            suspended=False, since=s.since, reason="SpecChanged"
-        )
-        return False
-    return True
+def _running_indexes(history: list[HistoryEntry]) -> list[int]:
+    return [i for i, e in enumerate(history) if e.result == "Running" and e.job]

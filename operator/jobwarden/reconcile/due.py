@@ -1,41 +1,45 @@
-"""Runs that came due: started, skipped under the concurrency policy, or recorded missed;
-and finished Jobs past their history limits."""
+"""Step 3 of a plan: runs that came due are started, skipped under the concurrency
+policy or the active cap, refused, or recorded missed; the cursor moves past them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from jobwarden import labels
 from jobwarden.api.spec import JobScheduleSpec
-from jobwarden.api.status import HistoryEntry, ScheduleStatus
-from jobwarden.reconcile.actions import render_job, stop_run
-from jobwarden.reconcile.model import Deletion, Note, Observed, Plan, Start
+from jobwarden.api.status import HistoryEntry, ScheduleStatus, Trigger
+from jobwarden.reconcile.actions import launch
+from jobwarden.reconcile.model import NO_EFFECTS, Deletion, Effects, Inputs, Note, Start
 from jobwarden.runs import history as hist
-from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import job_name
 from jobwarden.schedule.planning import ON_TIME_TOLERANCE, jitter_delay, plan_catch_up
-from jobwarden.schedule.timeline import Timeline
 
 MISSED_RECORD_LIMIT = 10  # history entries written for one batch of missed runs
+_SKIPPED = hist.Transition("", "Skipped", None, None, None)
 
 
-def schedule_runs(
-    plan: Plan,
-    obj: Observed,
-    status: ScheduleStatus,
-    spec: JobScheduleSpec,
-    timeline: Timeline,
-    jobs: Mapping[str, JobObservation],
-    now: datetime,
-    stale_seconds: int | None,
-) -> datetime | None:
-    """Start, skip or record as missed every run due by now; returns the new cursor."""
-    cursor = status.last_schedule_time  # orphans were adopted by ``plan`` already
-    if spec.max_executions is not None and hist.counters(status).scheduled >= spec.max_executions:
-        return cursor  # used up: the runs after it are not missed, they do not exist
+def suspended(inp: Inputs, status: ScheduleStatus) -> bool:
+    """Suspended by spec or by the operator (after ``act_on_running`` lifted what it lifts)."""
+    s = status.suspended_by_operator
+    return bool(inp.spec and inp.spec.suspend) or (s is not None and s.suspended)
+
+
+def start_due(
+    inp: Inputs, status: ScheduleStatus, *, started: frozenset[str]
+) -> tuple[ScheduleStatus, Effects]:
+    """Start, skip or record as missed every run due by now; ``started``: Jobs this plan
+    has started already (a run-now), which Replace does not replace."""
+    spec, timeline, obj, now = inp.spec, inp.timeline, inp.obj, inp.now
+    if spec is None or timeline is None or suspended(inp, status):
+        return status, NO_EFFECTS
+    cursor = status.last_schedule_time  # orphans were adopted by ``fold_jobs`` already
+    counts = status.executions
+    scheduled = counts.scheduled if counts else 0
+    if spec.max_executions is not None and scheduled >= spec.max_executions:
+        return status, NO_EFFECTS  # used up: the runs after it are not missed, they do not exist
     # A jittered run wakes late on purpose: that lateness is not missing the run.
     jitter = spec.jitter_seconds or 0
+    tolerance = ON_TIME_TOLERANCE + timedelta(seconds=jitter)
     deadline = spec.starting_deadline_seconds
     due = plan_catch_up(
         timeline,
@@ -44,95 +48,90 @@ def schedule_runs(
         anchor=obj.created,
         now=now,
         starting_deadline_seconds=None if deadline is None else deadline + jitter,
-        tolerance=ON_TIME_TOLERANCE + timedelta(seconds=jitter),
+        tolerance=tolerance,
     )
-    starts = list(due.start)
-    # The next run only bounds a jitter; without one it is not looked up (a cron search each).
-    if starts:
-        newest = starts[-1]
-        delay = jitter_delay(
-            key=obj.key,
-            scheduled=newest,
-            next_run=timeline.next_after(newest) if spec.jitter_seconds else None,
-            jitter_seconds=spec.jitter_seconds,
+
+    def delay(run: datetime) -> timedelta:
+        # The next run only bounds a jitter; without one it is not looked up (a cron search).
+        return timedelta(
+            seconds=jitter_delay(
+                key=obj.key,
+                scheduled=run,
+                next_run=timeline.next_after(run) if spec.jitter_seconds else None,
+                jitter_seconds=spec.jitter_seconds,
+            )
         )
-        if now < newest + timedelta(seconds=delay):
-            plan.wake(newest + timedelta(seconds=delay))
-            starts.pop()
+
+    history = list(status.history or [])
+    starts: list[Start] = []
+    deletes: list[Deletion] = []
+    notes: list[Note] = []
+    finished: list[hist.Transition] = []
+    wake_at: datetime | None = None
+    more = dict.fromkeys(("scheduled", "missed", "skipped", "failed", "terminated"), 0)
+
+    runs = list(due.start)
+    if runs:
+        held = runs[-1] + delay(runs[-1])
+        if now < held:
+            wake_at = held
+            runs.pop()
     missed = due.missed
     if due.missed_count:
-        for run in missed[-MISSED_RECORD_LIMIT:]:
-            hist.record(
-                status,
-                HistoryEntry(
-                    trigger="Schedule",
-                    scheduled_time=run,
-                    result="Missed",
-                    reason="NotStarted",
-                    message=missed_reason(spec),
-                ),
+        reason = missed_reason(spec)
+        history[:0] = [
+            HistoryEntry(
+                trigger="Schedule",
+                scheduled_time=run,
+                result="Missed",
+                reason="NotStarted",
+                message=reason,
             )
-        hist.counters(status).missed += due.missed_count
-        plan.finished.extend(
-            hist.Transition("", "Missed", None, None, None) for _ in range(due.missed_count)
-        )
-        plan.notes.append(
-            Note(
-                "Warning",
-                "MissedRuns",
-                f"{due.missed_count} run(s) not started ({missed_reason(spec)})",
-            )
+            for run in reversed(missed[-MISSED_RECORD_LIMIT:])
+        ]
+        more["missed"] += due.missed_count
+        finished += [hist.Transition("", "Missed", None, None, None)] * due.missed_count
+        notes.append(
+            Note("Warning", "MissedRuns", f"{due.missed_count} run(s) not started ({reason})")
         )
         cursor = max([cursor, missed[-1]] if cursor else [missed[-1]]) if missed else cursor
-    if spec.concurrency_policy == "Replace" and len(starts) > 1:
+    if spec.concurrency_policy == "Replace" and len(runs) > 1:
         # Each would replace the one before it at once: only the newest gets a Job
         # (a Job created and deleted in one reconcile would run for nothing).
-        for run in starts[:-1]:
-            late = now - run > ON_TIME_TOLERANCE + timedelta(seconds=jitter)
-            hist.record(
-                status,
+        for run in runs[:-1]:
+            history.insert(
+                0,
                 HistoryEntry(
-                    trigger="CatchUp" if late else "Schedule",
+                    trigger="CatchUp" if now - run > tolerance else "Schedule",
                     scheduled_time=run,
                     result="Skipped",
                     reason="ConcurrencyReplace",
                     message="A newer due run replaces it.",
                 ),
             )
-            hist.counters(status).skipped += 1
-            plan.finished.append(hist.Transition("", "Skipped", None, None, None))
-        plan.notes.append(
+            more["skipped"] += 1
+            finished.append(_SKIPPED)
+        notes.append(
             Note(
                 "Normal",
                 "Skipped",
-                f"{len(starts) - 1} due run(s) skipped: the newest replaces them "
+                f"{len(runs) - 1} due run(s) skipped: the newest replaces them "
                 "(concurrencyPolicy Replace)",
             )
         )
-        cursor = starts[-2] if cursor is None else max(cursor, starts[-2])
-        starts = starts[-1:]
-    for run in starts:
-        counts = hist.counters(status)
-        if spec.max_executions is not None and counts.scheduled >= spec.max_executions:
+        cursor = runs[-2] if cursor is None else max(cursor, runs[-2])
+        runs = runs[-1:]
+    for run in runs:
+        if spec.max_executions is not None and scheduled + more["scheduled"] >= spec.max_executions:
             break
         cursor = run if cursor is None else max(cursor, run)
-        on_time = now - run <= ON_TIME_TOLERANCE + timedelta(seconds=jitter)
-        trigger = labels.TRIGGER_SCHEDULE if on_time else labels.TRIGGER_CATCH_UP
-        active = hist.running(status)
+        trigger = labels.TRIGGER_SCHEDULE if now - run <= tolerance else labels.TRIGGER_CATCH_UP
+        active = [i for i, e in enumerate(history) if e.result == "Running" and e.job]
         if active and spec.concurrency_policy == "Forbid":
-            hist.record(
-                status,
-                HistoryEntry(
-                    trigger=trigger,  # type: ignore[arg-type]
-                    scheduled_time=run,
-                    result="Skipped",
-                    reason="ConcurrencyForbid",
-                    message=f"{len(active)} run(s) still active",
-                ),
-            )
-            counts.skipped += 1
-            plan.finished.append(hist.Transition("", "Skipped", None, None, None))
-            plan.notes.append(
+            history.insert(0, _forbidden(trigger, run, len(active)))
+            more["skipped"] += 1
+            finished.append(_SKIPPED)
+            notes.append(
                 Note(
                     "Normal", "Skipped", f"Run at {run:%Y-%m-%dT%H:%M:%SZ} skipped: a run is active"
                 )
@@ -141,20 +140,21 @@ def schedule_runs(
         if active and spec.concurrency_policy == "Replace":
             # A run this plan has just started (a run-now) is not a previous run:
             # replacing it would create and delete its Job in one plan.
-            started = {s.body["metadata"]["name"] for s in plan.starts}
-            for entry in active:
+            for i in active:
+                entry = history[i]
                 if entry.job in started:
                     continue
-                stop_run(
-                    plan,
-                    status,
+                deletes.append(Deletion(entry.job or "", None, False, "Replaced"))
+                history[i], transition = hist.end(
                     entry,
                     result="Terminated",
                     reason="Replaced",
                     message="Replaced by a newer run (concurrencyPolicy Replace).",
                     now=now,
                 )
-                plan.notes.append(
+                finished.append(transition)
+                more["terminated"] += 1
+                notes.append(
                     Note(
                         "Normal",
                         "Replaced",
@@ -162,32 +162,50 @@ def schedule_runs(
                         f"{run:%Y-%m-%dT%H:%M:%SZ}",
                     )
                 )
-        name = job_name(schedule=obj.name, scheduled=run, trigger=trigger)
-        delay = jitter_delay(
-            key=obj.key,
+        begun = launch(
+            inp,
+            active=sum(1 for e in history if e.result == "Running" and e.job),
+            name=job_name(schedule=obj.name, scheduled=run, trigger=trigger),
+            trigger=trigger,
             scheduled=run,
-            next_run=timeline.next_after(run) if spec.jitter_seconds else None,
-            jitter_seconds=spec.jitter_seconds,
+            due=run + delay(run),
         )
-        if name not in jobs:
-            plan.starts.append(
-                Start(
-                    render_job(obj, spec, name, run, trigger, stale_seconds),
-                    run + timedelta(seconds=delay),
-                )
-            )
-        hist.record(
-            status,
-            HistoryEntry(
-                job=name,
-                trigger=trigger,  # type: ignore[arg-type]
-                scheduled_time=run,
-                result="Running",
-            ),
-        )
-        counts.scheduled += 1
-        plan.notes.append(Note("Normal", "Started", f"Started Job {name} ({trigger})"))
-    return cursor
+        history.insert(0, begun.entry)
+        if begun.start is not None:
+            starts.append(begun.start)
+        if begun.finished is not None:
+            finished.append(begun.finished)
+        notes.append(begun.note)
+        if begun.counted != "skipped":
+            more["scheduled"] += 1
+        if begun.counted:
+            more[begun.counted] += 1
+
+    after = status.model_copy(
+        update={
+            "history": history,
+            "last_schedule_time": cursor,
+            "executions": hist.tally(counts, **more),
+        }
+    )
+    return after, Effects(
+        starts=tuple(starts),
+        deletes=tuple(deletes),
+        notes=tuple(notes),
+        finished=tuple(finished),
+        wake_at=wake_at,
+    )
+
+
+def _forbidden(trigger: str, run: datetime, active: int) -> HistoryEntry:
+    wire: Trigger = trigger  # type: ignore[assignment]
+    return HistoryEntry(
+        trigger=wire,
+        scheduled_time=run,
+        result="Skipped",
+        reason="ConcurrencyForbid",
+        message=f"{active} run(s) still active",
+    )
 
 
 def missed_reason(spec: JobScheduleSpec) -> str:
@@ -196,23 +214,3 @@ def missed_reason(spec: JobScheduleSpec) -> str:
     if spec.starting_deadline_seconds is not None:
         return f"past startingDeadlineSeconds ({spec.starting_deadline_seconds}s)"
     return "catchUp Latest starts only the most recent"
-
-
-def delete_old_jobs(plan: Plan, spec: JobScheduleSpec, jobs: Mapping[str, JobObservation]) -> None:
-    """Finished Jobs beyond the CronJob-style limits go, newest kept."""
-    deleting = {d.job for d in plan.deletes}
-    finished = sorted(
-        (o for o in jobs.values() if o.finished and o.name not in deleting),
-        key=lambda o: (
-            o.finish_time
-            or o.scheduled_time
-            or datetime.min.replace(tzinfo=o.scheduled_time.tzinfo if o.scheduled_time else None)
-        ),
-        reverse=True,
-    )
-    for result, limit in (
-        ("Succeeded", spec.successful_jobs_history_limit),
-        ("Failed", spec.failed_jobs_history_limit),
-    ):
-        for obs in [o for o in finished if o.result == result][limit:]:
-            plan.deletes.append(Deletion(obs.name, None, False, "HistoryLimit"))

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from jobwarden.api.spec import JobScheduleSpec, SpecError
 from jobwarden.runs import history as hist
+from jobwarden.runs.jobs import JobObservation
+from jobwarden.schedule.timeline import Timeline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,3 +82,77 @@ class Plan:
     def wake(self, at: datetime | None) -> None:
         if at is not None and (self.wake_at is None or at < self.wake_at):
             self.wake_at = at
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A create the API server refused, as the next plan sees it.
+
+    ``JobRejected``: the API refused the Job itself (a 4xx: admission, quota,
+    an invalid template). ``NameTaken``: a 409 whose existing Job is not owned
+    by this schedule (a squatter holds the run's name); it is never adopted.
+    """
+
+    reason: Literal["JobRejected", "NameTaken"]
+    message: str
+
+    @classmethod
+    def of(cls, value: Refusal | str) -> Refusal:
+        """A bare message is a ``JobRejected`` refusal."""
+        return value if isinstance(value, Refusal) else cls("JobRejected", value)
+
+
+class PlanStepError(Exception):
+    """A step of ``plan`` failed unexpectedly (a bug, or input no rule foresaw).
+
+    A spec the operator cannot schedule is not this: it is ``Valid=False`` in
+    the plan's status. ``step`` names the pipeline step, for the report.
+    """
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"plan step {step!r} failed: {type(cause).__name__}: {cause}")
+        self.step = step
+        self.cause = cause
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Inputs:
+    """Everything a step may read: the schedule, its parsed spec, its Jobs, the clock."""
+
+    obj: Observed
+    spec: JobScheduleSpec | None  # None when the spec is invalid (see ``error``)
+    timeline: Timeline | None
+    error: SpecError | None
+    jobs: Mapping[str, JobObservation]  # by name, without the names in ``refused``
+    pending: frozenset[str]
+    refused: Mapping[str, Refusal]
+    now: datetime
+    policy: Policy
+    threshold: timedelta  # the stale threshold
+    stale_seconds: int | None  # the deadline a new Job gets, when it may be terminated
+
+
+@dataclass(frozen=True, slots=True)
+class Effects:
+    """What steps ask of the API, in the order they ask it; added up along the pipeline."""
+
+    starts: tuple[Start, ...] = ()
+    deletes: tuple[Deletion, ...] = ()
+    notes: tuple[Note, ...] = ()
+    finished: tuple[hist.Transition, ...] = ()
+    wake_at: datetime | None = None
+    force_stuck_pods: bool = False
+
+    def __add__(self, other: Effects) -> Effects:
+        wakes = [w for w in (self.wake_at, other.wake_at) if w is not None]
+        return Effects(
+            self.starts + other.starts,
+            self.deletes + other.deletes,
+            self.notes + other.notes,
+            self.finished + other.finished,
+            min(wakes) if wakes else None,
+            self.force_stuck_pods or other.force_stuck_pods,
+        )
+
+
+NO_EFFECTS = Effects()

@@ -1,0 +1,129 @@
+"""Step 5 of a plan: the status as users read it (the fields derived from history, the
+conditions), the merge patch that writes it, and the plan handed to the executor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jobwarden.api.status import DESCRIPTION_LIMIT, Condition, ScheduleStatus, clip
+from jobwarden.reconcile.model import Effects, Inputs, Note, Plan
+from jobwarden.reconcile.phase import Decision
+from jobwarden.runs import history as hist
+from jobwarden.schedule.describe import describe
+
+
+def condition(
+    prev: ScheduleStatus, inp: Inputs, *, type_: str, status: str, reason: str, message: str
+) -> Condition:
+    """A condition whose transition time moves only when its status changes."""
+    old = next((c for c in prev.conditions or [] if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else inp.now
+    return Condition(
+        type=type_,
+        status=status,  # type: ignore[arg-type]
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=inp.obj.generation,
+    )
+
+
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch (RFC 7386) that turns status ``old`` into ``new``.
+
+    A merge patch removes only the keys it sets to null, at every depth: a key
+    dropped from a nested object (``suspendedByOperator.generation`` after a
+    resume, say) would otherwise survive the write and differ from the plan.
+    """
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
+
+
+def render(
+    inp: Inputs, *, prev: ScheduleStatus, status: ScheduleStatus, effects: Effects, decided: Decision
+) -> Plan:
+    history = status.history or []
+    last_ok, last_failed = status.last_successful_time, status.last_failure_time
+    for entry in history:
+        if entry.completion_time is None:
+            continue
+        if entry.result == "Succeeded":
+            last_ok = entry.completion_time if last_ok is None else max(last_ok, entry.completion_time)
+        elif entry.result in hist.FINAL_FAILURES:
+            last_failed = (
+                entry.completion_time if last_failed is None else max(last_failed, entry.completion_time)
+            )
+    phase, error = decided.phase, inp.error
+    conditions = [
+        condition(
+            prev,
+            inp,
+            type_="Valid",
+            status="False" if error else "True",
+            reason="InvalidSpec" if error else "SpecValid",
+            message=str(error) if error else "The spec is valid.",
+        ),
+        condition(
+            prev,
+            inp,
+            type_="Ready",
+            status="True" if phase == "Active" else "False",
+            reason={"Active": "Scheduling"}.get(phase, phase),
+            message=f"Phase {phase}.",
+        ),
+    ]
+    s = status.suspended_by_operator
+    if s is not None:
+        conditions.append(
+            condition(
+                prev,
+                inp,
+                type_="Suspended",
+                status="True" if s.suspended else "False",
+                reason=s.reason or "Unknown",
+                message=s.message or "",
+            )
+        )
+    active = hist.active_runs(history)
+    final = status.model_copy(
+        update={
+            "observed_generation": inp.obj.generation,
+            "phase": phase,
+            "schedule_description": _description(inp),
+            "next_run_time": decided.next_run,
+            "health": decided.health,
+            "active": active,
+            "active_count": len(active),
+            "last_result": hist.last_result(history),
+            "last_successful_time": last_ok,
+            "last_failure_time": last_failed,
+            "conditions": conditions,
+        }
+    )
+    notes = list(effects.notes)
+    prev_valid = next((c for c in prev.conditions or [] if c.type == "Valid"), None)
+    if error and (prev_valid is None or prev_valid.message != conditions[0].message):
+        notes.append(Note("Warning", "InvalidSpec", conditions[0].message))
+    rendered = final.to_api()
+    return Plan(
+        starts=list(effects.starts),
+        deletes=list(effects.deletes),
+        status=merge_patch(inp.obj.status, rendered) if rendered != prev.to_api() else None,
+        notes=notes,
+        finished=list(effects.finished),
+        wake_at=effects.wake_at,
+        health=decided.health.state,
+        active=len(active),
+        force_stuck_pods=effects.force_stuck_pods,
+    )
+
+
+def _description(inp: Inputs) -> str | None:
+    return clip(describe(inp.spec), DESCRIPTION_LIMIT) if inp.spec else None
