@@ -21,6 +21,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from jobwarden import labels
 from jobwarden.api.status import (
+    MESSAGE_LIMIT,
     Condition,
     HistoryEntry,
     ScheduleStatus,
@@ -352,7 +353,7 @@ def test_status_serialises_in_the_crd_form() -> None:
     )
     wire = entry.to_api()
     assert wire["startTime"] == "2025-01-01T08:00:00Z" and "completionTime" not in wire
-    assert len(wire["message"]) == 4096
+    assert len(wire["message"]) == MESSAGE_LIMIT  # cut (test_status_bound: within maxLength)
     assert HistoryEntry.model_validate(wire).start_time == at.replace(microsecond=0)
     cond = Condition(type="Valid", status="True", reason="SpecValid", last_transition_time=at)
     assert cond.to_api()["message"] == ""

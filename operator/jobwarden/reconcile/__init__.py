@@ -144,6 +144,4 @@ def plan(
     status, effects, decided = _step(
         "decide", decide, inp, status, acted=acted, so_far=folded + acted + due
     )
-    return _step(
-        "render", render, inp, prev=prev, status=status, effects=effects, decided=decided
-    )
+    return _step("render", render, inp, prev=prev, status=status, effects=effects, decided=decided)

@@ -94,8 +94,12 @@ def launch(
             reason=hist.ACTIVE_LIMIT_REASON,
             message=message,
         )
-        note = Note("Warning", "Skipped", f"Run at {scheduled:%Y-%m-%dT%H:%M:%SZ} skipped: {message}")
-        return Launch(entry, None, hist.Transition("", "Skipped", None, None, None), note, "skipped")
+        note = Note(
+            "Warning", "Skipped", f"Run at {scheduled:%Y-%m-%dT%H:%M:%SZ} skipped: {message}"
+        )
+        return Launch(
+            entry, None, hist.Transition("", "Skipped", None, None, None), note, "skipped"
+        )
     body = None
     if name not in inp.jobs and name not in inp.pending:
         body = Start(render_job(inp, name, scheduled, trigger), due)
@@ -123,7 +127,9 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
     wake: list[datetime] = []
     force = False
 
-    def stop(index: int, *, result: str, reason: str, message: str, grace: int | None = None) -> None:
+    def stop(
+        index: int, *, result: str, reason: str, message: str, grace: int | None = None
+    ) -> None:
         """End a Running entry by deleting its Job (and so its pods)."""
         entry = history[index]
         deletes.append(Deletion(entry.job or "", grace, grace == 0, reason))

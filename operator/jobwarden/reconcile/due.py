@@ -185,7 +185,7 @@ def start_due(
         update={
             "history": history,
             "last_schedule_time": cursor,
-            "executions": hist.tally(counts, **more),
+            "executions": hist.tally(counts, (), **more),
         }
     )
     return after, Effects(

@@ -47,7 +47,12 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
 
 
 def render(
-    inp: Inputs, *, prev: ScheduleStatus, status: ScheduleStatus, effects: Effects, decided: Decision
+    inp: Inputs,
+    *,
+    prev: ScheduleStatus,
+    status: ScheduleStatus,
+    effects: Effects,
+    decided: Decision,
 ) -> Plan:
     history = status.history or []
     last_ok, last_failed = status.last_successful_time, status.last_failure_time
@@ -55,10 +60,14 @@ def render(
         if entry.completion_time is None:
             continue
         if entry.result == "Succeeded":
-            last_ok = entry.completion_time if last_ok is None else max(last_ok, entry.completion_time)
+            last_ok = (
+                entry.completion_time if last_ok is None else max(last_ok, entry.completion_time)
+            )
         elif entry.result in hist.FINAL_FAILURES:
             last_failed = (
-                entry.completion_time if last_failed is None else max(last_failed, entry.completion_time)
+                entry.completion_time
+                if last_failed is None
+                else max(last_failed, entry.completion_time)
             )
     phase, error = decided.phase, inp.error
     conditions = [

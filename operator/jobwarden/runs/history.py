@@ -81,7 +81,9 @@ def _finish(entry: HistoryEntry, obs: JobObservation) -> tuple[HistoryEntry, Tra
             "message": clip(message, MESSAGE_LIMIT),
         }
     )
-    return done, Transition(done.job or "", result, done.duration_seconds, done.reason, done.message)
+    return done, Transition(
+        done.job or "", result, done.duration_seconds, done.reason, done.message
+    )
 
 
 def end(
@@ -141,7 +143,12 @@ def merge_observations(
     return merged, done
 
 
-_COUNTED = {"Succeeded": "succeeded", "Failed": "failed", "Stale": "stale", "Terminated": "terminated"}
+_COUNTED = {
+    "Succeeded": "succeeded",
+    "Failed": "failed",
+    "Stale": "stale",
+    "Terminated": "terminated",
+}
 
 
 def tally(counts: Executions | None, results: Iterable[str] = (), **more: int) -> Executions:
