@@ -192,11 +192,12 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
             counts = hist.tally(counts, (), manual=1, **({run.counted: 1} if run.counted else {}))
         handled[labels.RUN_NOW_ANNOTATION] = token_hash(token)
 
-    s = suspension
-    if inp.spec is not None and s is not None and s.suspended:
-        if s.generation is not None and s.generation != obj.generation:
-            # A spec change lifts the operator's own suspension.
-            suspension = SuspendedByOperator(suspended=False, since=s.since, reason="SpecChanged")
+    if inp.spec is not None and _lifted_by_edit(suspension, obj.generation):
+        # A spec change lifts the operator's own suspension.
+        assert suspension is not None
+        suspension = SuspendedByOperator(
+            suspended=False, since=suspension.since, reason="SpecChanged"
+        )
 
     reporting = inp.policy.dry_run or (inp.spec is not None and inp.spec.stale_action == "Report")
     for i in _running_indexes(history):
@@ -243,3 +244,7 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
 
 def _running_indexes(history: list[HistoryEntry]) -> list[int]:
     return [i for i, e in enumerate(history) if e.result == "Running" and e.job]
+
+
+def _lifted_by_edit(s: SuspendedByOperator | None, generation: int) -> bool:
+    return bool(s and s.suspended and s.generation is not None and s.generation != generation)
