@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
-from jobwarden.api.status import Executions, HistoryEntry
+from jobwarden.api.status import MESSAGE_LIMIT, REASON_LIMIT, Executions, HistoryEntry
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
 
@@ -210,7 +210,7 @@ def test_end_finishes_a_running_entry_at_now_with_its_duration() -> None:
         T0 + 2 * M,
         120.0,
     )
-    assert len(done.reason or "") == hist.REASON_LIMIT and len(done.message or "") == 256
+    assert len(done.reason or "") == REASON_LIMIT and len(done.message or "") == MESSAGE_LIMIT
     assert transition == hist.Transition("a", "Terminated", 120.0, done.reason, done.message)
     assert entry.result == "Running"
 
