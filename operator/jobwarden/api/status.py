@@ -56,23 +56,27 @@ def parse_time(value: object) -> datetime | None:
 Timestamp = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str)]
 
 
-# Free text in status is cut to these lengths (each within the CRD's maxLength):
-# one over-long Job message must not make the API server reject the whole
-# status patch, and a status with every list full must stay small (see
-# docs/api.md, "Size", and tests/unit/test_status_bound.py).
+# Free text in status is cut to these sizes in UTF-8 bytes (each within the
+# CRD's maxLength, which counts characters): one over-long Job message must not
+# make the API server reject the whole status patch, and a status with every
+# list full must stay under STATUS_SIZE_BOUND (docs/api.md, status;
+# tests/unit/test_status_bound.py computes the worst case).
 REASON_LIMIT = 128
 MESSAGE_LIMIT = 256
 CONDITION_MESSAGE_LIMIT = 1024
 DESCRIPTION_LIMIT = 1024
+STATUS_SIZE_BOUND = 768 * 1024  # bytes of the status as JSON, whatever the spec
 
 
 def clip(text: str | None, limit: int) -> str | None:
-    """``text`` cut to ``limit`` characters (None stays None)."""
-    return text if text is None or len(text) <= limit else text[:limit]
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    if text is None or (len(text) <= limit and text.isascii()):
+        return text
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 def _clip(limit: int) -> AfterValidator:
-    return AfterValidator(lambda text: text[:limit])
+    return AfterValidator(lambda text: clip(text, limit))
 
 
 Reason = Annotated[str, _clip(REASON_LIMIT)]

@@ -47,6 +47,7 @@ from jobwarden.reconcile.model import (
 from jobwarden.reconcile.phase import decide
 from jobwarden.reconcile.render import render
 from jobwarden.runs.jobs import JobObservation
+from jobwarden.runs.naming import MAX_NAME
 from jobwarden.schedule.timeline import build_timeline
 
 __all__ = [
@@ -99,8 +100,9 @@ def read(
         timeline=timeline,
         error=error,
         # A Job holding a refused name is not this schedule's (a squatter's):
-        # it is neither adopted nor deleted.
-        jobs={j.name: j for j in jobs if j.name not in refusals},
+        # it is neither adopted nor deleted. Nor is one whose name this
+        # schedule could never have given (longer than a run's name).
+        jobs={j.name: j for j in jobs if j.name not in refusals and len(j.name) <= MAX_NAME},
         pending=pending,
         refused=refusals,
         now=now,

@@ -21,8 +21,6 @@ from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
 
-ACTIONS = (labels.TERMINATE_ANNOTATION, labels.RESUME_ANNOTATION, labels.RUN_NOW_ANNOTATION)
-
 
 def stale_threshold(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
     if spec is not None and spec.stale_after:
@@ -117,7 +115,9 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
     obj, now = inp.obj, inp.now
     history = list(status.history or [])
     counts = status.executions
-    handled = {k: v for k, v in (status.handled_actions or {}).items() if k in ACTIONS}
+    handled = {
+        k: v for k, v in (status.handled_actions or {}).items() if k in labels.ACTION_ANNOTATIONS
+    }
     suspension = status.suspended_by_operator
     starts: list[Start] = []
     deletes: list[Deletion] = []
