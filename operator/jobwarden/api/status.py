@@ -27,10 +27,11 @@ def format_time(moment: datetime) -> str:
     """
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
     # isoformat is several times faster than strftime, and pads the year to four digits.
-    return moment.isoformat(timespec="seconds")[:19] + "Z"
+    text = moment.isoformat(timespec="seconds")
+    if not text.endswith("+00:00"):  # most are UTC already: one call, no conversion
+        text = moment.astimezone(UTC).isoformat(timespec="seconds")
+    return text[:19] + "Z"
 
 
 def parse_time(value: object) -> datetime | None:

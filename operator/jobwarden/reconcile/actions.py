@@ -16,7 +16,7 @@ from jobwarden import labels
 from jobwarden.api.spec import JobScheduleSpec, parse_duration
 from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator, Trigger
 from jobwarden.reconcile.fold import new_token, refusal_note, token_hash
-from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Policy, Start
+from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Policy, Start, evolve
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
@@ -224,13 +224,12 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
 
     counts = hist.tally(counts, ended)
     keep_handled = handled or status.handled_actions is not None
-    acted = status.model_copy(
-        update={
-            "history": history,
-            "executions": counts,
-            "handled_actions": handled if keep_handled else None,
-            "suspended_by_operator": suspension,
-        }
+    acted = evolve(
+        status,
+        history=history,
+        executions=counts,
+        handled_actions=handled if keep_handled else None,
+        suspended_by_operator=suspension,
     )
     return acted, Effects(
         starts=tuple(starts),

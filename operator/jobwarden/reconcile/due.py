@@ -9,7 +9,7 @@ from jobwarden import labels
 from jobwarden.api.spec import JobScheduleSpec
 from jobwarden.api.status import HistoryEntry, ScheduleStatus, Trigger
 from jobwarden.reconcile.actions import launch
-from jobwarden.reconcile.model import NO_EFFECTS, Deletion, Effects, Inputs, Note, Start
+from jobwarden.reconcile.model import NO_EFFECTS, Deletion, Effects, Inputs, Note, Start, evolve
 from jobwarden.runs import history as hist
 from jobwarden.runs.naming import job_name
 from jobwarden.schedule.planning import ON_TIME_TOLERANCE, jitter_delay, plan_catch_up
@@ -181,12 +181,11 @@ def start_due(
         if begun.counted:
             more[begun.counted] += 1
 
-    after = status.model_copy(
-        update={
-            "history": history,
-            "last_schedule_time": cursor,
-            "executions": hist.tally(counts, (), **more),
-        }
+    after = evolve(
+        status,
+        history=history,
+        last_schedule_time=cursor,
+        executions=hist.tally(counts, (), **more),
     )
     return after, Effects(
         starts=tuple(starts),

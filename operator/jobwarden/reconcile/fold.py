@@ -12,7 +12,7 @@ import hashlib
 
 from jobwarden import labels
 from jobwarden.api.status import ScheduleStatus
-from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Refusal
+from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Refusal, evolve
 from jobwarden.runs import history as hist
 from jobwarden.runs.naming import job_name
 
@@ -91,7 +91,5 @@ def fold_jobs(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus, Effe
     counts = hist.tally(
         status.executions, (t.result for t in finished), scheduled=orphans, manual=manual
     )
-    folded = status.model_copy(
-        update={"history": history, "last_schedule_time": cursor, "executions": counts}
-    )
+    folded = evolve(status, history=history, last_schedule_time=cursor, executions=counts)
     return folded, Effects(deletes=tuple(deletes), notes=tuple(notes), finished=tuple(finished))

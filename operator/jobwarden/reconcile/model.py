@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from jobwarden.api.spec import JobScheduleSpec, SpecError
+from jobwarden.api.status import ScheduleStatus
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.schedule.timeline import Timeline
@@ -156,3 +157,22 @@ class Effects:
 
 
 NO_EFFECTS = Effects()
+
+
+def evolve(status: ScheduleStatus, **fields: Any) -> ScheduleStatus:
+    """``status`` with ``fields`` replaced, or ``status`` itself when none differs.
+
+    Steps call this instead of editing: the status they were given is never
+    changed, and a step that changes nothing costs no copy (lists are
+    compared entry by entry for identity, as steps replace what they change).
+    """
+    update = {}
+    for key, value in fields.items():
+        old = getattr(status, key)
+        if isinstance(value, list) and isinstance(old, list):
+            if len(value) == len(old) and all(a is b for a, b in zip(value, old, strict=True)):
+                continue
+        elif value is old or value == old:
+            continue
+        update[key] = value
+    return status.model_copy(update=update) if update else status

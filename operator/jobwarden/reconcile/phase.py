@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from jobwarden.api.status import Health, HistoryEntry, Phase, ScheduleStatus, SuspendedByOperator
 from jobwarden.reconcile.due import suspended
-from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note
+from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, evolve
 from jobwarden.runs import history as hist
 from jobwarden.safety.health import Outcome, verdict
 from jobwarden.schedule.planning import is_complete, jitter_delay
@@ -96,7 +96,7 @@ def decide(
             notes = (Note("Warning", "SuspendedAfterFailures", suspension.message or ""),)
             phase, next_run, wake = "Suspended", None, acted.wake_at
 
-    decided = status.model_copy(update={"history": history, "suspended_by_operator": suspension})
+    decided = evolve(status, history=history, suspended_by_operator=suspension)
     effects = Effects(
         so_far.starts,
         so_far.deletes + deletes,
