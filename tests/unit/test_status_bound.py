@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from jobwarden import labels
 from jobwarden.api.status import (
@@ -214,3 +216,41 @@ def test_runs_that_never_start_stop_growing_the_status_at_the_cap() -> None:
     assert len(result.starts) == 1  # the run due now (the run-now token is spent)
     assert world.entry(oldest)["result"] == "Succeeded"
     assert world.status["activeCount"] == hist.ACTIVE_LIMIT
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    history_limit=st.integers(min_value=0, max_value=1000),
+    policy=st.sampled_from(["Allow", "Forbid", "Replace"]),
+    events=st.lists(
+        st.tuples(
+            st.sampled_from(["minute", "run-now", "finish", "terminate"]), st.integers(0, 99)
+        ),
+        min_size=1,
+        max_size=140,
+    ),
+)
+def test_no_stream_of_runs_grows_the_lists_past_their_caps(
+    history_limit: int, policy: str, events: list[tuple[str, int]]
+) -> None:
+    world = World.of(schedule="* * * * *", concurrencyPolicy=policy, historyLimit=history_limit)
+    now = at("01:00:01")
+    for serial, (kind, pick) in enumerate(events):
+        if kind == "minute":
+            now += timedelta(minutes=1)
+        elif kind == "run-now":
+            world.annotations[labels.RUN_NOW_ANNOTATION] = f"token-{serial}"
+        elif kind == "terminate":
+            world.annotations[labels.TERMINATE_ANNOTATION] = f"token-{serial}"
+        else:
+            unfinished = sorted(
+                n for n, j in world.jobs.items() if "conditions" not in j.get("status", {})
+            )
+            if unfinished:
+                world.finish(unfinished[pick % len(unfinished)], now)
+        world.step(now)
+        running = [e for e in world.history if e["result"] == "Running"]
+        assert len(running) <= hist.ACTIVE_LIMIT
+        assert len(world.status.get("active", [])) == len(running)
+        assert len(world.history) <= min(hist.HISTORY_MAX, history_limit + len(running))
+    assert size(world.status) <= STATUS_SIZE_BOUND
