@@ -112,6 +112,8 @@ def launch(
 
 
 def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus, Effects]:
+    """Actions, the lifting of the operator's suspension, and stale runs; the effects'
+    wake-up is the nearest stale deadline (what a suspended schedule still wakes for)."""
     obj, now = inp.obj, inp.now
     history = list(status.history or [])
     counts = status.executions

@@ -36,6 +36,7 @@ def refusal_note(job: str, refusal: Refusal) -> Note:
 
 
 def fold_jobs(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus, Effects]:
+    """The status with what the Jobs did folded in; the Events and removals that brings."""
     obj = inp.obj
     history = status.history or []
     room = hist.ACTIVE_LIMIT - len(hist.running(history))
