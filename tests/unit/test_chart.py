@@ -426,7 +426,9 @@ def test_metrics_service(helm: Path) -> None:
 
 def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
     r = template(helm)
-    role, metrics_auth = operator_roles(r)
+    roles = {d["metadata"]["name"]: d for d in operator_roles(r)}
+    assert set(roles) == {"jobwarden", "jobwarden-metrics-auth"}
+    role, metrics_auth = roles["jobwarden"], roles["jobwarden-metrics-auth"]
     assert role["kind"] == "ClusterRole"
     assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
     assert grants(metrics_auth) == METRICS_AUTH_GRANTS
@@ -593,7 +595,8 @@ def test_existing_service_account(helm: Path) -> None:
     r = template(helm, {"serviceAccount": {"create": False, "name": "preexisting"}})
     assert "ServiceAccount" not in r.kinds()
     assert r.deployment()["spec"]["template"]["spec"]["serviceAccountName"] == "preexisting"
-    assert r.one("ClusterRoleBinding")["subjects"][0]["name"] == "preexisting"
+    for binding in r.all("ClusterRoleBinding"):  # the operator's and its metrics reviews'
+        assert binding["subjects"][0]["name"] == "preexisting"
 
 
 # --- refused values ----------------------------------------------------------------------

@@ -107,7 +107,7 @@ def test_service_monitor_scrapes_https_with_prometheus_token(helm: Path) -> None
         },
     )
     (endpoint,) = given.one("ServiceMonitor")["spec"]["endpoints"]
-    assert endpoint["tlsConfig"] == verified
+    assert endpoint["tlsConfig"] == verified  # no insecureSkipVerify left behind
     assert endpoint["authorization"] == credentials
     assert "bearerTokenFile" not in endpoint
 
