@@ -92,6 +92,23 @@ def test_metrics_need_a_token_allowed_to_get_metrics(
     assert reader not in operator.log() and stranger not in operator.log()
 
 
+def test_healthz_is_open_and_names_no_tenant(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """The kubelet probes /healthz without credentials; what it reads names no
+    namespace and no schedule, even with a schedule in view."""
+    name = unique("tenant-secret")
+    here = Schedules(cluster, namespace)
+    here.apply(schedule(name))
+    here.wait(name, lambda status: bool(status.get("observedGeneration")), timeout=20, what="seen")
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{operator.health_port}/healthz", timeout=5
+    ) as response:
+        assert response.status == 200
+        body = response.read().decode()
+    assert name not in body and namespace not in body
+
+
 def test_without_schedule_labels_no_tenant_name_is_served(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
