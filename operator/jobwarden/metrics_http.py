@@ -95,7 +95,9 @@ class TLS:
 
     @staticmethod
     def _generated() -> ssl.SSLContext:
-        cert, key = self_signed(hosts=("localhost", socket.gethostname(), "127.0.0.1"))
+        # The pod's name is its host name; one that cannot be a DNS name is left out.
+        local = tuple(h for h in (socket.gethostname(),) if h.isascii() and h)
+        cert, key = self_signed(hosts=("localhost", *local, "127.0.0.1"))
         ctx = _context()
         # load_cert_chain reads only files: a private directory, removed at once.
         with tempfile.TemporaryDirectory(prefix="jobwarden-tls-") as tmp:
