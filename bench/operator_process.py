@@ -82,6 +82,8 @@ class Operator:
                 "JOBWARDEN_NAMESPACES": ",".join(self.namespaces),
                 "JOBWARDEN_METRICS_ADDRESS": f"127.0.0.1:{self.metrics_port}",
                 "JOBWARDEN_HEALTH_ADDRESS": f"127.0.0.1:{self.health_port}",
+                # The bench measures the engine: plain /metrics on loopback, no reviews.
+                "JOBWARDEN_METRICS_SECURE": "false",
             }
         )
         env.update(self.extra_env)

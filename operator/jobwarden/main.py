@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _logging(settings)
     _configure(settings)
-    metrics.serve(host=settings.metrics_address[0], port=settings.metrics_address[1])
+    metrics.serve(settings)
     host, port = settings.health_address
     log.info(
         "jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s lease=%s",

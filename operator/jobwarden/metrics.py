@@ -6,12 +6,74 @@ query exactly these, and a test scrapes a live operator to prove it.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from collections.abc import Callable, Sequence
+from typing import Any
 
-RUNS = Counter(
-    "jobwarden_runs_total",
-    "Runs by outcome (Started, Succeeded, Failed, Terminated, Stale, Missed, Skipped).",
-    ["namespace", "schedule", "result"],
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+from jobwarden import metrics_http
+from jobwarden.kube import load_client
+from jobwarden.metrics_auth import Gate, KubeReviewer
+from jobwarden.settings import Settings
+
+
+class TenantLabelled:
+    """A metric whose leading labels name a tenant's objects (namespace, schedule).
+
+    Callers always pass every label value. With tenant labels off (for very
+    large clusters, or to keep tenants' names out of metrics) the leading
+    values are dropped and the series counts over all tenants: the operator
+    keeps one series per result instead of one per schedule and result.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[Sequence[str]], Any],
+        *,
+        tenant: Sequence[str],
+        rest: Sequence[str],
+        registry: CollectorRegistry = REGISTRY,
+    ) -> None:
+        self._make = make
+        self._registry = registry
+        self._tenant = len(tenant)
+        self._rest = tuple(rest)
+        self._metric = make((*tenant, *rest))
+        self.tenant_labels = True
+
+    def labels(self, *values: str) -> Any:
+        return self._metric.labels(*self._kept(values))
+
+    def remove(self, *values: str) -> None:
+        """Forget one tenant's series; with tenant labels off there is none of its own."""
+        if self.tenant_labels:
+            self._metric.remove(*values)
+
+    def clear(self) -> None:
+        self._metric.clear()
+
+    def drop_tenant_labels(self) -> None:
+        """From now on, no tenant labels (at start, before anything is counted)."""
+        if self.tenant_labels:
+            self._registry.unregister(self._metric)
+            self._metric = self._make(self._rest)
+            self.tenant_labels = False
+
+    def _kept(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        return values if self.tenant_labels else values[self._tenant :]
+
+
+def _counter(name: str, doc: str) -> Callable[[Sequence[str]], Any]:
+    return lambda labels: Counter(name, doc, labels)
+
+
+RUNS = TenantLabelled(
+    _counter(
+        "jobwarden_runs_total",
+        "Runs by outcome (Started, Succeeded, Failed, Terminated, Stale, Missed, Skipped).",
+    ),
+    tenant=("namespace", "schedule"),
+    rest=("result",),
 )
 SCHEDULE_LAG = Histogram(
     "jobwarden_schedule_lag_seconds",
@@ -24,11 +86,16 @@ RUN_DURATION = Histogram(
     ["result"],
     buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600),
 )
-STALE_RUNS = Counter(
-    "jobwarden_stale_runs_total",
-    "Runs found past their stale threshold, by the action taken (Terminate or Report).",
-    ["namespace", "action"],
+STALE_RUNS = TenantLabelled(
+    _counter(
+        "jobwarden_stale_runs_total",
+        "Runs found past their stale threshold, by the action taken (Terminate or Report).",
+    ),
+    tenant=("namespace",),
+    rest=("action",),
 )
+# Every metric labelled with tenants' names: the schedule-labels switch drops them all.
+TENANT_LABELLED = (RUNS, STALE_RUNS)
 ACTIVE_RUNS = Gauge("jobwarden_active_runs", "Jobs of JobSchedules that are running now.")
 SCHEDULES = Gauge("jobwarden_schedules", "JobSchedules by health state.", ["health"])
 LEADER = Gauge(
@@ -37,6 +104,18 @@ LEADER = Gauge(
 )
 
 
-def serve(*, host: str, port: int) -> None:
-    """Expose /metrics on its own port, apart from the liveness probe."""
-    start_http_server(port, addr=host)
+def serve(settings: Settings) -> Any:
+    """Expose /metrics on its own port, apart from the liveness probe.
+
+    Called once at start, before anything is counted: it applies the
+    schedule-labels switch first. Returns the server (``shutdown()`` stops it).
+    """
+    if not settings.metrics_schedule_labels:
+        for metric in TENANT_LABELLED:
+            metric.drop_tenant_labels()
+    host, port = settings.metrics_address
+    if not settings.metrics_secure:
+        return metrics_http.start(host=host, port=port, gate=None, tls=None)
+    tls = metrics_http.TLS(cert_file=settings.metrics_cert_file, key_file=settings.metrics_key_file)
+    gate = Gate(reviewer=KubeReviewer(load_client(pool_size=4)))
+    return metrics_http.start(host=host, port=port, gate=gate, tls=tls)

@@ -40,6 +40,12 @@ class Settings:
     unhealthy_after: int = 3
     dry_run: bool = False
     metrics_address: tuple[str, int] = ("0.0.0.0", 8080)
+    # /metrics over HTTPS for bearer tokens the API server reviews; off: plain HTTP, open.
+    metrics_secure: bool = True
+    metrics_cert_file: Path | None = None  # None (with no key): a self-signed pair made at start
+    metrics_key_file: Path | None = None
+    # Off: no namespace or schedule label on any metric (one series per result).
+    metrics_schedule_labels: bool = True
     health_address: tuple[str, int] = ("0.0.0.0", 8081)
     log_format: str = "text"
     lease: str | None = None  # None: standalone, always the leader
@@ -58,6 +64,10 @@ _ENV = {
     "unhealthy-after": "JOBWARDEN_UNHEALTHY_AFTER",
     "dry-run": "JOBWARDEN_DRY_RUN",
     "metrics-address": "JOBWARDEN_METRICS_ADDRESS",
+    "metrics-secure": "JOBWARDEN_METRICS_SECURE",
+    "metrics-cert-file": "JOBWARDEN_METRICS_CERT_FILE",
+    "metrics-key-file": "JOBWARDEN_METRICS_KEY_FILE",
+    "metrics-schedule-labels": "JOBWARDEN_METRICS_SCHEDULE_LABELS",
     "health-address": "JOBWARDEN_HEALTH_ADDRESS",
     "log-format": "JOBWARDEN_LOG_FORMAT",
     "lease": "JOBWARDEN_LEASE",
@@ -98,6 +108,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--metrics-address", help="HOST:PORT serving /metrics [JOBWARDEN_METRICS_ADDRESS]"
+    )
+    p.add_argument(
+        "--metrics-secure",
+        metavar="true|false",
+        help="serve /metrics over HTTPS to bearer tokens allowed 'get' on /metrics "
+        "(TokenReview + SubjectAccessReview); false: plain HTTP, no authentication "
+        "(default true) [JOBWARDEN_METRICS_SECURE]",
+    )
+    p.add_argument(
+        "--metrics-cert-file",
+        metavar="PATH",
+        help="PEM certificate for /metrics (with --metrics-key-file; default: a "
+        "self-signed one made at start) [JOBWARDEN_METRICS_CERT_FILE]",
+    )
+    p.add_argument(
+        "--metrics-key-file",
+        metavar="PATH",
+        help="PEM private key of --metrics-cert-file [JOBWARDEN_METRICS_KEY_FILE]",
+    )
+    p.add_argument(
+        "--metrics-schedule-labels",
+        metavar="true|false",
+        help="label metrics with namespace and schedule names; false: one series per "
+        "result, for very large clusters (default true) [JOBWARDEN_METRICS_SCHEDULE_LABELS]",
     )
     p.add_argument("--health-address", help="HOST:PORT serving /healthz [JOBWARDEN_HEALTH_ADDRESS]")
     p.add_argument("--log-format", help="text or json [JOBWARDEN_LOG_FORMAT]")
@@ -164,15 +198,24 @@ def _int(setting: str, text: str | None, default: int | None, *, minimum: int) -
     return value
 
 
-def _bool(setting: str, text: str | None) -> bool:
+def _bool(setting: str, text: str | None, *, default: bool = False) -> bool:
     if text is None:
-        return False
+        return default
     lowered = text.lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
     if lowered in {"0", "false", "no", "off"}:
         return False
     raise _fail(setting, f"expected true or false, got {text!r}")
+
+
+def _file(setting: str, text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text)
+    if not path.is_file():
+        raise _fail(setting, f"no such file: {text!r}")
+    return path
 
 
 def _own_namespace(path: Path) -> str:
@@ -207,6 +250,14 @@ def parse_settings(
     if sweep < timedelta(seconds=1):
         raise _fail("sweep-interval", "must be at least 1s")
     unhealthy = _int("unhealthy-after", _value(args, env, "unhealthy-after"), 3, minimum=1)
+    secure = _bool("metrics-secure", _value(args, env, "metrics-secure"), default=True)
+    cert_file = _file("metrics-cert-file", _value(args, env, "metrics-cert-file"))
+    key_file = _file("metrics-key-file", _value(args, env, "metrics-key-file"))
+    if (cert_file is None) != (key_file is None):
+        given = "metrics-cert-file" if cert_file is not None else "metrics-key-file"
+        raise _fail(given, "needs --metrics-cert-file and --metrics-key-file together")
+    if cert_file is not None and not secure:
+        raise _fail("metrics-cert-file", "a certificate needs --metrics-secure=true")
     return Settings(
         namespaces=namespaces,
         selector=_value(args, env, "selector"),
@@ -216,6 +267,14 @@ def parse_settings(
         dry_run=_bool("dry-run", _value(args, env, "dry-run")),
         metrics_address=_address(
             "metrics-address", _value(args, env, "metrics-address"), ("0.0.0.0", 8080)
+        ),
+        metrics_secure=secure,
+        metrics_cert_file=cert_file,
+        metrics_key_file=key_file,
+        metrics_schedule_labels=_bool(
+            "metrics-schedule-labels",
+            _value(args, env, "metrics-schedule-labels"),
+            default=True,
         ),
         health_address=_address(
             "health-address", _value(args, env, "health-address"), ("0.0.0.0", 8081)

@@ -46,7 +46,7 @@ from tests.cluster._delivery import (
     unique,
 )
 from tests.support.kube import Cluster, wait_for
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, scraper_token
 from tests.support.schedules import (
     annotate,
     history,
@@ -260,6 +260,9 @@ def prove(
         log=tmp_path / "operator.log",
     ) as op:
         do_the_whole_job(cluster, watched, labels)
+        # A scrape: the operator reviews the scraper's token (TokenReview) and
+        # its right to /metrics (SubjectAccessReview), both granted for this.
+        assert "jobwarden_leader" in op.metrics(token=scraper_token(cluster))
     text = op.log()
     # "403" as a status, not inside a log line's milliseconds ("13:37:32,403").
     for word in (r"Forbidden", r"forbidden", r"(?<![\d,.:])403(?!\d)"):

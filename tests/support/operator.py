@@ -2,15 +2,87 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 from tests.support.kube import Cluster, wait_for
+
+# A scraper for every test operator: a ServiceAccount allowed `get` on /metrics,
+# as the chart's metrics-reader ClusterRole allows it (the operator's default
+# is secure metrics, and the tests keep that default).
+SCRAPER_NAMESPACE = "default"
+SCRAPER = "jobwarden-test-scraper"
+_SCRAPER_OBJECTS = [
+    {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": SCRAPER, "namespace": SCRAPER_NAMESPACE},
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": SCRAPER},
+        "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
+    },
+    {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": SCRAPER},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": SCRAPER,
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": SCRAPER, "namespace": SCRAPER_NAMESPACE}],
+    },
+]
+
+
+def mint_token(cluster: Cluster, *, namespace: str, name: str) -> str:
+    """A fresh token of ServiceAccount ``namespace/name`` (an hour long)."""
+    return cluster.kubectl("create", "token", name, "-n", namespace, "--duration=1h").stdout.strip()
+
+
+@functools.cache
+def _scraper_token(kubeconfig: str, bin_dir: str | None) -> str:
+    cluster = Cluster(
+        kubeconfig=Path(kubeconfig), bin_dir=Path(bin_dir) if bin_dir else None, local=False
+    )
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": _SCRAPER_OBJECTS})
+    # Server-side apply: idempotent, and safe when several test workers race to it.
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=jobwarden-tests",
+        "-f",
+        "-",
+        input=body,
+    )
+    return mint_token(cluster, namespace=SCRAPER_NAMESPACE, name=SCRAPER)
+
+
+def scraper_token(cluster: Cluster) -> str:
+    """A token allowed to read /metrics (made once per test process and cluster)."""
+    return _scraper_token(
+        str(cluster.kubeconfig), str(cluster.bin_dir) if cluster.bin_dir else None
+    )
+
+
+def unverified_tls() -> ssl.SSLContext:
+    """The operator's self-signed certificate is not verifiable: encryption only."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def free_port() -> int:
@@ -74,10 +146,28 @@ class OperatorProcess:
         except OSError:
             return False
 
-    def metrics(self) -> str:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as r:
+    @property
+    def secure_metrics(self) -> bool:
+        value = self.env().get("JOBWARDEN_METRICS_SECURE", "").strip().lower()
+        return value not in {"0", "false", "no", "off"}
+
+    def metrics_url(self) -> str:
+        scheme = "https" if self.secure_metrics else "http"
+        return f"{scheme}://127.0.0.1:{self.metrics_port}/metrics"
+
+    def metrics(self, *, token: str | None = None) -> str:
+        """/metrics as an authorized scraper reads it (``token``: whose; default
+        the tests' scraper, minted with this operator's cluster credentials)."""
+        if not self.secure_metrics:
+            request = urllib.request.Request(self.metrics_url())
+            context = None
+        else:
+            bearer = token if token is not None else scraper_token(self.cluster)
+            request = urllib.request.Request(
+                self.metrics_url(), headers={"Authorization": f"Bearer {bearer}"}
+            )
+            context = unverified_tls()
+        with urllib.request.urlopen(request, timeout=10, context=context) as r:
             text: str = r.read().decode()
             return text
 

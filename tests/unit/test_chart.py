@@ -174,6 +174,11 @@ CLUSTER_GRANTS = {
 }
 # kopf watches namespaces only when it serves a list of them.
 NAMESPACE_GRANTS = {("", "namespaces"): {"list", "watch"}}
+# Secure metrics: each scraper's token and right to /metrics, reviewed (cluster-scoped).
+METRICS_AUTH_GRANTS = {
+    ("authentication.k8s.io", "tokenreviews"): {"create"},
+    ("authorization.k8s.io", "subjectaccessreviews"): {"create"},
+}
 # The leader Lease (release "jobwarden"): get/update on that one name; create
 # cannot be limited by name, so it is granted on leases in the release namespace.
 LEASE_GRANTS = {
@@ -196,11 +201,13 @@ def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
 
 
 def operator_roles(r: Rendered) -> list[dict[str, Any]]:
-    """The operator's own ClusterRole and Roles (not the user-facing ones)."""
+    """The operator's own ClusterRole and Roles (not the user-facing ones, nor
+    the scrapers' metrics-reader)."""
     return [
         d
         for d in r.all("ClusterRole") + r.all("Role")
         if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit")
+        and not d["metadata"]["name"].endswith("-metrics-reader")
     ]
 
 
@@ -403,7 +410,13 @@ def test_metrics_service(helm: Path) -> None:
     svc = r.one("Service")
     assert svc["spec"]["selector"] == r.deployment()["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"] == [
-        {"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}
+        {
+            "name": "metrics",
+            "port": 8080,
+            "targetPort": "metrics",
+            "protocol": "TCP",
+            "appProtocol": "https",
+        }
     ]
     assert "Service" not in template(helm, {"service": {"enabled": False}}).kinds()
 
@@ -413,11 +426,14 @@ def test_metrics_service(helm: Path) -> None:
 
 def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
     r = template(helm)
-    (role,) = operator_roles(r)
+    roles = {d["metadata"]["name"]: d for d in operator_roles(r)}
+    assert set(roles) == {"jobwarden", "jobwarden-metrics-auth"}
+    role, metrics_auth = roles["jobwarden"], roles["jobwarden-metrics-auth"]
     assert role["kind"] == "ClusterRole"
     assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
+    assert grants(metrics_auth) == METRICS_AUTH_GRANTS
     assert not r.all("Role") and not r.all("RoleBinding")
-    binding = r.one("ClusterRoleBinding")
+    binding = r.one("ClusterRoleBinding", "jobwarden")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
         "kind": "ClusterRole",
@@ -520,8 +536,8 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
     assert roles
     for role in roles:
         for rule in role.get("rules") or []:
-            for field in ("apiGroups", "resources", "verbs"):
-                assert "*" not in rule[field], (role["metadata"]["name"], rule)
+            for field in ("apiGroups", "resources", "verbs", "nonResourceURLs"):
+                assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
             assert not {
                 "secrets",
                 "configmaps",
@@ -530,13 +546,19 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
                 "rolebindings",
                 "clusterroles",
                 "clusterrolebindings",
-            } & set(rule["resources"]), rule
+            } & set(rule.get("resources", [])), rule
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"]), rule
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> None:
-    allowed = {**CLUSTER_GRANTS, **NAMESPACE_GRANTS, **NAMESPACED_GRANTS, **LEASE_GRANTS}
+    allowed = {
+        **CLUSTER_GRANTS,
+        **NAMESPACE_GRANTS,
+        **NAMESPACED_GRANTS,
+        **LEASE_GRANTS,
+        **METRICS_AUTH_GRANTS,
+    }
     for role in operator_roles(template(helm, VARIANTS[variant])):
         for key, verbs in grants(role).items():
             assert key in allowed and verbs <= allowed[key], (role["metadata"]["name"], key, verbs)
@@ -573,7 +595,8 @@ def test_existing_service_account(helm: Path) -> None:
     r = template(helm, {"serviceAccount": {"create": False, "name": "preexisting"}})
     assert "ServiceAccount" not in r.kinds()
     assert r.deployment()["spec"]["template"]["spec"]["serviceAccountName"] == "preexisting"
-    assert r.one("ClusterRoleBinding")["subjects"][0]["name"] == "preexisting"
+    for binding in r.all("ClusterRoleBinding"):  # the operator's and its metrics reviews'
+        assert binding["subjects"][0]["name"] == "preexisting"
 
 
 # --- refused values ----------------------------------------------------------------------

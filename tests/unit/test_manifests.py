@@ -98,13 +98,16 @@ def test_bundle_deployment() -> None:
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     (sa,) = [d for d in bundle_docs() if d["kind"] == "ServiceAccount"]
     assert pod["serviceAccountName"] == sa["metadata"]["name"]
-    (binding,) = [d for d in bundle_docs() if d["kind"] == "ClusterRoleBinding"]
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
-    ]
+    # The operator's ClusterRole, and the one for its metrics reviews (secure metrics).
+    bindings = [d for d in bundle_docs() if d["kind"] == "ClusterRoleBinding"]
+    assert {b["metadata"]["name"] for b in bindings} == {"jobwarden", "jobwarden-metrics-auth"}
     names = {d["metadata"]["name"] for d in bundle_docs() if d["kind"] == "ClusterRole"}
-    assert binding["roleRef"]["name"] in names
-    assert {"jobwarden-view", "jobwarden-edit"} <= names
+    for binding in bindings:
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+        ]
+        assert binding["roleRef"]["name"] in names
+    assert {"jobwarden-view", "jobwarden-edit", "jobwarden-metrics-reader"} <= names
 
 
 def test_manifests_are_the_chart_rendered(helm: Path) -> None:  # noqa: F811

@@ -118,3 +118,30 @@ Fail early on settings that cannot work together.
 {{- fail "watchNamespaces lists a namespace more than once" }}
 {{- end }}
 {{- end }}
+
+{{- define "jobwarden.metricsReaderName" -}}
+{{- printf "%s-metrics-reader" (include "jobwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The operator's pod affinity: the user's when given; else, with several
+replicas, anti-affinity on the node (preferred for "soft", required for
+"hard"), so that one node's loss never takes every replica.
+*/}}
+{{- define "jobwarden.affinity" -}}
+{{- if .Values.affinity }}
+{{- toYaml .Values.affinity }}
+{{- else if and (gt (int .Values.replicas) 1) (ne .Values.podAntiAffinity "none") }}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "jobwarden.selectorLabels" . | fromYaml)) }}
+podAntiAffinity:
+{{- if eq .Values.podAntiAffinity "hard" }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    {{- toYaml (list $term) | nindent 4 }}
+{{- else }}
+  preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        {{- toYaml $term | nindent 8 }}
+{{- end }}
+{{- end }}
+{{- end }}
