@@ -6,6 +6,8 @@ query exactly these, and a test scrapes a live operator to prove it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RUNS = Counter(
@@ -35,6 +37,16 @@ LEADER = Gauge(
     "jobwarden_leader",
     "1 while this replica acts (holds the leader Lease, or runs standalone); 0 on standby.",
 )
+
+
+def forget_schedule(namespace: str, name: str, *, results: Iterable[str]) -> None:
+    """Drop a deleted schedule's series, so they neither linger nor grow without bound.
+
+    One removal per result label (a dict pop each), not a scan of every
+    series: deleting a namespace of thousands of schedules forgets each.
+    """
+    for result in results:
+        RUNS.remove(namespace, name, result)
 
 
 def serve(*, host: str, port: int) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -99,8 +100,12 @@ def plan(
     pending: frozenset[str],
     now: datetime,
     policy: Policy,
+    refused: Mapping[str, str] = MappingProxyType({}),
 ) -> Plan:
-    """Everything one reconcile of ``obj`` should do at ``now``."""
+    """Everything one reconcile of ``obj`` should do at ``now``.
+
+    ``refused``: creates the API refused (Job name -> its message).
+    """
     result = Plan()
     prev = _load_status(obj.status)
     # A second parse is as independent a copy as model_copy(deep=True) (every field is a
