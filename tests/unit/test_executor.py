@@ -275,7 +275,7 @@ def test_a_schedule_whose_plan_raises_is_reported_once_and_retried_with_backoff(
     logged = [r for r in caplog.records if "ns/bad" in r.getMessage()]
     assert len(logged) == 1, "logged once per distinct error"
     message = kube.events[0][2]
-    assert "'start due runs'" in message and "OverflowError" in message
+    assert "'plan: start due runs'" in message and "OverflowError" in message
     [patch] = [
         p
         for p in kube.patches

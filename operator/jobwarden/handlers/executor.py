@@ -122,7 +122,8 @@ class Executor:
     ) -> Outcome:
         memory.drop_body()  # what happened is unknown: read afresh
         memory.ahead = None
-        step = str(getattr(exc, "step", None) or progress.step)
+        inner = getattr(exc, "step", None)  # reconcile.PlanStepError names the plan's step
+        step = f"{progress.step}: {inner}" if inner else progress.step
         cause = getattr(exc, "cause", None)
         message = describe_error(step, cause if isinstance(cause, BaseException) else exc)
         now = utcnow()
