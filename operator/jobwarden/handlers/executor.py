@@ -26,7 +26,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobwarden import labels, metrics
-from jobwarden.handlers.memory import Ahead, Key, ScheduleMemory, observed, unpack, utcnow
+from jobwarden.handlers.memory import (
+    NOTHING,
+    Ahead,
+    Key,
+    ScheduleMemory,
+    observed,
+    unpack,
+    utcnow,
+)
 from jobwarden.kube import Kube, ObjectRef
 from jobwarden.reconcile import Note, Observed, Plan, Policy, plan
 from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
@@ -82,10 +90,10 @@ class Executor:
         return plan(
             obj=obj,
             jobs=list(self._jobs_of(key)),
-            pending=frozenset(memory.pending),
+            pending=memory.pending,
             now=now,
             policy=self._policy,
-            refused=dict(memory.refused),
+            refused=memory.refused,
         )
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
@@ -213,9 +221,10 @@ class Executor:
         if not await self._write(memory, obj, decision):
             return Outcome()  # the schedule is gone: its Jobs go with it
         # Recorded: what this plan saw as refused or created is in status now.
-        memory.created.clear()
-        for job in fed:
-            memory.refused.pop(job, None)
+        memory.created = frozenset()
+        if fed:
+            left = {k: v for k, v in memory.refused.items() if k not in fed}
+            memory.refused = left or NOTHING
         await self._destroy(obj, decision, progress)
         progress.step = "record events"
         for note in decision.notes:
@@ -264,18 +273,18 @@ class Executor:
             if job in memory.created or job in memory.refused:
                 continue  # created (or refused) before: never again, whatever writes failed
             progress.step = f"create Job {job}"
-            memory.pending.add(job)
+            memory.pending |= {job}
             result = await self._kube.create_job(start.body)
             if result.outcome == "created":
-                memory.created.add(job)
+                memory.created |= {job}
                 metrics.SCHEDULE_LAG.observe(max(0.0, (utcnow() - start.due).total_seconds()))
                 metrics.RUNS.labels(obj.namespace, obj.name, "Started").inc()
             elif result.outcome == "exists" and result.owner_uid == obj.uid:
-                memory.created.add(job)  # ours, from an earlier attempt: adopted
+                memory.created |= {job}  # ours, from an earlier attempt: adopted
             else:
-                memory.pending.discard(job)
+                memory.pending -= {job}
                 reason, message = _refusal(job, result.outcome, result.message)
-                memory.refused[job] = message
+                memory.refused = {**memory.refused, job: message}
                 refusals.append(Note("Warning", reason, message))
         # Posted now, not after the status write: a refusal is not planned again.
         for note in refusals:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from jobwarden import metrics
@@ -21,6 +23,7 @@ from jobwarden.reconcile import Observed, Plan
 
 Key = tuple[str, str]  # (namespace, name)
 
+NOTHING: Mapping[str, str] = MappingProxyType({})
 # Retries of a failing schedule: doubling from the first to the cap, jittered.
 BACKOFF_FIRST = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(minutes=5)
@@ -104,12 +107,14 @@ class ScheduleMemory:
     version: str | None = None
     # The resourceVersion our own last status write produced.
     written: str | None = None
+    # The next three are replaced, never changed in place: an idle schedule shares the
+    # empty ones (a set or dict of its own each would cost half a kilobyte per schedule).
     # Jobs created (or adopted) whose watch event has not come yet.
-    pending: set[str] = field(default_factory=set)
+    pending: frozenset[str] = frozenset()
     # Creates the API refused (name -> message), fed to the next plans until recorded.
-    refused: dict[str, str] = field(default_factory=dict)
+    refused: Mapping[str, str] = field(default_factory=lambda: NOTHING)
     # Names this process created, until a status write has recorded them: never created again.
-    created: set[str] = field(default_factory=set)
+    created: frozenset[str] = frozenset()
     ahead: Ahead | None = None
     # The error boundary: consecutive failures, when to retry, the error last logged
     # (so a repeated failure is not logged again), whether it was reported on the object.

@@ -165,7 +165,8 @@ class Scheduler:
         memory = self._memory.get(key)
         if memory is not None:
             memory.ahead = None
-            memory.pending.discard(job)
+            if job in memory.pending:
+                memory.pending -= {job}
 
     # --- the loop ---------------------------------------------------------------------
 
