@@ -369,3 +369,29 @@ def test_forget_removes_the_schedules_metric_series_only() -> None:
         is not None
     )
     assert ("ns", "gone") not in sched._memory and sched._queue.due(("ns", "gone")) is None
+
+
+def test_the_loop_outlives_a_pass_that_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube(one_time())
+
+    async def scenario() -> None:
+        sched = scheduler(kube)
+        real = sched._queue.pop_due
+        broken = [True]
+
+        def pop_due(now: Any) -> Any:
+            if broken.pop() if broken else False:
+                raise RuntimeError("a bug in the loop")
+            return real(now)
+
+        monkeypatch.setattr(sched._queue, "pop_due", pop_due)
+        loop = asyncio.create_task(sched.run())
+        sched.seen(KEY, resource_version=None)
+        await until(lambda: kube.created() != [])
+        assert not broken, "the broken pass happened"
+        assert not loop.done()
+        loop.cancel()
+        await sched.close()
+        await asyncio.gather(loop, return_exceptions=True)
+
+    asyncio.run(scenario())
