@@ -1,8 +1,8 @@
 """Carries out one schedule's plan, and is the error boundary for that schedule.
 
 A reconcile reads the schedule (or plans from the kept body), asks the pure
-``plan``, creates the Jobs, writes status, and only then deletes Jobs and
-posts Events. Whatever goes wrong on the way, for whatever reason, stays
+``plan``, creates the Jobs, writes status, posts Events, and only then
+deletes Jobs. Whatever goes wrong on the way, for whatever reason, stays
 with that schedule: it is logged once per distinct error, reported on the
 object (a Warning Event and ``Ready=False``, reason ``InternalError``, naming
 the step), and retried with capped, jittered exponential backoff. Nothing
@@ -185,7 +185,7 @@ class Executor:
     async def reconcile(
         self, key: Key, memory: ScheduleMemory, progress: _Progress | None = None
     ) -> Outcome:
-        """Read, plan and create; then, after the slot is freed, record, delete and notify.
+        """Read, plan and create; then, after the slot is freed, record, notify and delete.
 
         A slot bounds the reconciles that read and create at once. Holding it
         through the bookkeeping as well made a burst of due runs create its
@@ -225,13 +225,15 @@ class Executor:
         if fed:
             left = {k: v for k, v in memory.refused.items() if k not in fed}
             memory.refused = left or NOTHING
-        await self._destroy(obj, decision, progress)
+        # The Events and metrics of what is recorded now, before the deletes: a failed
+        # delete is retried from the recorded status, which plans no Event again.
         progress.step = "record events"
         for note in decision.notes:
             await self._kube.post_event(
                 regarding=_ref(obj), type_=note.type, reason=note.reason, message=note.message
             )
         _count_finished(obj, decision)
+        await self._destroy(obj, decision, progress)
         if memory.refused:
             memory.again = True  # the next plan records the refusals
         return Outcome(wake_at=decision.wake_at, health=decision.health, active=decision.active)
