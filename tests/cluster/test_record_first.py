@@ -163,10 +163,11 @@ def test_a_finished_run_is_deleted_only_after_its_fate_is_recorded(
     assert [(r.name, r.code) for r in creates] == [(name, 201)], "exactly one create, ever"
     writes = [r for r in requests if r.resource == "jobschedules/status" and r.verb == "patch"]
     deletes = [r for r in requests if r.verb == "delete" and r.resource == "jobs"]
-    assert [r.name for r in deletes] == [name]
+    # A second delete may follow (planned again before the Job's own DELETE event came).
+    assert {r.name for r in deletes} == {name}
     last_refusal = max(r.at for r in writes if r.code >= 400)
     recorded = min(r.at for r in writes if r.code < 300 and r.at >= last_refusal)
-    assert deletes[0].at >= recorded, "the Job was deleted before its fate was written"
+    assert min(r.at for r in deletes) >= recorded, "the Job was deleted before its fate was written"
 
 
 def jobs_by_name(cluster: Cluster, namespace: str) -> dict[str, dict[str, Any]]:
