@@ -25,7 +25,7 @@ from jobwarden.handlers import memory as memory_module
 from jobwarden.handlers import scheduler as scheduler_module
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import CreateResult
-from jobwarden.reconcile import Policy
+from jobwarden.reconcile import Policy, Refusal
 from jobwarden.runs.jobs import observe_job
 from tests.unit.test_burst_order import due_body
 from tests.unit.test_reconcile import merge_patch
@@ -163,9 +163,9 @@ def test_a_created_name_is_never_created_again_whatever_writes_fail() -> None:
 # --- creates the API refuses --------------------------------------------------------------
 
 
-def spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+def spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Refusal]]:
     """The ``refused`` of every plan made."""
-    seen: list[dict[str, str]] = []
+    seen: list[dict[str, Refusal]] = []
     real = executor_module.plan
 
     def spy(**kwargs: Any) -> Any:
@@ -176,30 +176,38 @@ def spy_plans(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
     return seen
 
 
-def test_a_squatters_job_is_not_adopted_but_reported_and_fed_to_the_next_plan(
+def test_a_squatters_job_is_not_adopted_but_fed_to_the_next_plan_as_name_taken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     refused = spy_plans(monkeypatch)
     kube, sched, job = create_answered(CreateResult("exists", owner_uid="uid-of-someone-else"))
-    assert kube.reasons() == ["NameTaken"]
-    assert "not owned by this JobSchedule" in kube.events[0][2]
-    assert job in memory(sched).refused and job not in memory(sched).pending
+    assert job not in memory(sched).pending and job not in memory(sched).created
     reconcile(sched)
-    assert "NameTaken" in refused[-1].get(job, ""), "the refusal is an input of the next plan"
+    assert refused[-1][job].reason == "NameTaken", "the refusal is an input of the next plan"
+    assert "not owned by this JobSchedule" in refused[-1][job].message
     assert kube.created() == [job], "never asked again"
+    assert not memory(sched).refused, "dropped once a plan that saw it was written"
 
 
-def test_a_409_on_our_own_job_adopts_it() -> None:
-    kube, sched, job = create_answered(CreateResult("exists", owner_uid="uid-s"))
-    assert kube.reasons() == [] and not memory(sched).refused
+def test_a_409_on_our_own_job_adopts_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    refused = spy_plans(monkeypatch)
+    _, sched, job = create_answered(CreateResult("exists", owner_uid="uid-s"))
+    assert not memory(sched).refused and not any(refused)
     assert job in memory(sched).pending, "ours: waited for like one we created"
 
 
-def test_a_rejected_create_is_reported_and_never_retried() -> None:
+def test_a_rejected_create_is_fed_to_the_plans_until_recorded_and_never_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refused = spy_plans(monkeypatch)
     kube, sched, job = create_answered(CreateResult("rejected", "exceeded quota: pods"))
+    kube.refuse_status = True
     reconcile(sched)
-    assert kube.reasons() == ["JobRejected"]
-    assert "exceeded quota" in kube.events[0][2]
+    reconcile(sched)
+    assert refused[-1] == {job: Refusal("JobRejected", "exceeded quota: pods")}
+    kube.refuse_status = False
+    reconcile(sched)
+    assert job in refused[-1] and not memory(sched).refused
     assert kube.created() == [job]
 
 

@@ -12,7 +12,8 @@ Two rules keep a run from being lost or repeated when writes fail:
 - record before destroy: a plan's deletes wait until its status write has
   succeeded (the Job is the only evidence of a fate not yet recorded);
 - a name created (or refused) here is never created again by this process;
-  the next plan sees refusals as ``refused`` and records them.
+  the next plan sees refusals as ``refused`` and records them (with their
+  Warning Event); a 409 is adopted only when the Job's owner is this schedule.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from jobwarden.handlers.memory import (
     unpack,
     utcnow,
 )
-from jobwarden.kube import Kube, ObjectRef
-from jobwarden.reconcile import Note, Observed, Plan, Policy, plan
+from jobwarden.kube import CreateResult, Kube, ObjectRef
+from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
 from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import schedule_label_value
@@ -268,8 +269,7 @@ class Executor:
     async def _create(
         self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: _Progress
     ) -> None:
-        """The plan's creates; a refused one is remembered for the next plan and an Event."""
-        refusals: list[Note] = []
+        """The plan's creates; a refused one is remembered for the next plan to record."""
         for start in decision.starts:
             job = start.body["metadata"]["name"]
             if job in memory.created or job in memory.refused:
@@ -284,15 +284,9 @@ class Executor:
             elif result.outcome == "exists" and result.owner_uid == obj.uid:
                 memory.created |= {job}  # ours, from an earlier attempt: adopted
             else:
+                # Not ours: the next plan records the run Failed, with its Event.
                 memory.pending -= {job}
-                reason, message = _refusal(job, result.outcome, result.message)
-                memory.refused = {**memory.refused, job: message}
-                refusals.append(Note("Warning", reason, message))
-        # Posted now, not after the status write: a refusal is not planned again.
-        for note in refusals:
-            await self._kube.post_event(
-                regarding=_ref(obj), type_=note.type, reason=note.reason, message=note.message
-            )
+                memory.refused = {**memory.refused, job: _refusal(result)}
 
     async def _write(self, memory: ScheduleMemory, obj: Observed, decision: Plan) -> bool:
         """The status write; False when the schedule is gone. Raises when it failed."""
@@ -327,14 +321,15 @@ class Executor:
             )
 
 
-def _refusal(job: str, outcome: str, message: str) -> tuple[str, str]:
-    """(Event reason, message) for a create that did not make this schedule's Job."""
-    if outcome == "exists":
-        return "NameTaken", (
-            f"NameTaken: Job {job} already exists and is not owned by this JobSchedule; "
-            "it is not adopted and the run is not started"
+def _refusal(result: CreateResult) -> Refusal:
+    """Why a create did not make this schedule's Job, for the next plan."""
+    if result.outcome == "exists":
+        return Refusal(
+            "NameTaken",
+            "a Job of this name already exists and is not owned by this JobSchedule "
+            "(it is not adopted; the run does not start)",
         )
-    return "JobRejected", f"JobRejected: Job {job}: {message}"[:1000]
+    return Refusal("JobRejected", result.message or "refused by the API server")
 
 
 def _ref(obj: Observed) -> ObjectRef:

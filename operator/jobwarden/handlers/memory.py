@@ -19,11 +19,11 @@ from typing import Any
 
 from jobwarden import metrics
 from jobwarden.api.status import parse_time
-from jobwarden.reconcile import Observed, Plan
+from jobwarden.reconcile import Observed, Plan, Refusal
 
 Key = tuple[str, str]  # (namespace, name)
 
-NOTHING: Mapping[str, str] = MappingProxyType({})
+NOTHING: Mapping[str, Refusal] = MappingProxyType({})
 # Retries of a failing schedule: doubling from the first to the cap, jittered.
 BACKOFF_FIRST = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(minutes=5)
@@ -111,8 +111,8 @@ class ScheduleMemory:
     # empty ones (a set or dict of its own each would cost half a kilobyte per schedule).
     # Jobs created (or adopted) whose watch event has not come yet.
     pending: frozenset[str] = frozenset()
-    # Creates the API refused (name -> message), fed to the next plans until recorded.
-    refused: Mapping[str, str] = field(default_factory=lambda: NOTHING)
+    # Creates the API refused, fed to the next plans until a status write records them.
+    refused: Mapping[str, Refusal] = field(default_factory=lambda: NOTHING)
     # Names this process created, until a status write has recorded them: never created again.
     created: frozenset[str] = frozenset()
     ahead: Ahead | None = None

@@ -27,7 +27,7 @@ from jobwarden.reconcile.actions import (
     suspension_holds,
 )
 from jobwarden.reconcile.due import delete_old_jobs, schedule_runs
-from jobwarden.reconcile.model import Deletion, Note, Observed, Plan, Policy, Start
+from jobwarden.reconcile.model import Deletion, Note, Observed, Plan, Policy, Refusal, Start
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.safety.health import Outcome, verdict
@@ -35,7 +35,7 @@ from jobwarden.schedule.describe import describe
 from jobwarden.schedule.planning import is_complete, jitter_delay
 from jobwarden.schedule.timeline import Timeline, build_timeline
 
-__all__ = ["Deletion", "Note", "Observed", "Plan", "Policy", "Start", "plan"]
+__all__ = ["Deletion", "Note", "Observed", "Plan", "Policy", "Refusal", "Start", "plan"]
 
 
 def _load_status(raw: Mapping[str, Any]) -> ScheduleStatus:
@@ -100,11 +100,12 @@ def plan(
     pending: frozenset[str],
     now: datetime,
     policy: Policy,
-    refused: Mapping[str, str] = MappingProxyType({}),
+    refused: Mapping[str, Refusal | str] = MappingProxyType({}),
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
-    ``refused``: creates the API refused (Job name -> its message).
+    ``refused``: Job names whose create the API refused, with a ``Refusal`` (or
+    the API's message alone, meaning ``JobRejected``).
     """
     result = Plan()
     prev = _load_status(obj.status)

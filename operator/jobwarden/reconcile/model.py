@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from jobwarden.runs import history as hist
 
@@ -79,3 +79,21 @@ class Plan:
     def wake(self, at: datetime | None) -> None:
         if at is not None and (self.wake_at is None or at < self.wake_at):
             self.wake_at = at
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A create the API server refused, as the next plan sees it.
+
+    ``JobRejected``: the API refused the Job itself (a 4xx: admission, quota,
+    an invalid template). ``NameTaken``: a 409 whose existing Job is not owned
+    by this schedule (a squatter holds the run's name); it is never adopted.
+    """
+
+    reason: Literal["JobRejected", "NameTaken"]
+    message: str
+
+    @classmethod
+    def of(cls, value: Refusal | str) -> Refusal:
+        """A bare message is a ``JobRejected`` refusal."""
+        return value if isinstance(value, Refusal) else cls("JobRejected", value)
