@@ -403,3 +403,24 @@ def test_the_loop_outlives_a_pass_that_raises(monkeypatch: pytest.MonkeyPatch) -
         await asyncio.gather(loop, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+def test_a_create_that_raised_is_tried_again_not_taken_for_created() -> None:
+    """The plan starts no name it is told is pending; a failed create must not be."""
+    kube = FakeKube(one_time())
+    sched = scheduler(kube)
+    create = kube.create_job
+    failures = [ApiException(status=503, reason="Service Unavailable")]
+
+    async def flaky(body: dict[str, Any]) -> CreateResult:
+        if failures:
+            kube.calls.append(f"create {body['metadata']['name']}")
+            raise failures.pop()
+        return await create(body)
+
+    kube.create_job = flaky  # type: ignore[method-assign]
+    reconcile(sched)
+    assert not memory(sched).pending and memory(sched).failures == 1
+    reconcile(sched)
+    [first, second] = kube.created()
+    assert first == second and second in kube.jobs, "created on the second try"

@@ -276,7 +276,13 @@ class Executor:
                 continue  # created (or refused) before: never again, whatever writes failed
             progress.step = f"create Job {job}"
             memory.pending |= {job}
-            result = await self._kube.create_job(start.body)
+            try:
+                result = await self._kube.create_job(start.body)
+            except BaseException:
+                # Unknown whether it was stored: not pending (which the plan takes for
+                # created). The next plan starts it again; a 409 then finds it ours.
+                memory.pending -= {job}
+                raise
             if result.outcome == "created":
                 memory.created |= {job}
                 metrics.SCHEDULE_LAG.observe(max(0.0, (utcnow() - start.due).total_seconds()))
