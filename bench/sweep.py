@@ -132,8 +132,7 @@ async def one_sweep(
         namespace, _, schedule = key
         if schedule:
             scheduler.seen((namespace, schedule), resource_version=None)
-    scheduler._due.clear()
-    scheduler._heap.clear()
+    scheduler._queue.clear()
     sweep = Sweep(kube=kube, scheduler=scheduler, interval=timedelta(seconds=60))
     cpu, wall = time.process_time(), time.perf_counter()
     found = await sweep.sweep_once(candidates, now=now)

@@ -42,6 +42,8 @@ EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
 class CreateResult:
     outcome: Literal["created", "exists", "rejected"]
     message: str = ""
+    # On "exists": the uid of the existing Job's JobSchedule owner (None: it has none).
+    owner_uid: str | None = None
 
 
 class LeaseConflict(Exception):

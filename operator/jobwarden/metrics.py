@@ -6,7 +6,7 @@ query exactly these, and a test scrapes a live operator to prove it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -102,6 +102,16 @@ LEADER = Gauge(
     "jobwarden_leader",
     "1 while this replica acts (holds the leader Lease, or runs standalone); 0 on standby.",
 )
+
+
+def forget_schedule(namespace: str, name: str, *, results: Iterable[str]) -> None:
+    """Drop a deleted schedule's series, so they neither linger nor grow without bound.
+
+    One removal per result label (a dict pop each), not a scan of every
+    series: deleting a namespace of thousands of schedules forgets each.
+    """
+    for result in results:
+        RUNS.remove(namespace, name, result)
 
 
 def serve(settings: Settings) -> Any:

@@ -271,7 +271,7 @@ def test_a_body_watched_while_our_write_is_in_flight_is_not_trusted() -> None:
 
 
 def test_packed_bodies_keep_what_a_plan_reads_and_drop_managed_fields() -> None:
-    from jobwarden.handlers.scheduler import observed, pack, unpack
+    from jobwarden.handlers.memory import observed, pack, unpack
 
     body = quiet_body()
     body["metadata"]["annotations"] = {"jobwarden.io/run-now": "t1"}

@@ -309,10 +309,9 @@ def test_resume_reconciles_schedules_whose_wake_was_far_ahead() -> None:
         sched.pause()
         loop = asyncio.create_task(sched.run())
         sched.seen(("ns", "later"), resource_version=None)
-        sched.touch(("ns", "later"))
         # Pretend an earlier leader's plan woke it in a week: drop the 'now' entry.
-        sched._due[("ns", "later")] = datetime.now(UTC) + timedelta(days=7)
-        sched._heap = [(sched._due[("ns", "later")], ("ns", "later"))]
+        sched._queue.clear()
+        sched.touch(("ns", "later"), datetime.now(UTC) + timedelta(days=7))
         sched.resume()
         await settle(lambda: kube.reads == [("ns", "later")])
         loop.cancel()

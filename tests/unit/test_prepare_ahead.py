@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jobwarden.handlers import scheduler as scheduler_module
+from jobwarden.handlers import executor as executor_module
 from jobwarden.handlers.scheduler import PREPARE_AHEAD, Scheduler
 from jobwarden.kube import CreateResult
 from jobwarden.reconcile import Policy
@@ -65,13 +65,13 @@ def body_due_at(due: datetime) -> dict[str, Any]:
 def plans(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The ``now`` of every plan the scheduler makes, in order."""
     made: list[datetime] = []
-    real = scheduler_module.plan
+    real = executor_module.plan
 
     def recording(**kwargs: Any) -> Any:
         made.append(kwargs["now"])
         return real(**kwargs)
 
-    monkeypatch.setattr(scheduler_module, "plan", recording)
+    monkeypatch.setattr(executor_module, "plan", recording)
     return made
 
 
@@ -151,7 +151,7 @@ def test_a_job_event_drops_the_plan_made_ahead(plans: list[datetime]) -> None:
 
 def test_a_slow_plan_ahead_does_not_delay_the_wake_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop times its sleep from after the preparing, not from before it."""
-    real = scheduler_module.plan
+    real = executor_module.plan
     slow = 0.5
 
     def slow_ahead(**kwargs: Any) -> Any:
@@ -159,7 +159,7 @@ def test_a_slow_plan_ahead_does_not_delay_the_wake_up(monkeypatch: pytest.Monkey
             time.sleep(slow)
         return real(**kwargs)
 
-    monkeypatch.setattr(scheduler_module, "plan", slow_ahead)
+    monkeypatch.setattr(executor_module, "plan", slow_ahead)
 
     async def scenario() -> None:
         due = datetime.now(UTC).replace(microsecond=0) + LEAD + timedelta(seconds=1)

@@ -1,0 +1,354 @@
+"""Carries out one schedule's plan, and is the error boundary for that schedule.
+
+A reconcile reads the schedule (or plans from the kept body), asks the pure
+``plan``, creates the Jobs, writes status, posts Events, and only then
+deletes Jobs. Whatever goes wrong on the way, for whatever reason, stays
+with that schedule: it is logged once per distinct error, reported on the
+object (a Warning Event and ``Ready=False``, reason ``InternalError``, naming
+the step), and retried with capped, jittered exponential backoff. Nothing
+raised for one schedule reaches the wake loop.
+
+Two rules keep a run from being lost or repeated when writes fail:
+- record before destroy: a plan's deletes wait until its status write has
+  succeeded (the Job is the only evidence of a fate not yet recorded);
+- a name created (or refused) here is never created again by this process;
+  the next plan sees refusals as ``refused`` and records them (with their
+  Warning Event); a 409 is adopted only when the Job's owner is this schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from jobwarden import labels, metrics
+from jobwarden.handlers.memory import (
+    NOTHING,
+    Ahead,
+    Key,
+    ScheduleMemory,
+    observed,
+    unpack,
+    utcnow,
+)
+from jobwarden.kube import CreateResult, Kube, ObjectRef
+from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
+from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
+from jobwarden.runs.jobs import JobObservation
+from jobwarden.runs.naming import schedule_label_value
+
+log = logging.getLogger(__name__)
+
+JobsOf = Callable[[Key], Iterable[JobObservation]]
+# The longest a run's status write waits for a burst of other runs to be created.
+CALM_WAIT = timedelta(seconds=10)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a reconcile leaves for the wake loop: the next wake-up, and the gauges."""
+
+    wake_at: datetime | None = None
+    health: str | None = None
+    active: int = 0
+    gone: bool = False  # the schedule no longer exists
+    failed: bool = False
+
+
+class _Progress:
+    """How far a reconcile got: the step an error is reported against, and what was read."""
+
+    __slots__ = ("body", "obj", "step")
+
+    def __init__(self) -> None:
+        self.step = "read schedule"
+        self.body: dict[str, Any] | None = None
+        self.obj: Observed | None = None
+
+
+class Executor:
+    """Reconciles one schedule at a time per key; many keys at once, bounded by slots."""
+
+    def __init__(self, *, kube: Kube, policy: Policy, jobs_of: JobsOf, concurrency: int) -> None:
+        self._kube = kube
+        self._policy = policy
+        self._jobs_of = jobs_of
+        self._slots = asyncio.Semaphore(concurrency)
+        # Reconciles reading, planning or creating, or waiting for a slot to do so.
+        self._acting = 0
+        self._calm = asyncio.Event()
+        self._calm.set()
+
+    # --- planning ---------------------------------------------------------------------
+
+    def plan(self, key: Key, memory: ScheduleMemory, obj: Observed, *, now: datetime) -> Plan:
+        """The pure plan for ``obj`` with its Jobs as indexed, creates in flight and refusals."""
+        return plan(
+            obj=obj,
+            jobs=list(self._jobs_of(key)),
+            pending=memory.pending,
+            now=now,
+            policy=self._policy,
+            refused=memory.refused,
+        )
+
+    def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
+        """A plan for the wake-up at ``at`` from the kept body, when it starts runs.
+
+        May raise: the caller drops it, and the reconcile at ``at`` plans again
+        inside the boundary, which reports the error.
+        """
+        if memory.body is None or memory.version is None:
+            return None
+        obj = observed(unpack(memory.body))
+        decision = self.plan(key, memory, obj, now=at)
+        if not decision.starts:
+            return None
+        return Ahead(at=at, resource_version=memory.version, obj=obj, plan=decision)
+
+    # --- the boundary -----------------------------------------------------------------
+
+    async def run(self, key: Key, memory: ScheduleMemory) -> Outcome:
+        """Reconcile ``key``; never raises but for cancellation."""
+        progress = _Progress()
+        try:
+            outcome = await self.reconcile(key, memory, progress)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the boundary: everything about one schedule stops here
+            return await self._failed(key, memory, progress, exc)
+        if memory.recovered():
+            log.info("%s/%s: reconciled again after the error above", *key)
+        return outcome
+
+    async def _failed(
+        self, key: Key, memory: ScheduleMemory, progress: _Progress, exc: Exception
+    ) -> Outcome:
+        memory.drop_body()  # what happened is unknown: read afresh
+        memory.ahead = None
+        inner = getattr(exc, "step", None)  # reconcile.PlanStepError names the plan's step
+        step = f"{progress.step}: {inner}" if inner else progress.step
+        cause = getattr(exc, "cause", None)
+        message = describe_error(step, cause if isinstance(cause, BaseException) else exc)
+        now = utcnow()
+        fresh = memory.failed(error=message, now=now)
+        retry = memory.retry_at or now
+        if fresh:
+            log.error(
+                "%s/%s: %s; retrying with backoff (next in %.1fs)",
+                *key,
+                message,
+                (retry - now).total_seconds(),
+                exc_info=exc,
+            )
+        if fresh or not memory.reported:
+            await self._report(key, memory, progress, message, event=fresh)
+        return Outcome(wake_at=retry, failed=True)
+
+    async def _report(
+        self, key: Key, memory: ScheduleMemory, progress: _Progress, message: str, *, event: bool
+    ) -> None:
+        """Ready=False and a Warning Event on the schedule; a failure here is only logged."""
+        namespace, name = key
+        obj = progress.obj
+        body = progress.body or {}
+        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        uid = obj.uid if obj is not None else str((meta or {}).get("uid") or "")
+        ref = ObjectRef(labels.API_VERSION, labels.KIND, namespace, name, uid)
+        try:
+            if event:
+                await self._kube.post_event(
+                    regarding=ref, type_="Warning", reason=INTERNAL_ERROR, message=message
+                )
+            if obj is None and not body:
+                return  # nothing read: the other conditions are unknown, leave them be
+            status = obj.status if obj is not None else body.get("status")
+            generation = obj.generation if obj is not None else None
+            patch = internal_error_patch(
+                status=status, message=message, now=utcnow(), generation=generation
+            )
+            rv = await self._kube.patch_status(namespace=namespace, name=name, status=patch)
+            if rv is not None:
+                memory.written = rv  # its watch event is ours: no reconcile, no backoff skip
+            memory.reported = True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("%s/%s: could not report the error: %s", *key, exc)
+
+    # --- one reconcile ----------------------------------------------------------------
+
+    async def reconcile(
+        self, key: Key, memory: ScheduleMemory, progress: _Progress | None = None
+    ) -> Outcome:
+        """Read, plan and create; then, after the slot is freed, record, notify and delete.
+
+        A slot bounds the reconciles that read and create at once. Holding it
+        through the bookkeeping as well made a burst of due runs create its
+        Jobs at the pace of whole reconciles; released after the creates, the
+        next schedules' Jobs go out while earlier status writes wait their turn
+        (``Kube`` sends them after urgent calls). The wake loop's per-key busy
+        mark still covers the whole reconcile, so one schedule's steps never
+        interleave.
+
+        A reconcile that started runs also waits, before its bookkeeping, until
+        no other reconcile is planning or creating (at most ``CALM_WAIT``): in
+        a burst the status writes, Events and the watch events they echo back
+        would otherwise take the CPU the remaining Jobs' plans need.
+        """
+        progress = progress or _Progress()
+        self._acting += 1
+        self._calm.clear()
+        try:
+            async with self._slots:
+                decided = await self._decide(key, memory, progress)
+                if decided is None:
+                    return Outcome(gone=True)
+                obj, decision, fed = decided
+                await self._create(memory, obj, decision, progress)
+        finally:
+            self._acting -= 1
+            if not self._acting:
+                self._calm.set()
+        if decision.starts and not self._calm.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._calm.wait(), CALM_WAIT.total_seconds())
+        progress.step = "write status"
+        if not await self._write(memory, obj, decision):
+            return Outcome()  # the schedule is gone: its Jobs go with it
+        # Recorded: what this plan saw as refused or created is in status now.
+        memory.created = frozenset()
+        if fed:
+            left = {k: v for k, v in memory.refused.items() if k not in fed}
+            memory.refused = left or NOTHING
+        # The Events and metrics of what is recorded now, before the deletes: a failed
+        # delete is retried from the recorded status, which plans no Event again.
+        progress.step = "record events"
+        for note in decision.notes:
+            await self._kube.post_event(
+                regarding=_ref(obj), type_=note.type, reason=note.reason, message=note.message
+            )
+        _count_finished(obj, decision)
+        await self._destroy(obj, decision, progress)
+        if memory.refused:
+            memory.again = True  # the next plan records the refusals
+        return Outcome(wake_at=decision.wake_at, health=decision.health, active=decision.active)
+
+    async def _decide(
+        self, key: Key, memory: ScheduleMemory, progress: _Progress
+    ) -> tuple[Observed, Plan, frozenset[str]] | None:
+        """The plan made ahead when it still holds, else one made now; None if gone."""
+        fed = frozenset(memory.refused)
+        ahead, memory.ahead = memory.ahead, None
+        if (
+            ahead is not None
+            and memory.body is not None
+            and ahead.resource_version == memory.version
+            and ahead.at <= utcnow()
+        ):
+            progress.obj = ahead.obj
+            return ahead.obj, ahead.plan, fed
+        namespace, name = key
+        body = (
+            unpack(memory.body)
+            if memory.body is not None
+            else await self._kube.get_schedule(namespace=namespace, name=name)
+        )
+        if body is None:
+            return None
+        progress.step, progress.body = "parse schedule", body
+        obj = observed(body)
+        progress.step, progress.obj = "plan", obj
+        return obj, self.plan(key, memory, obj, now=utcnow()), fed
+
+    async def _create(
+        self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: _Progress
+    ) -> None:
+        """The plan's creates; a refused one is remembered for the next plan to record."""
+        for start in decision.starts:
+            job = start.body["metadata"]["name"]
+            if job in memory.created or job in memory.refused:
+                continue  # created (or refused) before: never again, whatever writes failed
+            progress.step = f"create Job {job}"
+            memory.pending |= {job}
+            try:
+                result = await self._kube.create_job(start.body)
+            except BaseException:
+                # Unknown whether it was stored: not pending (which the plan takes for
+                # created). The next plan starts it again; a 409 then finds it ours.
+                memory.pending -= {job}
+                raise
+            if result.outcome == "created":
+                memory.created |= {job}
+                metrics.SCHEDULE_LAG.observe(max(0.0, (utcnow() - start.due).total_seconds()))
+                metrics.RUNS.labels(obj.namespace, obj.name, "Started").inc()
+            elif result.outcome == "exists" and result.owner_uid == obj.uid:
+                memory.created |= {job}  # ours, from an earlier attempt: adopted
+            else:
+                # Not ours: the next plan records the run Failed, with its Event.
+                memory.pending -= {job}
+                memory.refused = {**memory.refused, job: _refusal(result)}
+
+    async def _write(self, memory: ScheduleMemory, obj: Observed, decision: Plan) -> bool:
+        """The status write; False when the schedule is gone. Raises when it failed."""
+        if decision.status is None:
+            return True
+        memory.drop_body()  # stale from now until this write's own event
+        rv = await self._kube.patch_status(
+            namespace=obj.namespace, name=obj.name, status=decision.status
+        )
+        if memory.version is not None and memory.version != rv:
+            memory.drop_body()  # kept during the write: it may predate it
+        if rv is None:
+            return False
+        memory.written = rv
+        return True
+
+    async def _destroy(self, obj: Observed, decision: Plan, progress: _Progress) -> None:
+        """The plan's deletes, once its status write has recorded why."""
+        for deletion in decision.deletes:
+            progress.step = f"delete Job {deletion.job}"
+            await self._kube.delete_job(
+                namespace=obj.namespace, name=deletion.job, grace_seconds=deletion.grace_seconds
+            )
+        forced = frozenset(d.job for d in decision.deletes if d.force_pods)
+        if forced or decision.force_stuck_pods:
+            # After the Jobs are gone: no controller recreates a pod forced away.
+            progress.step = "force-delete pods"
+            await self._kube.force_delete_pods_matching(
+                namespace=obj.namespace,
+                jobs=forced,
+                selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(obj.name)}",
+            )
+
+
+def _refusal(result: CreateResult) -> Refusal:
+    """Why a create did not make this schedule's Job, for the next plan."""
+    if result.outcome == "exists":
+        return Refusal(
+            "NameTaken",
+            "a Job of this name already exists and is not owned by this JobSchedule "
+            "(it is not adopted; the run does not start)",
+        )
+    return Refusal("JobRejected", result.message or "refused by the API server")
+
+
+def _ref(obj: Observed) -> ObjectRef:
+    return ObjectRef(labels.API_VERSION, labels.KIND, obj.namespace, obj.name, obj.uid)
+
+
+def _count_finished(obj: Observed, decision: Plan) -> None:
+    for t in decision.finished:
+        if t.result == "StaleReported":
+            metrics.STALE_RUNS.labels(obj.namespace, "Report").inc()
+            continue
+        metrics.RUNS.labels(obj.namespace, obj.name, t.result).inc()
+        if t.result == "Stale":
+            metrics.STALE_RUNS.labels(obj.namespace, "Terminate").inc()
+        if t.duration_seconds is not None:
+            metrics.RUN_DURATION.labels(t.result).observe(t.duration_seconds)
