@@ -200,7 +200,7 @@ def operator_roles(r: Rendered) -> list[dict[str, Any]]:
     return [
         d
         for d in r.all("ClusterRole") + r.all("Role")
-        if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit")
+        if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit", "jobwarden-admin")
     ]
 
 
