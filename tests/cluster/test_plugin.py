@@ -283,11 +283,15 @@ def test_without_permission_the_forbidden_verb_is_named(cluster: Cluster, namesp
     )
     described = ok(plugin(cluster, "describe", "guarded", "-n", namespace, "--as", viewer))
     assert "Events:                 <unavailable: forbidden: cannot list events" in described
-    for command in (["run", "guarded"], ["suspend", "guarded"], ["terminate", "guarded"]):
+    for command, doing in (
+        (["run", "guarded"], "starting a run now"),
+        (["suspend", "guarded"], "suspending (spec.suspend)"),
+        (["terminate", "guarded"], "terminating"),
+    ):
         line = one_error_line(plugin(cluster, *command, "-n", namespace, "--as", viewer))
-        assert line.startswith(
-            'Error: forbidden: cannot patch jobschedules.jobwarden.io "guarded" in namespace '
-            f'"{namespace}"'
+        assert line == (
+            f'Error: forbidden: {doing} needs "patch" on jobschedules in namespace '
+            f'"{namespace}"; ask your cluster admin'
         ), line
     obj = cluster.schedule(namespace, "guarded")
     assert labels.RUN_NOW_ANNOTATION not in (obj["metadata"].get("annotations") or {})

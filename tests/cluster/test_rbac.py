@@ -29,6 +29,7 @@ import yaml
 
 from tests.cluster._delivery import (
     HA,
+    POLICY_ON,
     SHARED_SAFE,
     Grant,
     Question,
@@ -277,12 +278,57 @@ def prove(
     )
 
 
+def pod_writes_are_narrowed(cluster: Cluster, *, user: str, namespace: str) -> None:
+    """RBAC lets the operator patch and delete any pod there; its admission policy does not.
+
+    It may remove a finalizer, and nothing else; it may delete pods a Job owns only.
+    """
+    name = unique("bare")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "finalizers": ["example.com/hold"]},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+    }
+    cluster.apply(pod, namespace=namespace)
+    try:
+        as_operator = ["-n", namespace, "--as", user]
+        for attempt in (
+            ["label", "pod", name, "stolen=yes"],
+            [
+                "patch",
+                "pod",
+                name,
+                "--type=json",
+                "-p",
+                '[{"op": "add", "path": "/spec/containers/0/image", "value": "evil:1"}]',
+            ],
+        ):
+            proc = cluster.kubectl(*attempt, *as_operator, check=False)
+            assert proc.returncode != 0, attempt
+            assert "may only remove finalizers from a pod" in proc.stderr, proc.stderr
+        proc = cluster.kubectl("delete", "pod", name, "--wait=false", *as_operator, check=False)
+        assert "may only delete pods owned by a Job" in proc.stderr, proc.stderr
+        unhold = '[{"op": "remove", "path": "/metadata/finalizers/0"}]'
+        cluster.kubectl("patch", "pod", name, "--type=json", "-p", unhold, *as_operator)
+        assert not cluster.get_json("pod", name, "-n", namespace)["metadata"].get("finalizers")
+    finally:
+        cluster.kubectl(
+            "delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", check=False
+        )
+
+
 def test_watch_namespaces_rbac_is_exactly_what_the_operator_needs(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    """watchNamespaces=[one namespace], the release in another: a Role there, and no more."""
+    """watchNamespaces=[one namespace], the release in another: a Role there, and no more.
+
+    The admission policies are on (bound to the watched namespace): the
+    operator's status writes and forced terminate pass them, and its pod
+    writes are narrowed further than RBAC can.
+    """
     with temp_namespace(cluster, "t-rbac-watched") as watched:
-        values = merged(SHARED_SAFE, {**HA, "watchNamespaces": [watched]})
+        values = merged(SHARED_SAFE, {**HA, **POLICY_ON, "watchNamespaces": [watched]})
         with installed(cluster, namespace=namespace, values=values, directory=tmp_path) as rel:
             user = rel.service_account
             assert_allowed(cluster, user, watched)
@@ -295,6 +341,9 @@ def test_watch_namespaces_rbac_is_exactly_what_the_operator_needs(
                     ("list", "jobs.batch"),
                     ("list", SCHEDULES),
                     ("create", "jobs.batch"),
+                    ("list", "pods"),
+                    ("patch", "pods"),
+                    ("delete", "pods"),
                 )
             ]
             assert_answers(cluster, user, outside, yes=False)
@@ -306,6 +355,7 @@ def test_watch_namespaces_rbac_is_exactly_what_the_operator_needs(
                 labels={},
                 tmp_path=tmp_path,
             )
+            pod_writes_are_narrowed(cluster, user=user, namespace=watched)
 
 
 def test_cluster_wide_rbac_is_exactly_what_the_operator_needs(
