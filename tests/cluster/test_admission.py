@@ -121,8 +121,14 @@ def policy_docs(
         values=merged(base, values),
         directory=directory,
     )
+    # The operator-pods policy is about the operator's ServiceAccount: not needed here.
     kinds = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
-    return [d for d in docs if d["kind"] in kinds or d["metadata"]["name"] in ROLES]
+    return [
+        d
+        for d in docs
+        if (d["kind"] in kinds and d["metadata"]["name"].endswith("-jobschedules"))
+        or d["metadata"]["name"] in ROLES
+    ]
 
 
 @contextlib.contextmanager
