@@ -277,6 +277,8 @@ def test_default_render_objects(helm: Path) -> None:
         "ClusterRoleBinding",
         "Service",
         "Deployment",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     names = {(d["kind"], d["metadata"]["name"]) for d in r.docs}
     assert ("ClusterRole", "jobwarden-view") in names and ("ClusterRole", "jobwarden-edit") in names

@@ -99,7 +99,8 @@ def test_policy_switches(helm: Path) -> None:  # noqa: F811
 
 def test_policy_is_named_after_the_release(helm: Path) -> None:  # noqa: F811
     r = template(helm, release="shard-b")
-    assert binding(r)["spec"]["policyName"] == "shard-b-jobwarden-jobschedules"
+    b = r.one("ValidatingAdmissionPolicyBinding", "shard-b-jobwarden-jobschedules")
+    assert b["spec"]["policyName"] == "shard-b-jobwarden-jobschedules"
     names = {d["metadata"]["name"] for d in r.all("ValidatingAdmissionPolicy")}
     assert names == {"shard-b-jobwarden-jobschedules", "shard-b-jobwarden-operator-pods"}
 
