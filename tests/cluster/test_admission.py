@@ -312,6 +312,15 @@ def check_cell(
         assert NAMED[operation] in err, f"{cell}: the refusal should name {NAMED[operation]}: {err}"
 
 
+def settled(
+    cluster: Cluster, namespace: str, name: str, tokens: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """The schedule's status once the operator has reconciled it and handled ``tokens``."""
+    status: dict[str, Any] = cluster.schedule(namespace, name).get("status") or {}
+    done = all(handled(status, a, v) for a, v in tokens.items())
+    return status if done and "observedGeneration" in status else None
+
+
 def handled(status: Mapping[str, Any] | None, annotation: str, value: str) -> bool:
     digest = hashlib.sha256(value.encode()).hexdigest()[:16]
     return ((status or {}).get("handledActions") or {}).get(annotation) == digest
@@ -321,9 +330,16 @@ def handled(status: Mapping[str, Any] | None, annotation: str, value: str) -> bo
 
 
 def test_impersonation_matrix_through_kubectl(
-    cluster: Cluster, namespace: str, operator: OperatorProcess, tmp_path: Path
+    cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    """Every subject x every action and spec change, by `kubectl --as`; a denial leaves no trace."""
+    """Every subject x every action and spec change, by `kubectl --as`; a denial leaves no trace.
+
+    The matrix runs before any operator watches, so nothing else writes the
+    schedules: an unchanged resourceVersion proves a denied write wrote
+    nothing. The operator then starts and handles exactly what was allowed:
+    the allowed actions' tokens, never a denied one, and a run only where a
+    run-now got through.
+    """
     with guarded(cluster, namespace, tmp_path) as g:
         for who in g.subjects.values():
             mine, victim = f"s-{who.kind}", f"v-{who.kind}"
@@ -338,22 +354,37 @@ def test_impersonation_matrix_through_kubectl(
                 check_cell(proc, expect=expect, operation=operation, cell=cell)
                 if expect != A:
                     assert trace(cluster, namespace, name) == before, f"{cell}: left a trace"
-        # What was allowed reached the operator: each action it was given, it handled.
-        for who in g.subjects.values():
-            if who.expect("run-now") != A:
-                assert not cluster.jobs(namespace, f"{labels.SCHEDULE_LABEL}=s-{who.kind}")
-                continue
-            obj = cluster.schedule(namespace, f"s-{who.kind}")
-            notes = obj["metadata"].get("annotations") or {}
-            for annotation in (labels.RUN_NOW_ANNOTATION, labels.TERMINATE_ANNOTATION):
-                if annotation in notes:
-                    wait_for(
-                        lambda a=annotation, v=notes[annotation], n=f"s-{who.kind}": handled(
-                            cluster.schedule(namespace, n).get("status"), a, v
-                        ),
-                        timeout=30,
-                        what=f"the operator handled {who.kind}'s {annotation}",
-                    )
+        actions = {
+            "run-now": labels.RUN_NOW_ANNOTATION,
+            "terminate": labels.TERMINATE_ANNOTATION,
+            "resume": labels.RESUME_ANNOTATION,
+        }
+        with running_operator(cluster, namespace, tmp_path):
+            for who in g.subjects.values():
+                name = f"s-{who.kind}"
+                notes = cluster.schedule(namespace, name)["metadata"].get("annotations") or {}
+                given = {a for op, a in actions.items() if who.expect(op) == A}
+                assert {a for a in actions.values() if a in notes} == given, who.kind
+
+                tokens = {a: notes[a] for a in given}
+                status = wait_for(
+                    lambda n=name, t=tokens: settled(cluster, namespace, n, t),
+                    timeout=60,
+                    what=f"the operator handling {who.kind}'s schedule",
+                )
+                assert set(status.get("handledActions") or {}) == given, who.kind
+                runs = cluster.jobs(namespace, f"{labels.SCHEDULE_LABEL}={name}")
+                assert bool(runs) == (labels.RUN_NOW_ANNOTATION in given), who.kind
+
+
+@contextlib.contextmanager
+def running_operator(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[None]:
+    proc = OperatorProcess(cluster=cluster, namespaces=[namespace], log_path=tmp_path / "op.log")
+    proc.start()
+    try:
+        yield
+    finally:
+        proc.stop()
 
 
 def test_impersonation_matrix_through_the_plugin(
@@ -366,16 +397,26 @@ def test_impersonation_matrix_through_the_plugin(
             cluster.apply(template_manifest(name), namespace=namespace)
             proc = plugin(cluster, "can-i", name, "-n", namespace, *who.args(), "-o", "json")
             assert proc.returncode == 0, proc.stderr
-            report = {a["action"]: a["allowed"] for a in json.loads(proc.stdout)["actions"]}
+            actions = json.loads(proc.stdout)["actions"]
+            report = {a["action"]: a["allowed"] for a in actions}
+            missing = {
+                a["action"]: " and ".join(n["permission"] for n in a["needs"] if not n["allowed"])
+                for a in actions
+            }
             expected = {
                 action: True if op is None else who.expect(op) == A for action, op in CAN_I.items()
             }
             assert report == expected, who.kind
-            for command, operation, doing in (
-                (["run"], "run-now", "starting a run now"),
-                (["terminate"], "terminate", "terminating"),
-                (["terminate", "--force"], "force-terminate", "force-terminating"),
-                (["suspend"], "suspend", "suspending (spec.suspend)"),
+            for command, operation, doing, ability in (
+                (["run"], "run-now", "starting a run now", "run"),
+                (["terminate"], "terminate", "terminating", "terminate"),
+                (
+                    ["terminate", "--force"],
+                    "force-terminate",
+                    "force-terminating",
+                    "terminate-force",
+                ),
+                (["suspend"], "suspend", "suspending (spec.suspend)", "suspend"),
             ):
                 before = trace(cluster, namespace, name)
                 proc = plugin(cluster, *command, name, "-n", namespace, *who.args())
@@ -384,7 +425,8 @@ def test_impersonation_matrix_through_the_plugin(
                     assert proc.returncode == 0, f"{cell}: {proc.stderr}"
                     continue
                 assert proc.returncode == 1, cell
-                needs = NAMED.get(operation) if expect == POLICY else '"patch" on jobschedules'
+                needs = missing[ability]
+                assert (NAMED[operation] if expect == POLICY else '"patch"') in needs, cell
                 assert proc.stderr == (
                     f'Error: forbidden: {doing} needs {needs} in namespace "{namespace}"; '
                     "ask your cluster admin\n"

@@ -137,6 +137,13 @@ def test_can_i_unknown_schedule_is_an_error_but_unreadable_is_a_report() -> None
         (
             ["terminate", "nightly", "--force"],
             False,
+            {("update", "jobschedules/terminate"), ("update", "jobschedules/forceterminate")},
+            'force-terminating needs "update" on jobschedules/terminate and "update" on '
+            "jobschedules/forceterminate",
+        ),
+        (
+            ["terminate", "nightly", "--force"],
+            False,
             {("update", "jobschedules/forceterminate")},
             'force-terminating needs "update" on jobschedules/forceterminate',
         ),
@@ -151,6 +158,12 @@ def test_can_i_unknown_schedule_is_an_error_but_unreadable_is_a_report() -> None
             False,
             {("patch", "jobschedules"), ("update", "jobschedules/runnow")},
             'suspending (spec.suspend) needs "patch" on jobschedules',
+        ),
+        (
+            ["run", "nightly"],
+            False,
+            {("patch", "jobschedules"), ("update", "jobschedules/runnow")},
+            'starting a run now needs "patch" on jobschedules and "update" on jobschedules/runnow',
         ),
         (
             ["resume", "nightly"],

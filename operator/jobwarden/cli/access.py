@@ -122,14 +122,11 @@ def permissions() -> tuple[Permission, ...]:
     return tuple(seen)
 
 
-def forbidden_line(ability: Ability, *, missing: Permission | None, namespace: str) -> str:
-    """The one line a refused action ends with: what to ask the cluster admin for."""
-    if missing is None:
-        return f'forbidden: {ability.doing} was refused in namespace "{namespace}"'
-    return (
-        f"forbidden: {ability.doing} needs {missing.spelled()} "
-        f'in namespace "{namespace}"; ask your cluster admin'
-    )
+def forbidden_line(ability: Ability, *, missing: Sequence[Permission], namespace: str) -> str:
+    """The one line a refused action ends with: everything to ask the cluster admin for."""
+    needs = " and ".join(p.spelled() for p in missing)
+    where = f'in namespace "{namespace}"'
+    return f"forbidden: {ability.doing} needs {needs} {where}; ask your cluster admin"
 
 
 def can_i_report(

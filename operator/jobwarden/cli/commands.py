@@ -200,16 +200,16 @@ class App:
         try:
             return client.patch_schedule(namespace=client.namespace, name=name, patch=patch)
         except Forbidden as exc:
-            missing = None
             try:
-                attrs = {
-                    p: p.attributes(namespace=client.namespace, name=name) for p in doing.needs
-                }
-                missing = next((p for p, a in attrs.items() if not client.may(a)), None)
+                missing = [
+                    p
+                    for p in doing.needs
+                    if not client.may(p.attributes(namespace=client.namespace, name=name))
+                ]
             except CliError:
-                pass  # cannot even ask: the server's own refusal is the best answer
-            if missing is None:
-                raise
+                raise exc from None  # cannot even ask: the server's refusal is the best answer
+            if not missing:
+                raise  # allowed by RBAC, refused by something else: its own words say why
             line = forbidden_line(doing, missing=missing, namespace=client.namespace)
             raise CliError(line) from exc
 
