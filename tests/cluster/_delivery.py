@@ -9,7 +9,8 @@ also owned the CRD would fight it over the fields (and, uninstalled with
 So installs set ``crds.install=false``; the chart's CRD template is proven by
 server-side dry runs instead, which persist nothing. The user-facing roles
 (``jobwarden-view``/``-edit``) have fixed names, so installs leave them out
-too; tests/cluster/test_rbac.py proves them under names of their own.
+too; tests/cluster/test_rbac.py proves them under names of their own. The
+admission policies are on only in namespace-list installs (see SHARED_SAFE).
 """
 
 from __future__ import annotations
@@ -35,11 +36,16 @@ CHART = ROOT / "charts" / "jobwarden"
 MANIFESTS = ROOT / "manifests"
 CLUSTER_SH = ROOT / "tests" / "controlplane" / "cluster.sh"
 
-# Values every test install uses: see the module docstring.
+# Values every test install uses: see the module docstring. The admission
+# policies are cluster-scoped: installed for all namespaces they would check
+# every concurrent test's JobSchedules, so tests turn them on only with
+# watchNamespaces, where the bindings reach the test's own namespaces.
 SHARED_SAFE: dict[str, Any] = {
     "crds": {"install": False},
     "rbac": {"aggregateToDefaultRoles": False},
+    "admissionPolicy": {"enabled": False},
 }
+POLICY_ON: dict[str, Any] = {"admissionPolicy": {"enabled": True}}
 # Several replicas, one acting: the leader Lease.
 HA: dict[str, Any] = {"replicas": 2, "leaderElection": {"enabled": True}}
 # Kinds of the Prometheus Operator: their CRDs are not part of this control plane.

@@ -16,6 +16,7 @@ from tests.cluster._delivery import CHART as CHART_DIR
 from tests.cluster._delivery import (
     HA,
     MONITORING_KINDS,
+    POLICY_ON,
     RESTRICTED,
     SHARED_SAFE,
     api_serves,
@@ -32,6 +33,7 @@ from tests.cluster._delivery import (
     values_file,
 )
 from tests.support.kube import Cluster, wait_for
+from tests.support.schedules import schedule
 
 CRD = "jobschedules.jobwarden.io"
 
@@ -132,6 +134,76 @@ def test_install_upgrade_uninstall(cluster: Cluster, namespace: str, tmp_path: P
     # managers, none of them Helm, no Helm ownership.
     assert crd_ownership(cluster) == crd_before
     assert "helm" not in crd_before[0] and not crd_before[1]
+
+
+def test_policy_installs_upgrades_and_uninstalls_in_namespace_list_mode(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """The admission policies come and go with the release, and enforce while it is there.
+
+    A subject who may patch JobSchedules but holds no action permission is
+    refused a terminate under [Deny], let through with a warning after an
+    upgrade to [Warn, Audit], and unchecked once the release is gone.
+    """
+    with temp_namespace(cluster, "t-policy") as watched:
+        values = merged(SHARED_SAFE, {**POLICY_ON, "watchNamespaces": [watched]})
+        user = unique("jw-patcher")
+        cluster.kubectl(
+            "create",
+            "role",
+            "patcher",
+            "-n",
+            watched,
+            "--verb=get,patch",
+            f"--resource={CRD}",
+        )
+        cluster.kubectl(
+            "create", "rolebinding", "patcher", "-n", watched, "--role=patcher", f"--user={user}"
+        )
+        cluster.apply(schedule("guarded", schedule="0 3 1 1 *"), namespace=watched)
+
+        def terminate(*, allowed: bool, quiet: bool = False, what: str) -> str:
+            """Annotate until the outcome is as expected (policies load asynchronously)."""
+
+            def attempt() -> tuple[str] | None:
+                proc = cluster.kubectl(
+                    "annotate",
+                    "-n",
+                    watched,
+                    CRD,
+                    "guarded",
+                    f"jobwarden.io/terminate={unique('t')}",
+                    "--overwrite",
+                    as_user=user,
+                    check=False,
+                )
+                if (proc.returncode == 0) != allowed or (quiet and "Warning" in proc.stderr):
+                    return None
+                return (proc.stderr,)
+
+            return wait_for(attempt, timeout=60, what=what)[0]
+
+        with installed(cluster, namespace=namespace, values=values, directory=tmp_path) as rel:
+            policies = [f"{rel.fullname}-jobschedules", f"{rel.fullname}-operator-pods"]
+            for name in policies:
+                assert exists(cluster, "validatingadmissionpolicy", name), name
+                binding = cluster.get_json("validatingadmissionpolicybinding", name)
+                selector = binding["spec"]["matchResources"]["namespaceSelector"]
+                assert selector["matchExpressions"][0]["values"] == [watched]
+            err = terminate(allowed=False, what="the policy enforced")
+            assert f"ValidatingAdmissionPolicy '{policies[0]}'" in err, err
+            assert 'needs "update" on jobschedules/terminate' in err, err
+
+            warn = {"admissionPolicy": {"validationActions": ["Warn", "Audit"]}}
+            rel.upgrade(merged(values, warn))
+            err = terminate(allowed=True, what="the upgraded policy warning, not denying")
+            assert "Warning:" in err and "jobschedules/terminate" in err, err
+
+            rel.uninstall()
+            for name in policies:
+                assert not exists(cluster, "validatingadmissionpolicy", name), name
+                assert not exists(cluster, "validatingadmissionpolicybinding", name), name
+        terminate(allowed=True, quiet=True, what="no policy left after uninstall")
 
 
 def test_install_refuses_to_take_over_a_crd_it_does_not_own(

@@ -283,12 +283,15 @@ def test_without_permission_the_forbidden_verb_is_named(cluster: Cluster, namesp
     )
     described = ok(plugin(cluster, "describe", "guarded", "-n", namespace, "--as", viewer))
     assert "Events:                 <unavailable: forbidden: cannot list events" in described
-    for command in (["run", "guarded"], ["suspend", "guarded"], ["terminate", "guarded"]):
+    patch = '"patch" on jobschedules'
+    for command, needs in (
+        (["run", "guarded"], f'starting a run now needs {patch} and "update" on '),
+        (["suspend", "guarded"], f"suspending (spec.suspend) needs {patch} in"),
+        (["terminate", "guarded"], f'terminating needs {patch} and "update" on '),
+    ):
         line = one_error_line(plugin(cluster, *command, "-n", namespace, "--as", viewer))
-        assert line.startswith(
-            'Error: forbidden: cannot patch jobschedules.jobwarden.io "guarded" in namespace '
-            f'"{namespace}"'
-        ), line
+        assert line.startswith(f"Error: forbidden: {needs}"), line
+        assert line.endswith(f'in namespace "{namespace}"; ask your cluster admin'), line
     obj = cluster.schedule(namespace, "guarded")
     assert labels.RUN_NOW_ANNOTATION not in (obj["metadata"].get("annotations") or {})
     assert obj["spec"].get("suspend") is not True

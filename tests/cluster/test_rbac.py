@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from tests.cluster._delivery import (
     HA,
+    POLICY_ON,
     SHARED_SAFE,
     Grant,
     Question,
@@ -280,12 +283,72 @@ def prove(
     )
 
 
+def impersonating(cluster: Cluster, user: str) -> client.CoreV1Api:
+    """The core API as ``user`` (the admin impersonating it)."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)
+    api = client.ApiClient(configuration)
+    api.set_default_header("Impersonate-User", user)
+    return client.CoreV1Api(api)
+
+
+def pod_writes_are_narrowed(cluster: Cluster, *, user: str, namespace: str) -> None:
+    """RBAC lets the operator patch and delete any pod there; its admission policy does not.
+
+    It may remove a finalizer, and nothing else; it may delete pods a Job owns only.
+    """
+    name = unique("bare")
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "finalizers": ["example.com/hold"]},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]},
+    }
+    cluster.apply(pod, namespace=namespace)
+    pods = impersonating(cluster, user)
+
+    def refused(call: Any, *args: Any) -> str:
+        # Through the API alone: kubectl would GET first, which the operator may not.
+        try:
+            call(name, namespace, *args)
+        except ApiException as exc:
+            assert exc.status == 403, exc
+            return str(exc.body)
+        raise AssertionError(f"{call.__name__} was allowed")
+
+    try:
+        for patch in (
+            {"metadata": {"labels": {"stolen": "yes"}}},
+            {"spec": {"containers": [{"name": "c", "image": "evil:1"}]}},
+        ):
+            body = refused(pods.patch_namespaced_pod, patch)
+            assert "may only remove finalizers from a pod" in body, body
+        body = refused(pods.delete_namespaced_pod)
+        assert "may only delete pods owned by a Job" in body, body
+        unhold = [{"op": "remove", "path": "/metadata/finalizers/0"}]
+        pods.patch_namespaced_pod(name, namespace, unhold)
+        assert not cluster.get_json("pod", name, "-n", namespace)["metadata"].get("finalizers")
+    finally:
+        free = '{"metadata": {"finalizers": null}}'
+        cluster.kubectl(
+            "patch", "pod", name, "-n", namespace, "--type=merge", "-p", free, check=False
+        )
+        cluster.kubectl(
+            "delete", "pod", name, "-n", namespace, "--grace-period=0", "--force", "--wait=false"
+        )
+
+
 def test_watch_namespaces_rbac_is_exactly_what_the_operator_needs(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
-    """watchNamespaces=[one namespace], the release in another: a Role there, and no more."""
+    """watchNamespaces=[one namespace], the release in another: a Role there, and no more.
+
+    The admission policies are on (bound to the watched namespace): the
+    operator's status writes and forced terminate pass them, and its pod
+    writes are narrowed further than RBAC can.
+    """
     with temp_namespace(cluster, "t-rbac-watched") as watched:
-        values = merged(SHARED_SAFE, {**HA, "watchNamespaces": [watched]})
+        values = merged(SHARED_SAFE, {**HA, **POLICY_ON, "watchNamespaces": [watched]})
         with installed(cluster, namespace=namespace, values=values, directory=tmp_path) as rel:
             user = rel.service_account
             assert_allowed(cluster, user, watched)
@@ -298,6 +361,9 @@ def test_watch_namespaces_rbac_is_exactly_what_the_operator_needs(
                     ("list", "jobs.batch"),
                     ("list", SCHEDULES),
                     ("create", "jobs.batch"),
+                    ("list", "pods"),
+                    ("patch", "pods"),
+                    ("delete", "pods"),
                 )
             ]
             assert_answers(cluster, user, outside, yes=False)
@@ -309,6 +375,7 @@ def test_watch_namespaces_rbac_is_exactly_what_the_operator_needs(
                 labels={},
                 tmp_path=tmp_path,
             )
+            pod_writes_are_narrowed(cluster, user=user, namespace=watched)
 
 
 def test_cluster_wide_rbac_is_exactly_what_the_operator_needs(

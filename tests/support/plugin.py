@@ -12,10 +12,20 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jobwarden.cli.client import Gone
-from jobwarden.cli.errors import CliError
+from jobwarden.cli.errors import CliError, Forbidden
 from tests.support.schedules import PRINTER_COLUMNS
 
-COMMANDS = ("list", "describe", "preview", "run", "suspend", "resume", "terminate", "health")
+COMMANDS = (
+    "list",
+    "describe",
+    "preview",
+    "run",
+    "suspend",
+    "resume",
+    "terminate",
+    "health",
+    "can-i",
+)
 
 # ``kubectl jobwarden list``: kubectl's printer columns, with the phase after the schedule.
 LIST_COLUMNS = (*PRINTER_COLUMNS[:2], "PHASE", *PRINTER_COLUMNS[2:])
@@ -39,6 +49,9 @@ class FakeClient:
         namespace: str = "team",
         objects: list[dict[str, Any]] | None = None,
         watches: Sequence[list[Event] | type[Gone]] = (),
+        denied: frozenset[tuple[str, str]] = frozenset(),
+        refuse_patches: bool = False,
+        refuse_gets: bool = False,
     ) -> None:
         self.namespace = namespace
         self.server = "https://fake"
@@ -48,6 +61,12 @@ class FakeClient:
         self.listed: list[str | None] = []
         self.watch_calls: list[tuple[str, int, str | None]] = []
         self.clock = 0.0
+        # (verb, resource[/subresource]) the user may not do; the API server
+        # refuses every patch (or get) when told to, as RBAC or admission would.
+        self.denied = denied
+        self.refuse_patches = refuse_patches
+        self.refuse_gets = refuse_gets
+        self.reviews: list[dict[str, str]] = []
 
     def _find(self, namespace: str, name: str) -> dict[str, Any]:
         for obj in self.objects:
@@ -63,12 +82,22 @@ class FakeClient:
         return items, f"{len(self.listed)}0"
 
     def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any]:
+        if self.refuse_gets:
+            raise Forbidden(f'forbidden: cannot get jobschedules.jobwarden.io "{name}"')
         return self._find(namespace, name)
 
     def patch_schedule(self, *, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         obj = self._find(namespace, name)
+        if self.refuse_patches:
+            raise Forbidden(f'forbidden: cannot patch jobschedules.jobwarden.io "{name}" (server)')
         self.patches.append((namespace, name, patch))
         return obj
+
+    def may(self, attributes: dict[str, str]) -> bool:
+        self.reviews.append(dict(attributes))
+        sub = attributes.get("subresource")
+        resource = attributes["resource"] + (f"/{sub}" if sub else "")
+        return (attributes["verb"], resource) not in self.denied
 
     def list_events(self, *, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
         return []

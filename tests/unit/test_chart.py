@@ -206,7 +206,7 @@ def operator_roles(r: Rendered) -> list[dict[str, Any]]:
     return [
         d
         for d in r.all("ClusterRole") + r.all("Role")
-        if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit")
+        if d["metadata"]["name"] not in ("jobwarden-view", "jobwarden-edit", "jobwarden-admin")
         and not d["metadata"]["name"].endswith("-metrics-reader")
     ]
 
@@ -284,6 +284,8 @@ def test_default_render_objects(helm: Path) -> None:
         "ClusterRoleBinding",
         "Service",
         "Deployment",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     names = {(d["kind"], d["metadata"]["name"]) for d in r.docs}
     assert ("ClusterRole", "jobwarden-view") in names and ("ClusterRole", "jobwarden-edit") in names

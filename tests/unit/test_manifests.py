@@ -19,7 +19,14 @@ MANIFESTS = ROOT / "manifests"
 CRDS = ROOT / "crds"
 BUNDLE = MANIFESTS / render_manifests.BUNDLE
 NAMESPACE = "jobwarden-system"
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 
 
 def bundle_docs() -> list[dict[str, Any]]:
@@ -74,6 +81,8 @@ def test_bundle_contents() -> None:
         "ClusterRoleBinding",
         "Service",
         "Deployment",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     }
     assert "CustomResourceDefinition" not in kinds
     for d in docs:

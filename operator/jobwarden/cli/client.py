@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from jobwarden import labels
-from jobwarden.cli.errors import CliError
+from jobwarden.cli.errors import CliError, Forbidden
 from jobwarden.cli.kubeconfig import ConnectOptions, load_configuration, resolve_namespace
 
 __all__ = ["RESOURCE", "Client", "Gone", "connect"]
@@ -99,7 +99,7 @@ class Client:
         if status == 403:
             what = f'{target.resource} "{target.name}"' if target.name else target.resource
             said = f" (server: {message})" if message else ""
-            return CliError(f"forbidden: cannot {target.verb} {what} {target.where()}{said}")
+            return Forbidden(f"forbidden: cannot {target.verb} {what} {target.where()}{said}")
         if status == 401:
             return CliError(
                 f"unauthorized: the API server at {self.server} rejected the credentials"
@@ -161,6 +161,31 @@ class Client:
             dict(patch),
             _content_type=MERGE_PATCH,
         )
+
+    def may(self, attributes: Mapping[str, str]) -> bool:
+        """Whether the user may do what ``attributes`` say (a SelfSubjectAccessReview).
+
+        Any authenticated user may ask about themselves; with ``--as`` the
+        answer is the impersonated user's.
+        """
+        from kubernetes import client as k8s
+
+        target = _Target(
+            verb="create", resource="selfsubjectaccessreviews.authorization.k8s.io", namespace=None
+        )
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {"resourceAttributes": dict(attributes)},
+        }
+        response = self._call(
+            target,
+            k8s.AuthorizationV1Api(self._api).create_self_subject_access_review,
+            review,
+            _preload_content=False,
+            _request_timeout=self._timeout,
+        )
+        return (_json(response).get("status") or {}).get("allowed") is True
 
     def list_events(self, *, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
         """The Events about one JobSchedule (its actions and runs are recorded there)."""

@@ -8,6 +8,7 @@ and the spelling. It writes metadata and spec as the user, never status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import secrets
 import sys
 from collections.abc import Callable, Mapping
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from jobwarden import labels
+from jobwarden.cli.access import Ability, ability, can_i_report, can_i_table, forbidden_line
+from jobwarden.cli.access import permissions as all_permissions
 from jobwarden.cli.client import Client, connect
 from jobwarden.cli.describe import describe_text
-from jobwarden.cli.errors import CliError
+from jobwarden.cli.errors import CliError, Forbidden
 from jobwarden.cli.kubeconfig import ConnectOptions, resolve_namespace
 from jobwarden.cli.output import Console, as_list
 from jobwarden.cli.parser import connect_options
@@ -65,6 +68,7 @@ class App:
             "resume": self.cmd_resume,
             "terminate": self.cmd_terminate,
             "health": self.cmd_health,
+            "can-i": self.cmd_can_i,
         }
         return handlers[args.command](args)
 
@@ -169,19 +173,56 @@ class App:
             self.console.print(text)
         return 0
 
+    def cmd_can_i(self, args: argparse.Namespace) -> int:
+        client = self.client(args)
+        namespace, name = client.namespace, args.name
+        # A schedule that does not exist is an error; one the user may not read
+        # is not: the report says so.
+        with contextlib.suppress(Forbidden):
+            client.get_schedule(namespace=namespace, name=name)
+        answers = {
+            p: client.may(p.attributes(namespace=namespace, name=name)) for p in all_permissions()
+        }
+        report = can_i_report(answers, namespace=namespace, name=name)
+        if args.output:
+            doc = {"namespace": namespace, "name": name, "actions": report}
+            self.console.dump(doc, output=args.output)
+        else:
+            self.console.print("\n".join(can_i_table(report).lines()))
+        return 0
+
     # -- actions ----------------------------------------------------------------------------
 
-    def _annotate(
-        self, client: Client, name: str, values: Mapping[str, str | None]
+    def _act(
+        self, client: Client, name: str, patch: Mapping[str, Any], *, doing: Ability
     ) -> dict[str, Any]:
-        return client.patch_schedule(
-            namespace=client.namespace, name=name, patch={"metadata": {"annotations": dict(values)}}
-        )
+        """Patch the schedule; a refusal names the permission ``doing`` lacks."""
+        try:
+            return client.patch_schedule(namespace=client.namespace, name=name, patch=patch)
+        except Forbidden as exc:
+            try:
+                missing = [
+                    p
+                    for p in doing.needs
+                    if not client.may(p.attributes(namespace=client.namespace, name=name))
+                ]
+            except CliError:
+                raise exc from None  # cannot even ask: the server's refusal is the best answer
+            if not missing:
+                raise  # allowed by RBAC, refused by something else: its own words say why
+            line = forbidden_line(doing, missing=missing, namespace=client.namespace)
+            raise CliError(line) from exc
+
+    def _annotate(
+        self, client: Client, name: str, values: Mapping[str, str | None], *, doing: Ability
+    ) -> dict[str, Any]:
+        patch = {"metadata": {"annotations": dict(values)}}
+        return self._act(client, name, patch, doing=doing)
 
     def cmd_run(self, args: argparse.Namespace) -> int:
         client = self.client(args)
         token = _token(self.clock())
-        self._annotate(client, args.name, {labels.RUN_NOW_ANNOTATION: token})
+        self._annotate(client, args.name, {labels.RUN_NOW_ANNOTATION: token}, doing=ability("run"))
         self.console.print(
             f"{KIND_REF}/{args.name} run requested ({labels.RUN_NOW_ANNOTATION}={token})"
         )
@@ -189,9 +230,7 @@ class App:
 
     def cmd_suspend(self, args: argparse.Namespace) -> int:
         client = self.client(args)
-        client.patch_schedule(
-            namespace=client.namespace, name=args.name, patch={"spec": {"suspend": True}}
-        )
+        self._act(client, args.name, {"spec": {"suspend": True}}, doing=ability("suspend"))
         self.console.print(f"{KIND_REF}/{args.name} suspended")
         return 0
 
@@ -204,7 +243,7 @@ class App:
         token = _token(self.clock())
         if held:
             patch["metadata"] = {"annotations": {labels.RESUME_ANNOTATION: token}}
-        client.patch_schedule(namespace=client.namespace, name=args.name, patch=patch)
+        self._act(client, args.name, patch, doing=ability("lift-suspension" if held else "resume"))
         detail = (
             f" (lifting the operator's suspension: {labels.RESUME_ANNOTATION}={token})"
             if held
@@ -225,6 +264,7 @@ class App:
                 labels.TERMINATE_ANNOTATION: token,
                 labels.TERMINATE_GRACE_ANNOTATION: "0" if args.force else None,
             },
+            doing=ability("terminate-force" if args.force else "terminate"),
         )
         active = (updated.get("status") or {}).get("active") or []
         forced = ", pods force-deleted" if args.force else ""

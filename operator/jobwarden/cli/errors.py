@@ -7,7 +7,7 @@ one ``Error: ...`` line on stderr instead of a traceback.
 
 from __future__ import annotations
 
-__all__ = ["CliError"]
+__all__ = ["CliError", "Forbidden"]
 
 
 class CliError(Exception):
@@ -17,3 +17,11 @@ class CliError(Exception):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+class Forbidden(CliError):
+    """The API server refused a call (403): RBAC, or an admission policy.
+
+    A command that knows what its call needed catches it to name the
+    permission to ask for; elsewhere it is reported like any other error.
+    """

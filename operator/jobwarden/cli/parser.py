@@ -176,6 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command(
+        "can-i",
+        "List what you may do to a JobSchedule: each action and spec change, "
+        "and the permission to ask for where you may not.",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-o", "--output", choices=("json", "yaml"), help="print as json|yaml")
+
+    p = command(
         "health", "Summarize health: schedules by state, active, stale and recently failed runs."
     )
     p.add_argument("-A", "--all-namespaces", action="store_true", help="summarize every namespace")
