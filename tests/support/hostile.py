@@ -109,29 +109,31 @@ class Applied:
         return f"refused at apply: {self.message[:300]}"
 
 
-def _request(cluster: Cluster, method: str, path: str, body: str, content_type: str) -> Applied:
-    """One raw request: the body is sent as it is (JSON nested deeper than Python's
+def _request(
+    cluster: Cluster, method: str, path: str, body: str | dict[str, Any], content_type: str
+) -> Applied:
+    """One raw request. A ``str`` body is sent as it is (JSON nested deeper than Python's
     encoder goes, megabytes of it), as a tenant's own client would send it."""
+    query = [("fieldManager", FIELD_MANAGER)]
+    if content_type == "application/apply-patch+yaml":
+        query.append(("force", "true"))
+    api = cluster.api
+    method, url, headers, _, _ = api.param_serialize(
+        method,
+        path,
+        query_params=query,
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        auth_settings=["BearerToken"],
+    )
+    resp = api.call_api(method, url, header_params=headers, body=body, _request_timeout=60)
+    data = resp.read() or b""
+    if 200 <= resp.status < 300:
+        return Applied(True, "")
     try:
-        cluster.api.call_api(
-            path,
-            method,
-            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")]
-            if content_type == "application/apply-patch+yaml"
-            else [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
-            _request_timeout=60,
-        )
-    except client.ApiException as exc:
-        try:
-            message = str(json.loads(exc.body).get("message") or exc.body)
-        except (TypeError, ValueError):
-            message = str(exc.body or exc.reason)
-        return Applied(False, message)
-    return Applied(True, "")
+        message = str(json.loads(data).get("message") or data.decode(errors="replace"))
+    except (TypeError, ValueError, AttributeError):
+        message = data.decode(errors="replace")
+    return Applied(False, f"{resp.status}: {message}")
 
 
 def schedule_path(namespace: str, name: str, subresource: str = "") -> str:
@@ -162,7 +164,7 @@ def patch_status(cluster: Cluster, namespace: str, name: str, status: dict[str, 
         cluster,
         "PATCH",
         schedule_path(namespace, name, "status"),
-        json.dumps({"status": status}),
+        {"status": status},
         "application/merge-patch+json",
     )
 
