@@ -30,5 +30,6 @@ def pytest_runtest_makereport(
     if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
         return
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    reason = reason.removeprefix("Skipped: ")
     report.outcome = "failed"
     report.longrepr = f"skipped in CI (CI=true), which counts as a failure: {reason}"

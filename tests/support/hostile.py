@@ -207,8 +207,8 @@ def spec_report(
 
     Refused at apply naming ``field_path``; or ``Valid=False`` naming it; or,
     where the value is extreme but meaningful (``may_reconcile``), reconciled
-    like any schedule: a phase for the current generation and ``Valid`` not
-    False. An ``InternalError`` is no report for a spec: the field must be named.
+    like any schedule: a phase for the current generation, ``Valid`` and ``Ready``
+    not False. An ``InternalError`` is no report for a spec: the field must be named.
     """
     if not applied.accepted:
         return applied.names(field_path)
@@ -226,6 +226,7 @@ def spec_report(
             and last.get("observedGeneration") == want
             and last.get("phase") in ("Active", "Completed", "Suspended")
             and (valid or {}).get("status") != "False"
+            and (condition(last, "Ready") or {}).get("status") != "False"
         ):
             return f"reconciled: phase {last['phase']}, next run {last.get('nextRunTime')}"
         return None
