@@ -13,8 +13,9 @@ Two operator replicas share a leader Lease. During the run the script:
 * kills kube-apiserver and starts it again (kwokctl), kills etcd and starts
   it again, and stops kube-apiserver with SIGSTOP for 20 s (every connection
   hangs rather than fails), each once, at random moments in slots of their own;
-* plays the kubelet's liveness probe: each replica's /healthz is polled every
-  5 s, and a replica failing it 3 times in a row is SIGKILLed and restarted.
+* plays the kubelet's liveness probe with the chart's timing (initial delay,
+  period, failure threshold from charts/jobwarden/values.yaml): a replica
+  failing /healthz that many times in a row is SIGKILLed and restarted.
 
 Each schedule's Jobs complete at once (``completions: 0``, no pods), and the
 finished ones beyond one are deleted by the operator, so the soak also
@@ -48,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
 from audit import Request, audit_requests
 from common import ROOT, load, percentile, say, table
 from harness import Bench, create_schedules
@@ -64,8 +66,6 @@ from tests.cluster._faults import SeparateControlPlane
 SCHEDULE_LABEL = "jobwarden.io/schedule"
 SCHEDULED_TIME = "jobwarden.io/scheduled-time"
 LEASE = "jobwarden-soak"
-PROBE_PERIOD = 5.0
-PROBE_FAILURES = 3
 STALL_SECONDS = 20.0
 
 
@@ -177,15 +177,39 @@ class Replica:
             self.op.start(timeout=0.01)
 
 
-def kubelet(replicas: list[Replica], stop: threading.Event, events: list[str]) -> None:
-    """Restart exited replicas after 1-4 s; kill and restart one failing /healthz 3 times.
+@dataclass(frozen=True)
+class Probe:
+    """The chart's livenessProbe timing (charts/jobwarden/values.yaml), as a kubelet runs it."""
 
-    A started process gets 30 s before its probe counts (initialDelaySeconds).
-    """
+    initial_delay: float
+    period: float
+    failures: int
+
+    @classmethod
+    def from_chart(cls) -> Probe:
+        values = yaml.safe_load((ROOT / "charts" / "jobwarden" / "values.yaml").read_text())
+        probe = values["livenessProbe"]
+        return cls(
+            initial_delay=float(probe.get("initialDelaySeconds", 0)),
+            period=float(probe.get("periodSeconds", 10)),
+            failures=int(probe.get("failureThreshold", 3)),
+        )
+
+
+def kubelet(replicas: list[Replica], stop: threading.Event, events: list[str]) -> None:
+    """Restart an exited replica 1-4 s later; kill and restart one whose /healthz fails
+    ``failureThreshold`` probes in a row, probing as the chart's livenessProbe says."""
+    probe = Probe.from_chart()
     failures = dict.fromkeys((r.name for r in replicas), 0)
-    grace_until = dict.fromkeys((r.name for r in replicas), time.monotonic() + 30)
+    next_probe = dict.fromkeys((r.name for r in replicas), time.monotonic() + probe.initial_delay)
     exited_at: dict[str, float] = {}
-    while not stop.wait(PROBE_PERIOD if not exited_at else 0.5):
+
+    def restarted(r: Replica) -> None:
+        r.restart()
+        next_probe[r.name] = time.monotonic() + probe.initial_delay
+        failures[r.name] = 0
+
+    while not stop.wait(0.5):
         for r in replicas:
             now = time.monotonic()
             if not r.alive():
@@ -193,21 +217,20 @@ def kubelet(replicas: list[Replica], stop: threading.Event, events: list[str]) -
                 if now >= exited_at[r.name]:
                     del exited_at[r.name]
                     r.exit_restarts += 1
-                    r.restart()
-                    grace_until[r.name] = time.monotonic() + 30
-                    failures[r.name] = 0
+                    restarted(r)
                 continue
-            if now < grace_until[r.name]:
+            if now < next_probe[r.name]:
                 continue
+            next_probe[r.name] = now + probe.period
             failures[r.name] = 0 if r.op.healthy() else failures[r.name] + 1
-            if failures[r.name] >= PROBE_FAILURES:
-                events.append(f"{stamp()} liveness: {r.name} failed /healthz 3 times: restarted")
+            if failures[r.name] >= probe.failures:
+                events.append(
+                    f"{stamp()} liveness: {r.name} failed {probe.failures} probes: restarted"
+                )
                 say(events[-1])
                 r.kill()
                 r.liveness_restarts += 1
-                r.restart()
-                grace_until[r.name] = time.monotonic() + 30
-                failures[r.name] = 0
+                restarted(r)
 
 
 def stamp() -> str:
@@ -242,6 +265,9 @@ def faults(
             time.sleep(STALL_SECONDS)  # the fault's length
         finally:
             os.kill(pid, signal.SIGCONT)
+        # kube-controller-manager and kube-scheduler exit when they cannot renew their
+        # own leases; on a node the kubelet starts them again.
+        plane.start()
 
     actions: list[tuple[str, Callable[[], None]]] = [
         ("SIGKILL a replica", kill_replica) for _ in range(kills)

@@ -23,6 +23,7 @@ from tests.support.hostile import (
     RecordProperty,
     arena,
     hostile_schedule,
+    suspended_job,
     suspended_template,
 )
 from tests.support.kube import Cluster, Timeout, wait_for
@@ -84,12 +85,7 @@ def test_namespace_of_many_schedules_deleted(
             hostile_schedule(f"s{i:03d}", runAt="2099-01-01T00:00:00Z") for i in range(count)
         ]
         jobs = [
-            {
-                "apiVersion": "batch/v1",
-                "kind": "Job",
-                "metadata": {"name": f"s{i:03d}-old", "labels": {SCHEDULE_LABEL: f"s{i:03d}"}},
-                **suspended_template(),
-            }
+            suspended_job(f"s{i:03d}-old", labels={SCHEDULE_LABEL: f"s{i:03d}"})
             for i in range(count)
         ]
         _apply_many(cluster, a.hostile, schedules + jobs)
@@ -193,6 +189,7 @@ def test_api_server_paused_with_sigstop(
         finally:
             os.kill(pid, signal.SIGCONT)
         resumed = time.monotonic()
+        plane.start()  # what exited meanwhile (controller-manager, scheduler), as a kubelet would
         a.prove(lambda: _ran_once_after(a, resumed))
 
 
@@ -203,6 +200,7 @@ def test_etcd_restarted(
     """etcd is SIGKILLed and started again as kwokctl starts it. The operator goes on:
     runs due in the outage start once, the victim runs on time and answers run-now."""
     plane = chaos_plane
+    plane.start()  # whatever an earlier fault left stopped
     with arena(plane.cluster, "etcd", tmp_path, record_property, cluster_name=plane.name) as a:
         kill_at = seconds_ahead(4)
         _due_during_fault(a, kill_at + timedelta(seconds=3))

@@ -25,6 +25,7 @@ from tests.support.hostile import (
     hostile_schedule,
     patch_status,
     spec_report,
+    suspended_job,
     suspended_template,
     warning_event,
 )
@@ -292,13 +293,7 @@ def test_job_squatting_a_runs_name_is_reported_not_adopted(
     with arena(cluster, "squatter", tmp_path, record_property) as a:
         due = seconds_ahead(6)
         name = job_name(schedule="squatted", scheduled=due, trigger="Schedule")
-        squatter = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"name": name},
-            **suspended_template(),
-        }
-        assert a.apply(squatter).accepted
+        assert a.apply(suspended_job(name)).accepted
         a.apply(hostile_schedule("squatted", runAt=rfc3339(due)))
 
         def report() -> str:
@@ -404,19 +399,23 @@ def test_job_forged_as_owned_by_the_schedule(
         uid = wait_for(
             lambda: a.cluster.schedule(a.hostile, "forged")["metadata"]["uid"], timeout=10
         )
-        forged = {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {
-                "name": "forged-x-not-a-run",
-                "labels": {SCHEDULE_LABEL: "forged", TRIGGER_LABEL: "Schedule",
-                           "jobwarden.io/scheduled-at": "garbage"},
-                "annotations": {SCHEDULED_TIME_ANNOTATION: "not a time at all"},
-                "ownerReferences": [{"apiVersion": "jobwarden.io/v1alpha1", "kind": "JobSchedule",
-                                     "name": "forged", "uid": uid, "controller": True}],
+        owner = {
+            "apiVersion": "jobwarden.io/v1alpha1",
+            "kind": "JobSchedule",
+            "name": "forged",
+            "uid": uid,
+            "controller": True,
+        }
+        forged = suspended_job(
+            "forged-x-not-a-run",
+            labels={
+                SCHEDULE_LABEL: "forged",
+                TRIGGER_LABEL: "Schedule",
+                "jobwarden.io/scheduled-at": "garbage",
             },
-            **suspended_template(),
-        }  # fmt: skip
+            annotations={SCHEDULED_TIME_ANNOTATION: "not a time at all"},
+            ownerReferences=[owner],
+        )
         assert a.apply(forged).accepted
 
         def report() -> str:
