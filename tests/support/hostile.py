@@ -314,10 +314,12 @@ class Arena:
         self.findings.check("operator alive and healthy", self._alive)
 
     def _victim_jobs(self, trigger: str) -> list[Any]:
+        """The victim schedule's Jobs of ``trigger`` (a case may add more to its namespace)."""
         return [
             j
             for j in self.recorders[self.victim].snapshot()
             if j.body["metadata"].get("labels", {}).get(TRIGGER_LABEL) == trigger
+            and j.body["metadata"].get("labels", {}).get(SCHEDULE_LABEL) == "victim"
         ]
 
     def _on_time(self, due: datetime) -> str:
