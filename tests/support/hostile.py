@@ -434,8 +434,8 @@ def arena(
             log_path=tmp_path / "operator.log",
             extra_env=extra_env,
         )
+        stack.callback(proc.stop)  # also when it never became healthy
         proc.start()
-        stack.callback(proc.stop)
         found = Arena(cluster, hostile, victim, proc, mark, recorders)
         yield found
         record("findings", found.findings.summary())
