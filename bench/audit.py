@@ -34,6 +34,8 @@ class Request:
     verb: str
     resource: str
     user_agent: str
+    name: str = ""  # the object's name, if the request named one
+    code: int = 0  # the response's status code
 
 
 def audit_requests(
@@ -63,9 +65,15 @@ def audit_requests(
             resource = ref.get("resource", entry.get("requestURI", "?"))
             if ref.get("subresource"):
                 resource += "/" + ref["subresource"]
-            seen.setdefault(
-                entry["auditID"],
-                Request(received, entry.get("verb", "?"), resource, entry.get("userAgent", "")),
+            if entry["auditID"] in seen and entry.get("stage") != "ResponseComplete":
+                continue  # the last stage logged carries the response code
+            seen[entry["auditID"]] = Request(
+                received,
+                entry.get("verb", "?"),
+                resource,
+                entry.get("userAgent", ""),
+                name=ref.get("name", ""),
+                code=int((entry.get("responseStatus") or {}).get("code") or 0),
             )
         end = f.tell()
     return sorted(seen.values(), key=lambda r: r.received), end

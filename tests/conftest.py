@@ -20,6 +20,9 @@ from tests.support.operator import OperatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# In CI every skip fails the run: see tests/support/ci_skips.py.
+pytest_plugins = ("tests.support.ci_skips",)
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     cluster_dir = ROOT / "tests" / "cluster"

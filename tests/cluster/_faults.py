@@ -201,8 +201,8 @@ class AuditMark:
     offset: int
 
 
-def audit_mark(cluster: Cluster) -> AuditMark | None:
-    path = audit_path(cluster)
+def audit_mark(cluster: Cluster, *, cluster_name: str | None = None) -> AuditMark | None:
+    path = audit_path(cluster, cluster_name=cluster_name)
     if path is None:
         return None
     st = path.stat()
