@@ -48,11 +48,20 @@ BASE_SPEC: dict[str, Any] = {
 WHEN = ("schedule", "runAt", "every")
 
 
+# Below these, jobTemplate is Kubernetes' own JobTemplateSpec (hack/job-template-schema.py),
+# documented by `kubectl explain` rather than here.
+KUBERNETES_TYPED = ("spec.jobTemplate.metadata", "spec.jobTemplate.spec.template")
+
+
 def fields(node: Mapping[str, Any], path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """Every (path, schema) below ``node``; ``[]`` marks the items of an array of objects."""
     for name, child in (node.get("properties") or {}).items():
         here = f"{path}.{name}"
+        if path.startswith("spec.jobTemplate.spec") and here != "spec.jobTemplate.spec.template":
+            continue
         yield here, child
+        if here in KUBERNETES_TYPED:
+            continue
         yield from fields(child, here)
         items = child.get("items") or {}
         if items.get("properties"):
