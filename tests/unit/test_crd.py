@@ -326,7 +326,8 @@ def test_job_template_schema_is_generated() -> None:
     """The jobTemplate block is what hack/job-template-schema.py makes of the saved OpenAPI.
 
     The cluster test compares it with the live API server's; this one needs the Go module
-    cache, where the control plane's build puts the Kubernetes sources.
+    cache, where the control plane's build puts the Kubernetes sources (as helm, whose
+    absence fails tests/unit/test_chart.py the same way).
     """
     script = CRD_PATH.parents[1] / "hack" / "job-template-schema.py"
     loaded = importlib.util.spec_from_file_location("job_template_schema", script)
@@ -336,7 +337,10 @@ def test_job_template_schema_is_generated() -> None:
     try:
         openapi = module.load_openapi(None)
     except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"no Kubernetes OpenAPI document in the Go module cache: {exc}")
+        pytest.fail(
+            f"no Kubernetes OpenAPI document in the Go module cache ({exc}); "
+            "build the control plane: `bash tests/controlplane/cluster.sh build`"
+        )
     text = CRD_PATH.read_text()
     assert module.generate(openapi, text) == text, "run: python hack/job-template-schema.py"
 

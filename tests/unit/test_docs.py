@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from jobwarden import labels, settings
-from jobwarden.api.spec import parse_spec
+from jobwarden.schedule.checks import load_spec
 from jobwarden.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,7 +158,7 @@ def test_spec_field_has_an_example_the_operator_accepts(path: str) -> None:
     assert isinstance(fragment, dict), f"{path}: the example is not a spec fragment"
     assert _holds(fragment, path.split(".")[1:]), f"{path}: the example does not set it"
     base = {k: v for k, v in BASE_SPEC.items() if not (k in WHEN and set(WHEN) & set(fragment))}
-    parse_spec(_deep_merge(base, fragment))
+    load_spec(_deep_merge(base, fragment))
 
 
 def test_printer_columns_labels_and_annotations_are_explained() -> None:

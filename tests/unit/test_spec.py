@@ -16,6 +16,7 @@ from jobwarden.api.spec import (
     parse_duration,
     parse_spec,
 )
+from jobwarden.runs.naming import is_dns_label, job_name
 from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.walltime import parse_instant
 
@@ -361,9 +362,14 @@ def test_at_the_bounds_is_valid_and_plannable(raw: dict[str, Any]) -> None:
 
     parsed = load_spec(raw)
     timeline = build_timeline(parsed, key="ns/x", created=datetime(2026, 1, 1, tzinfo=UTC))
+    found = []
     for moment in (datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)):
-        timeline.next_after(moment)
-        timeline.last_at_or_before(moment)
+        found += [timeline.next_after(moment), timeline.last_at_or_before(moment)]
+    runs = [run for run in found if run is not None]
+    assert runs, "a spec at the bounds still runs at some time"
+    # Every run it can reach still gets a Job name (names hold until the year 3870).
+    names = [job_name(schedule="x", scheduled=run, trigger="Schedule") for run in runs]
+    assert all(is_dns_label(name) for name in names), names
 
 
 @pytest.mark.parametrize(

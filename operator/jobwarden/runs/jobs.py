@@ -163,9 +163,6 @@ class JobObservation:
         return max(0.0, (self.finish_time - self.start_time).total_seconds())
 
 
-JobView = JobObservation
-
-
 def _get(mapping: Mapping[str, Any], camel: str) -> Any:
     """``mapping[camel]``, or its snake_case twin (bodies from ``to_dict()``)."""
     if camel in mapping:
