@@ -22,8 +22,8 @@ import pytest
 import yaml
 
 from jobwarden import labels, settings
-from jobwarden.schedule.checks import load_spec
 from jobwarden.cli.main import build_parser
+from jobwarden.schedule.checks import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

@@ -95,7 +95,7 @@ def test_parse_deadline_seconds(value: str, expected: timedelta) -> None:
 
 @pytest.mark.parametrize("value", ["", "0", "-5", "1.5", "6h", "315360001", "9" * 40, "\u0661"])
 def test_parse_deadline_seconds_rejects_naming_the_annotation(value: str) -> None:
-    with pytest.raises(ValueError, match="^jobwarden.io/stale-deadline-seconds: "):
+    with pytest.raises(ValueError, match=r"^jobwarden\.io/stale-deadline-seconds: "):
         parse_deadline_seconds(value)
 
 
