@@ -587,20 +587,23 @@ def test_replicas_without_leader_election_fails_in_schema_and_template(helm: Pat
 
 
 @pytest.mark.parametrize(
-    "values",
+    ("values", "field"),
     [
-        {"logFormat": "xml"},
-        {"staleAfter": "6 hours"},
-        {"sweepInterval": 60},
-        {"unhealthyAfter": 0},
-        {"replicass": 1},
-        {"watchNamespaces": ["Not_A_Namespace"]},
-        {"watchNamespaces": ["a", "a"]},
-        {"image": {"digest": "latest"}},
+        ({"logFormat": "xml"}, "logFormat"),
+        ({"staleAfter": "6 hours"}, "staleAfter"),
+        ({"sweepInterval": 60}, "sweepInterval"),
+        ({"unhealthyAfter": 0}, "unhealthyAfter"),
+        ({"replicass": 1}, "replicass"),
+        ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
+        ({"watchNamespaces": ["a", "a"]}, "watchNamespaces"),
+        ({"image": {"digest": "latest"}}, "digest"),
     ],
 )
-def test_schema_refuses_bad_values(helm: Path, values: dict[str, Any]) -> None:
-    template_error(helm, values)
+def test_schema_refuses_bad_values(helm: Path, values: dict[str, Any], field: str) -> None:
+    """Refused by values.schema.json, with an error naming the bad value's field."""
+    err = template_error(helm, values)
+    assert "don't meet the specifications of the schema" in err, err
+    assert field in err.split("schema", 1)[1], err
 
 
 def test_zero_replicas_is_allowed(helm: Path) -> None:
