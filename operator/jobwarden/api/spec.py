@@ -65,8 +65,6 @@ MAX_TEMPLATE_DEPTH: Final = 64
 
 # Integers are strict: lax mode would turn ``true`` into 1 and "3" into 3,
 # hiding mistakes the user should see.
-_Positive = Annotated[int, Field(strict=True, ge=1)]
-_NonNegative = Annotated[int, Field(strict=True, ge=0)]
 _Limit = Annotated[int, Field(strict=True, ge=0, le=MAX_LIMIT)]
 _DateTimeText = Annotated[str, Field(max_length=MAX_DATE_TIME_LENGTH)]
 
