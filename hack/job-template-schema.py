@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Type ``spec.jobTemplate`` in the CRD with the real batch/v1 JobTemplateSpec schema.
 
-    python hack/job-template-schema.py                 # from the Go module cache
+    python hack/job-template-schema.py --from-cluster  # from the API server KUBECONFIG names
     python hack/job-template-schema.py --openapi FILE  # from a saved /openapi/v3/apis/batch/v1
-    python hack/job-template-schema.py --check         # exit 1 if the CRD is out of date
+    python hack/job-template-schema.py                 # from the Go module cache
+    python hack/job-template-schema.py --check ...     # exit 1 if the CRD is out of date
 
 The source is the OpenAPI v3 document of the Kubernetes version the control
-plane is built from (k8s.io/kubernetes@VERSION/api/openapi-spec/v3 in the Go
-module cache); tests/cluster/test_job_template_schema.py compares the result
-with what the live API server serves. The conversion makes the schema
-structural, as a CRD must be:
+plane is built from. The CRD holds what the API server serves (it carries
+the enums of fields such as restartPolicy, which the copy in the Go module
+cache, k8s.io/kubernetes@VERSION/api/openapi-spec/v3, lacks);
+tests/cluster/test_admission_bounds.py compares it with the live API
+server's, and tests/unit/test_crd.py with the module cache's, apart from
+enums and descriptions. The conversion makes the schema structural, as a
+CRD must be:
 
 * ``$ref`` (and ``allOf: [$ref]``) are inlined; the outer description wins;
 * IntOrString and Quantity become ``x-kubernetes-int-or-string`` (Quantity
@@ -170,17 +174,30 @@ def first_sentence(text: str) -> str:
     return " ".join((match.group(1) if match else paragraph).split())
 
 
-def load_openapi(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        gomodcache = subprocess.run(
-            ["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True
-        ).stdout.strip()
-        path = (
-            Path(os.environ.get("GOMODCACHE") or gomodcache)
-            / f"k8s.io/kubernetes@{KUBERNETES_VERSION}"
-            / "api/openapi-spec/v3/apis__batch__v1_openapi.json"
-        )
-    loaded: dict[str, Any] = json.loads(path.read_text())
+def load_openapi(path: Path | None, *, from_cluster: bool = False) -> dict[str, Any]:
+    """The batch/v1 OpenAPI document: from a file, the cluster, or the Go module cache."""
+    if from_cluster:
+        text = subprocess.run(
+            ["kubectl", "get", "--raw", "/openapi/v3/apis/batch/v1"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    else:
+        if path is None:
+            gomodcache = (
+                os.environ.get("GOMODCACHE")
+                or subprocess.run(
+                    ["go", "env", "GOMODCACHE"], check=True, capture_output=True, text=True
+                ).stdout.strip()
+            )
+            path = (
+                Path(gomodcache)
+                / f"k8s.io/kubernetes@{KUBERNETES_VERSION}"
+                / "api/openapi-spec/v3/apis__batch__v1_openapi.json"
+            )
+        text = path.read_text()
+    loaded: dict[str, Any] = json.loads(text)
     return loaded
 
 
@@ -214,8 +231,9 @@ _Dumper.add_representer(str, _str)
 
 
 def render_block(node: dict[str, Any]) -> str:
+    # Keys sorted: the API server and the module cache list them in different orders.
     text = yaml.dump(
-        {"jobTemplate": node}, Dumper=_Dumper, sort_keys=False, width=100, allow_unicode=True
+        {"jobTemplate": node}, Dumper=_Dumper, sort_keys=True, width=100, allow_unicode=True
     )
     pad = " " * BLOCK_INDENT
     return "".join(pad + line if line.strip() else line for line in text.splitlines(True))
@@ -238,7 +256,7 @@ def replace_block(crd_text: str, block: str) -> str:
 
 
 def generate(openapi: dict[str, Any], crd_text: str) -> str:
-    crd = yaml.safe_load(crd_text)
+    crd = yaml.load(crd_text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
     node = job_template_schema(openapi, crd_node=spec["properties"]["jobTemplate"])
     return replace_block(crd_text, render_block(node))
@@ -247,10 +265,13 @@ def generate(openapi: dict[str, Any], crd_text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--openapi", type=Path, help="an /openapi/v3/apis/batch/v1 document")
+    parser.add_argument(
+        "--from-cluster", action="store_true", help="read it from the API server (kubectl)"
+    )
     parser.add_argument("--check", action="store_true", help="fail if the CRD is out of date")
     args = parser.parse_args(argv)
     current = CRD.read_text()
-    wanted = generate(load_openapi(args.openapi), current)
+    wanted = generate(load_openapi(args.openapi, from_cluster=args.from_cluster), current)
     if args.check:
         if wanted != current:
             print(f"{CRD.relative_to(ROOT)} is out of date: run {sys.argv[0]}", file=sys.stderr)

@@ -66,7 +66,7 @@ CRON_MACROS = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnig
 
 def crd_schema(part: str) -> dict[str, Any]:
     """``openAPIV3Schema.properties[part]`` of the CRD as it is in crds/."""
-    crd = yaml.safe_load(CRD.read_text())
+    crd = yaml.load(CRD.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     node: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     return copy.deepcopy(node["properties"][part])
 
