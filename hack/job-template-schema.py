@@ -18,8 +18,6 @@ CRD must be:
 * ``$ref`` (and ``allOf: [$ref]``) are inlined; the outer description wins;
 * IntOrString and Quantity become ``x-kubernetes-int-or-string`` (Quantity
   keeps its pattern, as controller-gen writes it);
-* ObjectMeta keeps ``labels`` and ``annotations`` (all a template's metadata
-  means to the operator and the Job controller); the rest is pruned;
 * defaults are dropped (the Job API applies them when the Job is created),
   except those of list-map keys, which a CRD requires;
 * markers a CRD refuses (patch strategies, unions, group-version-kind,
@@ -28,7 +26,7 @@ CRD must be:
   their first sentence below it (``kubectl explain cronjob.spec.jobTemplate``
   has the rest). With every description whole the CRD is about 320 KB of
   JSON, over the 256 KiB that ``kubectl apply``'s last-applied annotation may
-  hold; this way it is about 175 KB (figures in docs/api.md).
+  hold; this way it is about 195 KB (figures in docs/api.md).
 
 Then ``python hack/render-manifests.py`` copies the CRD into the chart and
 manifests/.
@@ -51,16 +49,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CRD = ROOT / "crds" / "jobschedules.jobwarden.io.yaml"
 KUBERNETES_VERSION = "v1.34.4"
 ROOT_SCHEMA = "io.k8s.api.batch.v1.JobTemplateSpec"
-OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 INT_OR_STRING = "io.k8s.apimachinery.pkg.util.intstr.IntOrString"
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
     r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
-META_KEPT = ("labels", "annotations")
 # Schemas whose fields keep their whole descriptions (see the module docstring for why not all).
-DESCRIBED = frozenset({"JobTemplateSpec", "JobSpec", "PodTemplateSpec", "ObjectMeta"})
+DESCRIBED = frozenset({"JobTemplateSpec", "JobSpec", "PodTemplateSpec"})
 # What a CRD's JSONSchemaProps accepts from the OpenAPI document, and nothing else.
 KEPT = frozenset(
     {
@@ -110,11 +106,6 @@ class Converter:
                     "x-kubernetes-int-or-string": True,
                 }
             return out
-        if name == OBJECT_META:
-            source = {
-                **source,
-                "properties": {k: source["properties"][k] for k in META_KEPT},
-            }
         described = name.rsplit(".", 1)[-1] in self.described
         out = self.node(source, stack=(*stack, name), described=described)
         out.pop("description", None)  # the field that holds it describes it

@@ -66,7 +66,7 @@ def _garbage_manifest() -> dict[str, Any]:
     manifest = schedule("garbage", schedule="0 0 1 1 *")
     template = manifest["spec"]["jobTemplate"]
     template["garbage"] = _nested(200)
-    template["metadata"] = {"labels": {"team": "a"}, "finalizers": ["x"], "junk": _nested(50)}
+    template["metadata"] = {"labels": {"team": "a"}, "junk": _nested(50)}
     template["spec"]["notAJobField"] = {"a": 1}
     pod_spec = template["spec"]["template"]["spec"]
     pod_spec["containers"][0]["deep"] = _nested(500)
@@ -83,7 +83,7 @@ def test_garbage_in_the_template_is_refused_by_kubectl_naming_each_field(
     assert result.returncode != 0, result.stdout
     for field in (
         "spec.jobTemplate.garbage",
-        "spec.jobTemplate.metadata.finalizers",
+        "spec.jobTemplate.metadata.junk",
         "spec.jobTemplate.spec.notAJobField",
         "spec.jobTemplate.spec.template.spec.containers[0].deep",
         "spec.jobTemplate.spec.template.spec.volumes[0].emptyDir.junk",
