@@ -8,7 +8,9 @@ explain), mismatched enums, types, required fields and defaults.
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
 import types
 import typing
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -20,6 +22,7 @@ import yaml
 from pydantic import AwareDatetime, BaseModel
 
 from jobwarden import labels
+from jobwarden.api import spec as spec_module
 from jobwarden.api.status import (
     MESSAGE_LIMIT,
     Condition,
@@ -29,13 +32,15 @@ from jobwarden.api.status import (
     parse_time,
 )
 
+# libyaml when present: the CRD is 400 KB of YAML, 5 s to read in pure Python.
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "jobschedules.jobwarden.io.yaml"
 Nodes = dict[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
 def crd() -> dict[str, Any]:
-    loaded = yaml.safe_load(CRD_PATH.read_text())
+    loaded = yaml.load(CRD_PATH.read_text(), Loader=LOADER)
     assert isinstance(loaded, dict)
     return loaded
 
@@ -204,14 +209,12 @@ def test_status_matches_models(root: dict[str, Any]) -> None:
 
 
 def test_spec_matches_models(root: dict[str, Any]) -> None:
-    spec_module = pytest.importorskip("jobwarden.api.spec")
     compare(root["properties"]["spec"], spec_module.JobScheduleSpec)
 
 
 def test_spec_defaults_match_models(root: dict[str, Any]) -> None:
-    spec_module = pytest.importorskip("jobwarden.api.spec")
     fields = model_fields(spec_module.JobScheduleSpec)
-    nodes = schema_nodes(root["properties"]["spec"])
+    nodes = _own_nodes(root)
     defaulted = {p: n["default"] for p, n in nodes.items() if "default" in n}
     assert set(defaulted) >= {"timeZone", "concurrencyPolicy", "suspend", "every.times"}
     for path, default in defaulted.items():
@@ -227,13 +230,56 @@ def test_every_property_is_described(root: dict[str, Any]) -> None:
             assert node.get("description", "").strip(), f"{part}.{path} has no description"
 
 
-def test_lists_and_strings_with_rules_are_bounded(root: dict[str, Any]) -> None:
-    """CEL cost is estimated from maxItems/maxLength: unbounded input fails the CRD."""
-    for path, node in schema_nodes(root["properties"]["spec"]).items():
+def _own_nodes(root: dict[str, Any]) -> Nodes:
+    """The spec's own fields: jobTemplate's are Kubernetes' (hack/job-template-schema.py)."""
+    nodes = schema_nodes(root["properties"]["spec"])
+    return {p: n for p, n in nodes.items() if not p.startswith("jobTemplate.")}
+
+
+def test_every_field_is_bounded(root: dict[str, Any]) -> None:
+    """Every number, list and string has a maximum (CEL cost is estimated from them too)."""
+    for path, node in _own_nodes(root).items():
         if node["type"] == "array":
             assert "maxItems" in node, path
+            node = node["items"]
         if node["type"] == "string" and "enum" not in node:
             assert "maxLength" in node, path
+        if node["type"] == "integer":
+            assert "maximum" in node and "minimum" in node, path
+
+
+def _model_bounds(info: Any) -> dict[str, int]:
+    """The le/max_length constraints of a model field, wherever its type annotates them."""
+    metadata = list(info.metadata)
+    for inner in get_args(info.annotation) or (info.annotation,):
+        metadata += getattr(inner, "__metadata__", ())
+    metadata += [m for item in metadata for m in getattr(item, "metadata", ())]
+    found: dict[str, int] = {}
+    for item in metadata:
+        for attr, key in (("le", "maximum"), ("max_length", "max")):
+            if getattr(item, attr, None) is not None:
+                found[key] = getattr(item, attr)
+    return found
+
+
+def test_maxima_match_models(root: dict[str, Any]) -> None:
+    """The CRD's maximum/maxLength/maxItems are the models' le/max_length, field by field."""
+    fields = model_fields(spec_module.JobScheduleSpec)
+    checked = 0
+    for path, node in _own_nodes(root).items():
+        if path not in fields or node["type"] == "object":
+            continue
+        model = _model_bounds(fields[path][1])
+        crd = {"maximum": node.get("maximum"), "max": node.get("maxItems", node.get("maxLength"))}
+        crd = {k: v for k, v in crd.items() if v is not None}
+        if node["type"] == "string" and "enum" in node:
+            continue
+        if node["type"] == "array" and "max" in model:
+            assert model["max"] == crd["max"], path
+        else:
+            assert model == crd, f"{path}: model {model} != CRD {crd}"
+        checked += 1
+    assert checked >= 15
 
 
 def test_conditions_are_a_map_keyed_on_type(root: dict[str, Any]) -> None:
@@ -260,12 +306,61 @@ def test_cel_rules_have_messages(root: dict[str, Any]) -> None:
         assert rule["message"].split(":")[0].startswith(("spec", "every")), rule["message"]
 
 
-def test_job_template_is_open(root: dict[str, Any]) -> None:
+def test_job_template_is_typed_to_the_last_field(root: dict[str, Any]) -> None:
+    """No part of jobTemplate keeps unknown fields: garbage is pruned, nesting is bounded."""
     template = root["properties"]["spec"]["properties"]["jobTemplate"]
     assert "jobTemplate" in root["properties"]["spec"]["required"]
-    assert template["type"] == "object"
-    for part in ("metadata", "spec"):
-        assert template["properties"][part]["x-kubernetes-preserve-unknown-fields"] is True
+    assert template["required"] == ["spec"]
+    nodes = schema_nodes(template)
+    assert len(nodes) > 500, len(nodes)
+    for path, node in nodes.items():
+        assert "x-kubernetes-preserve-unknown-fields" not in node, path
+        assert "$ref" not in node and "allOf" not in node, path
+        assert "type" in node or node.get("x-kubernetes-int-or-string") is True, path
+    containers = nodes["spec.template.spec.containers"]
+    assert containers["items"]["required"] == ["name"]
+    assert nodes["spec.template.spec.containers[].ports[].protocol"]["default"] == "TCP"
+    limits = nodes["spec.template.spec.containers[].resources.limits"]["additionalProperties"]
+    assert limits["x-kubernetes-int-or-string"] is True and "pattern" in limits
+    # A CronJob's template metadata is a whole ObjectMeta; the operator reads labels and
+    # annotations, and a name or namespace stays admitted (and ignored) as there.
+    assert {"labels", "annotations", "name", "namespace"} <= set(nodes["metadata"]["properties"])
+
+
+def _structure(node: Any) -> Any:
+    """A schema without its words: descriptions and enums (which the module cache's copy of
+    the OpenAPI lacks and the API server serves)."""
+    if isinstance(node, dict):
+        return {k: _structure(v) for k, v in node.items() if k not in ("description", "enum")}
+    if isinstance(node, list):
+        return [_structure(v) for v in node]
+    return node
+
+
+def test_job_template_schema_is_generated(root: dict[str, Any]) -> None:
+    """The jobTemplate block is what hack/job-template-schema.py makes of Kubernetes' OpenAPI.
+
+    The cluster test compares it, words and all, with the live API server's; this one, with
+    the copy in the Go module cache (where the control plane's build puts the Kubernetes
+    sources, as it puts helm, whose absence fails tests/unit/test_chart.py the same way).
+    """
+    script = CRD_PATH.parents[1] / "hack" / "job-template-schema.py"
+    loaded = importlib.util.spec_from_file_location("job_template_schema", script)
+    assert loaded is not None and loaded.loader is not None
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    try:
+        openapi = module.load_openapi(None)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.fail(
+            f"no Kubernetes OpenAPI document in the Go module cache ({exc}); "
+            "build the control plane: `bash tests/controlplane/cluster.sh build`"
+        )
+    generated = yaml.load(module.generate(openapi, CRD_PATH.read_text()), Loader=LOADER)
+    (version,) = generated["spec"]["versions"]
+    made = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["jobTemplate"]
+    kept = root["properties"]["spec"]["properties"]["jobTemplate"]
+    assert _structure(made) == _structure(kept), "run: python hack/job-template-schema.py"
 
 
 def test_printer_columns_point_at_schema(version: dict[str, Any], root: dict[str, Any]) -> None:
@@ -335,7 +430,6 @@ def test_patterns(root: dict[str, Any], path: str, good: list[str], bad: list[st
 
 
 def test_stale_after_pattern_agrees_with_parser(root: dict[str, Any]) -> None:
-    spec_module = pytest.importorskip("jobwarden.api.spec")
     pattern = _pattern(root, "staleAfter")
     for text in ["90m", "6h", "1h30m", "1.5h", "2d", "45s", "0s", "10", "1w", "5 m", "1h1h"]:
         try:

@@ -18,7 +18,7 @@ from jobwarden.labels import (
     STALE_DEADLINE_ANNOTATION,
     TRIGGER_LABEL,
 )
-from jobwarden.runs.jobs import JobObservation, JobView, build_job, observe_job
+from jobwarden.runs.jobs import JobObservation, build_job, observe_job
 
 T0 = datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
 
@@ -198,7 +198,45 @@ def test_observe_running() -> None:
         stale_deadline=False,
     )
     assert not obs.finished and obs.duration_seconds is None
-    assert JobView is JobObservation
+
+
+# Labels, annotations and timestamps on a Job can be written by anyone who may edit it.
+# (case, status, annotations, labels, the scheduled time read): 1711848600 is T0.
+HOSTILE_TIMES: list[tuple[str, dict[str, Any], dict[str, str], dict[str, str], datetime | None]] = [
+    ("scheduled-time at the end of the calendar", {},
+     {SCHEDULED_TIME_ANNOTATION: "9999-12-31T23:59:59-05:00"},
+     {SCHEDULED_AT_LABEL: "1711848600"}, T0),
+    ("scheduled-time at the start of the calendar", {},
+     {SCHEDULED_TIME_ANNOTATION: "0001-01-01T00:00:00+05:00"},
+     {SCHEDULED_AT_LABEL: "1711848600"}, T0),
+    ("epoch label past any calendar", {},
+     {SCHEDULED_TIME_ANNOTATION: "garbage"}, {SCHEDULED_AT_LABEL: "9" * 60}, None),
+    ("epoch label in other digits", {},
+     {SCHEDULED_TIME_ANNOTATION: "garbage"}, {SCHEDULED_AT_LABEL: "\u0661\u0662"}, None),
+    ("startTime overflowing", {"startTime": "9999-12-31T23:59:59-01:00"}, {}, {}, T0),
+    ("completionTime overflowing",
+     {"completionTime": "0001-01-01T00:00:00+01:00",
+      "conditions": [{"type": "Complete", "status": "True",
+                      "lastTransitionTime": "9999-12-31T23:59:59-01:00"}]}, {}, {}, T0),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "annotations", "label_values", "scheduled"),
+    HOSTILE_TIMES,
+    ids=[c[0] for c in HOSTILE_TIMES],
+)
+def test_observe_ignores_times_past_the_calendar(
+    case: str,
+    status: dict[str, Any],
+    annotations: dict[str, str],
+    label_values: dict[str, str],
+    scheduled: datetime | None,
+) -> None:
+    body = job_body(status, **annotations)
+    body["metadata"]["labels"].update(label_values)
+    obs = observe_job(body)
+    assert (obs.scheduled_time, obs.start_time, obs.finish_time) == (scheduled, None, None)
 
 
 def test_observe_succeeded() -> None:

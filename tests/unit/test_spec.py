@@ -9,19 +9,30 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobwarden.api.spec import (
+    MAX_DURATION_SECONDS,
     Every,
     JobScheduleSpec,
     SpecError,
     parse_duration,
-    parse_instant,
     parse_spec,
 )
+from jobwarden.runs.naming import is_dns_label, job_name
+from jobwarden.schedule.checks import load_spec
+from jobwarden.schedule.walltime import parse_instant
 
 TEMPLATE: dict[str, Any] = {"spec": {"template": {"spec": {"containers": []}}}}
 
 
 def spec(**fields: Any) -> dict[str, Any]:
     return {"jobTemplate": TEMPLATE, **fields}
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """A template whose metadata nests ``depth`` levels of objects."""
+    inner: dict[str, Any] = {}
+    for _ in range(depth):
+        inner = {"x": inner}
+    return {"metadata": inner, "spec": {"template": {}}}
 
 
 def test_defaults_match_the_design() -> None:
@@ -261,13 +272,112 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str, str]] = [
     ("template type", spec(schedule="@daily", jobTemplate="job"), "spec.jobTemplate", "dictionary"),
 ]
 
+# Beyond every maximum: the same SpecError naming the field, never an OverflowError.
+HUGE = 10**30
+OUT_OF_BOUNDS: list[tuple[str, dict[str, Any], str, str]] = [
+    ("deadline huge", spec(schedule="@daily", startingDeadlineSeconds=HUGE),
+     "spec.startingDeadlineSeconds", "less than or equal to 315360000"),
+    ("deadline just over",
+     spec(schedule="@daily", startingDeadlineSeconds=MAX_DURATION_SECONDS + 1),
+     "spec.startingDeadlineSeconds", "315360000"),
+    ("staleAfter millions of days", spec(schedule="@daily", staleAfter="5000000d"),
+     "spec.staleAfter", "at most 3650d"),
+    ("staleAfter sum over", spec(schedule="@daily", staleAfter="3650d1s"),
+     "spec.staleAfter", "at most 3650d"),
+    ("staleAfter beyond a float", spec(schedule="@daily", staleAfter="9" * 400 + "s"),
+     "spec.staleAfter", "at most"),
+    ("staleAfter too long", spec(schedule="@daily", staleAfter="1s" * 40),
+     "spec.staleAfter", "at most 64"),
+    ("runAt far future with offset", spec(runAt="9999-12-31T23:59:59-05:00"),
+     "spec.runAt", "2000 to 2999"),
+    ("runAt far past with offset", spec(runAt="0001-01-01T00:00:00+05:00"),
+     "spec.runAt", "2000 to 2999"),
+    ("runAt year 3000", spec(runAt="3000-01-01T00:00:00Z"), "spec.runAt", "2000 to 2999"),
+    ("runAt before 2000", spec(runAt="1999-12-31T23:59:59Z"), "spec.runAt", "2000 to 2999"),
+    ("endAt 9999-12-31", spec(schedule="@daily", endAt="9999-12-31T23:59:59Z"),
+     "spec.endAt", "leave the field unset"),
+    ("endAt 9999 wall clock", spec(schedule="@daily", endAt="9999-12-31T23:59:59",
+                                   timeZone="Pacific/Kiritimati"), "spec.endAt", "2000 to 2999"),
+    ("startAt year 1", spec(schedule="@daily", startAt="0001-01-01T00:00"),
+     "spec.startAt", "2000 to 2999"),
+    ("exclude far", spec(schedule="@daily", exclude=["9999-12-31"]), "spec.exclude",
+     "2000 to 2999"),
+    ("exclude too many", spec(schedule="@daily", exclude=["2030-01-01"] * 1001),
+     "spec.exclude", "at most 1000"),
+    ("jitter huge", spec(schedule="@daily", jitterSeconds=HUGE), "spec.jitterSeconds", "86400"),
+    ("interval huge", spec(every={"period": "Day", "interval": HUGE}), "spec.every.interval",
+     "1000"),
+    ("maxExecutions huge", spec(schedule="@daily", maxExecutions=HUGE), "spec.maxExecutions",
+     "100000000"),
+    ("historyLimit huge", spec(schedule="@daily", historyLimit=HUGE), "spec.historyLimit", "1000"),
+    ("successful limit huge", spec(schedule="@daily", successfulJobsHistoryLimit=HUGE),
+     "spec.successfulJobsHistoryLimit", "1000"),
+    ("failed limit huge", spec(schedule="@daily", failedJobsHistoryLimit=HUGE),
+     "spec.failedJobsHistoryLimit", "1000"),
+    ("suspendAfterFailures huge", spec(schedule="@daily", suspendAfterFailures=HUGE),
+     "spec.suspendAfterFailures", "1000"),
+    ("times too many", spec(every={"period": "Day", "times": ["00:00"] * 1441}),
+     "spec.every.times", "at most 1440"),
+    ("monthDays too many", spec(every={"period": "Month", "monthDays": [1] * 33}),
+     "spec.every.monthDays", "at most 32"),
+    ("schedule too long", spec(schedule="0 0 * * " + "1," * 200 + "2"), "spec.schedule",
+     "at most 256"),
+    ("zone too long", spec(schedule="@daily", timeZone="A" * 65), "spec.timeZone", "at most 64"),
+    ("runAt too long", spec(runAt="2030-01-01T00:00:00." + "0" * 60 + "Z"), "spec.runAt",
+     "at most 64"),
+    ("template too deep", spec(schedule="@daily", jobTemplate=_nested(10_000)),
+     "spec.jobTemplate", "deeper than"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "raw", "field", "words"), OUT_OF_BOUNDS, ids=[c[0] for c in OUT_OF_BOUNDS]
+)
+def test_out_of_bounds_names_the_field(
+    case: str, raw: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_spec(raw)
+    assert (caught.value.field, words in caught.value.message) == (field, True), caught.value
+
+
+AT_THE_BOUNDS: list[dict[str, Any]] = [
+    spec(schedule="@daily", startingDeadlineSeconds=MAX_DURATION_SECONDS, staleAfter="3650d",
+         jitterSeconds=86400, maxExecutions=100_000_000, historyLimit=1000,
+         successfulJobsHistoryLimit=1000, failedJobsHistoryLimit=1000, suspendAfterFailures=1000,
+         startAt="2000-01-01T00:00:00+14:00", endAt="2999-12-31T23:59:59-12:00",
+         exclude=["2000-01-01", "2999-12-31"]),
+    spec(runAt="2999-12-31T23:59:59-12:00"),
+    spec(runAt="2999-12-31T23:59:59", timeZone="Pacific/Kiritimati"),
+    spec(runAt="2000-01-01T00:00", timeZone="Pacific/Kiritimati"),
+    spec(every={"period": "Month", "interval": 1000, "monthDays": [31]},
+         startAt="2999-12-31T23:59:59"),
+    spec(schedule="@daily", jobTemplate=_nested(60)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("raw", AT_THE_BOUNDS)
+def test_at_the_bounds_is_valid_and_plannable(raw: dict[str, Any]) -> None:
+    from jobwarden.schedule.timeline import build_timeline
+
+    parsed = load_spec(raw)
+    timeline = build_timeline(parsed, key="ns/x", created=datetime(2026, 1, 1, tzinfo=UTC))
+    found = []
+    for moment in (datetime(2000, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)):
+        found += [timeline.next_after(moment), timeline.last_at_or_before(moment)]
+    runs = [run for run in found if run is not None]
+    assert runs, "a spec at the bounds still runs at some time"
+    # Every run it can reach still gets a Job name (names hold until the year 3870).
+    names = [job_name(schedule="x", scheduled=run, trigger="Schedule") for run in runs]
+    assert all(is_dns_label(name) for name in names), names
+
 
 @pytest.mark.parametrize(
     ("case", "raw", "field", "words"), BAD_SPECS, ids=[c[0] for c in BAD_SPECS]
 )
 def test_bad_spec_names_the_field(case: str, raw: dict[str, Any], field: str, words: str) -> None:
     with pytest.raises(SpecError) as caught:
-        parse_spec(raw)
+        load_spec(raw)
     assert caught.value.field == field
     assert words in caught.value.message
     assert str(caught.value) == f"{field}: {caught.value.message}"
@@ -276,7 +386,7 @@ def test_bad_spec_names_the_field(case: str, raw: dict[str, Any], field: str, wo
 def test_first_problem_is_reported() -> None:
     # Both the time zone and the cron expression are wrong; the zone comes first.
     with pytest.raises(SpecError) as caught:
-        parse_spec(spec(schedule="0 0 30 2 *", timeZone="Nowhere/City"))
+        load_spec(spec(schedule="0 0 30 2 *", timeZone="Nowhere/City"))
     assert caught.value.field == "spec.timeZone"
 
 
@@ -287,7 +397,7 @@ GOOD_SCHEDULES = ["@yearly", "@annually", "@monthly", "@weekly", "@daily", "@mid
 
 @pytest.mark.parametrize("expression", GOOD_SCHEDULES)
 def test_good_schedules_parse(expression: str) -> None:
-    assert parse_spec(spec(schedule=expression)).schedule == expression
+    assert load_spec(spec(schedule=expression)).schedule == expression
 
 
 DURATIONS = [

@@ -13,6 +13,7 @@ from jobwarden.safety.stale import (
     due_for_stale,
     is_stale,
     next_stale_deadline,
+    parse_deadline_seconds,
     parse_stale_label,
     stale_deadline,
 )
@@ -56,10 +57,54 @@ def test_parse_stale_label(value: str, expected: timedelta) -> None:
     assert parse_stale_label(value) == expected
 
 
-@pytest.mark.parametrize("value", ["", "abc", "10", "0s", "0m0s", "-5m", "5 m", "1w"])
-def test_parse_stale_label_rejects(value: str) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("", "invalid duration"),
+        ("abc", "invalid duration"),
+        ("10", "invalid duration"),
+        ("0s", "positive"),
+        ("0m0s", "positive"),
+        ("-5m", "invalid duration"),
+        ("5 m", "invalid duration"),
+        ("1w", "invalid duration"),
+        ("3651d", "at most 3650d"),
+        ("3650d1s", "at most 3650d"),
+        ("9" * 62 + "d", "at most 3650d"),  # a label value's 63 characters, past any calendar
+        ("1" * 80 + "s", "longer than 64"),
+    ],
+)
+def test_parse_stale_label_rejects_naming_the_label(value: str, words: str) -> None:
+    with pytest.raises(ValueError) as caught:
         parse_stale_label(value)
+    assert str(caught.value).startswith("jobwarden.io/stale-after: ")
+    assert words in str(caught.value)
+
+
+def test_parse_stale_label_takes_the_maximum() -> None:
+    assert parse_stale_label("3650d") == timedelta(days=3650)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", timedelta(seconds=1)), (" 21600 ", 6 * H), ("315360000", timedelta(days=3650))],
+)
+def test_parse_deadline_seconds(value: str, expected: timedelta) -> None:
+    assert parse_deadline_seconds(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "0", "-5", "1.5", "6h", "315360001", "9" * 40, "\u0661"])
+def test_parse_deadline_seconds_rejects_naming_the_annotation(value: str) -> None:
+    with pytest.raises(ValueError, match=r"^jobwarden\.io/stale-deadline-seconds: "):
+        parse_deadline_seconds(value)
+
+
+def test_a_start_at_the_end_of_the_calendar_never_overflows() -> None:
+    end = datetime.max.replace(tzinfo=UTC) - H
+    runs = [StaleCandidate(key="far", start_time=end, threshold=timedelta(days=3650))]
+    assert due_for_stale(runs, now=T0) == []
+    assert next_stale_deadline(runs) == datetime.max.replace(tzinfo=UTC)
+    assert not is_stale(start_time=end, now=T0, threshold=timedelta(days=3650))
 
 
 def test_due_for_stale_keeps_order_and_skips_unstarted() -> None:

@@ -1,18 +1,25 @@
 """The ``JobSchedule`` spec as pydantic models, and the checks only the operator can make.
 
 The API server's schema catches what a schema can say; :func:`parse_spec`
-catches the rest (time zones, cron expressions, date-times, cross-field
-rules) and names the first offending field the way users wrote it, so a
-``Valid=False`` condition can point straight at the line to fix.
+catches the rest that needs no schedule engine (time zones, date-time
+syntax and range, durations, cross-field rules) and names the first
+offending field the way users wrote it, so a ``Valid=False`` condition can
+point straight at the line to fix. What needs the engine (cron expressions,
+wall-clock date-times resolved in a zone) is checked one floor up, by
+:func:`jobwarden.schedule.checks.check_spec`.
+
+Every number, list, string, duration and date has a maximum (the constants
+below, the same as the CRD's) within which the engine's date arithmetic
+cannot overflow: a schedule the API server admits can always be planned.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -24,18 +31,42 @@ __all__ = [
     "SpecError",
     "Weekday",
     "load_zone",
+    "nesting_depth",
+    "parse_date_time",
     "parse_duration",
-    "parse_instant",
     "parse_spec",
 ]
 
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
+# The maxima, the same as the CRD's (tests/unit/test_crd.py compares them).
+# Date-times: a year in this range plus any offset, duration or interval
+# below stays far inside datetime's year 9999 and inside Job names' year 3870.
+MIN_YEAR: Final = 2000
+MAX_YEAR: Final = 2999
+# Durations (staleAfter, startingDeadlineSeconds): ten years.
+MAX_DURATION_SECONDS: Final = 3650 * 86400
+MAX_INTERVAL: Final = 1000
+MAX_EXECUTIONS: Final = 100_000_000
+MAX_JITTER_SECONDS: Final = 86400
+MAX_LIMIT: Final = 1000  # history limits, suspendAfterFailures
+MAX_TIMES: Final = 1440
+MAX_MONTH_DAYS: Final = 32
+MAX_EXCLUDE: Final = 1000
+MAX_SCHEDULE_LENGTH: Final = 256
+MAX_ZONE_LENGTH: Final = 64
+MAX_DATE_TIME_LENGTH: Final = 64
+MAX_DURATION_LENGTH: Final = 64
+# The CRD types jobTemplate down to its last field, about 20 levels; an object
+# stored before that schema (or by a client that bypassed it) may nest deeper,
+# and deep copies and JSON encoders recurse.
+MAX_TEMPLATE_DEPTH: Final = 64
+
 # Integers are strict: lax mode would turn ``true`` into 1 and "3" into 3,
 # hiding mistakes the user should see.
-_Positive = Annotated[int, Field(strict=True, ge=1)]
-_NonNegative = Annotated[int, Field(strict=True, ge=0)]
+_Limit = Annotated[int, Field(strict=True, ge=0, le=MAX_LIMIT)]
+_DateTimeText = Annotated[str, Field(max_length=MAX_DATE_TIME_LENGTH)]
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -67,11 +98,11 @@ class Every(_Model):
     """A calendar recurrence: every ``interval`` days, ISO weeks or months."""
 
     period: Literal["Day", "Week", "Month"]
-    interval: _Positive = 1
-    times: list[str] = Field(default_factory=lambda: ["00:00"], min_length=1)
-    weekdays: list[Weekday] | None = Field(default=None, min_length=1)
+    interval: Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL)] = 1
+    times: list[str] = Field(default_factory=lambda: ["00:00"], min_length=1, max_length=MAX_TIMES)
+    weekdays: list[Weekday] | None = Field(default=None, min_length=1, max_length=7)
     month_days: list[Annotated[int, Field(strict=True, ge=-1, le=31)]] | None = Field(
-        default=None, min_length=1
+        default=None, min_length=1, max_length=MAX_MONTH_DAYS
     )
 
     @field_validator("times")
@@ -93,26 +124,35 @@ class Every(_Model):
 class JobScheduleSpec(_Model):
     """The whole spec. Build it with :func:`parse_spec`, which also runs the cross-field checks."""
 
-    schedule: str | None = None
-    run_at: str | None = None
+    schedule: Annotated[str, Field(max_length=MAX_SCHEDULE_LENGTH)] | None = None
+    run_at: _DateTimeText | None = None
     every: Every | None = None
-    time_zone: str = "UTC"
-    start_at: str | None = None
-    end_at: str | None = None
-    max_executions: _Positive | None = None
-    exclude: list[date] = Field(default_factory=list)
-    jitter_seconds: _NonNegative | None = None
+    time_zone: Annotated[str, Field(max_length=MAX_ZONE_LENGTH)] = "UTC"
+    start_at: _DateTimeText | None = None
+    end_at: _DateTimeText | None = None
+    max_executions: Annotated[int, Field(strict=True, ge=1, le=MAX_EXECUTIONS)] | None = None
+    exclude: list[date] = Field(default_factory=list, max_length=MAX_EXCLUDE)
+    jitter_seconds: Annotated[int, Field(strict=True, ge=0, le=MAX_JITTER_SECONDS)] | None = None
     catch_up: Literal["Latest", "All", "None"] = "Latest"
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
-    starting_deadline_seconds: _NonNegative | None = None
+    starting_deadline_seconds: (
+        Annotated[int, Field(strict=True, ge=0, le=MAX_DURATION_SECONDS)] | None
+    ) = None
     suspend: Annotated[bool, Field(strict=True)] = False
-    successful_jobs_history_limit: _NonNegative = 3
-    failed_jobs_history_limit: _NonNegative = 1
+    successful_jobs_history_limit: _Limit = 3
+    failed_jobs_history_limit: _Limit = 1
     job_template: dict[str, Any]
-    suspend_after_failures: _Positive | None = None
-    stale_after: str | None = None
+    suspend_after_failures: Annotated[int, Field(strict=True, ge=1, le=MAX_LIMIT)] | None = None
+    stale_after: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     stale_action: Literal["Terminate", "Report"] = "Terminate"
-    history_limit: _NonNegative = 20
+    history_limit: _Limit = 20
+
+    @field_validator("job_template", mode="before")
+    @classmethod
+    def _shallow_enough(cls, value: Any) -> Any:
+        if nesting_depth(value) > MAX_TEMPLATE_DEPTH:
+            raise ValueError(f"nested deeper than {MAX_TEMPLATE_DEPTH} levels")
+        return value
 
     @field_validator("exclude", mode="before")
     @classmethod
@@ -127,10 +167,36 @@ class JobScheduleSpec(_Model):
                     raise ValueError(f"{item!r} is not a date (YYYY-MM-DD)")
         return value
 
+    @field_validator("exclude")
+    @classmethod
+    def _dates_in_range(cls, value: list[date]) -> list[date]:
+        for day in value:
+            _check_year(day.year, str(day))
+        return value
+
     @property
     def zone(self) -> ZoneInfo:
         """The spec's time zone (validated by :func:`parse_spec`)."""
         return load_zone(self.time_zone)
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply lists and mappings nest in ``value`` (a scalar is 0), without recursion.
+
+    Stops counting past ``MAX_TEMPLATE_DEPTH``, so its cost is bounded by the
+    size of the value however deep it goes.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children: Any = item.values() if isinstance(item, Mapping) else item
+        if isinstance(item, (Mapping, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_TEMPLATE_DEPTH:
+                stack.extend((child, depth) for child in children)
+    return deepest
 
 
 @lru_cache(maxsize=1)
@@ -157,25 +223,32 @@ def load_zone(name: str) -> ZoneInfo:
 
 
 def parse_duration(text: str) -> timedelta:
-    """A positive Go-style duration: ``90m``, ``6h``, ``1h30m``, ``45s``, ``2d``, ``1.5h``."""
+    """A positive Go-style duration: ``90m``, ``6h``, ``1h30m``, ``45s``, ``2d``, ``1.5h``.
+
+    At most ten years: a longer threshold means "never" and would overflow
+    the date arithmetic it feeds (a start time plus the threshold).
+    """
     stripped = text.strip()
     parts = _DURATION_PART.findall(stripped)
     if not stripped or "".join(n + u for n, u in parts) != stripped:
         raise ValueError(
             f"invalid duration {text!r}: use numbers with units d, h, m, s (e.g. 90m, 1h30m)"
         )
+    # A float sum: digits beyond a float's range give inf, which the bound refuses.
     seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be positive")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"invalid duration {text!r}: must be at most 3650d (ten years)")
     return timedelta(seconds=seconds)
 
 
-def parse_instant(text: str, tz: tzinfo) -> datetime:
-    """An RFC 3339 date-time as an aware UTC instant.
+def parse_date_time(text: str) -> datetime:
+    """An RFC 3339 date-time as written: aware UTC with an offset, naive (wall-clock) without.
 
-    Without an offset it is wall-clock time in ``tz`` and follows the DST
-    rule (a skipped time runs when the gap ends, a repeated one at its first
-    occurrence). Seconds may be omitted.
+    Seconds may be omitted. The year must lie in ``MIN_YEAR..MAX_YEAR``;
+    resolving a naive one in a zone (the DST rule) is the schedule engine's
+    job (:func:`jobwarden.schedule.walltime.parse_instant`).
     """
     match = _INSTANT.match(text.strip())
     if not match:
@@ -184,17 +257,20 @@ def parse_instant(text: str, tz: tzinfo) -> datetime:
             "or 2027-01-01T09:00:00 for wall-clock time in timeZone"
         )
     normalized = text.strip().replace("z", "Z").replace("t", "T").replace(" ", "T")
+    _check_year(int(normalized[:4]), text)
     try:
         parsed = datetime.fromisoformat(normalized)
     except ValueError as exc:
         raise ValueError(f"invalid date-time {text!r}: {exc}") from exc
-    if match.group("offset") is None:
-        # Imported here so that importing the models never pulls in the engine
-        # (the engine imports the models).
-        from jobwarden.schedule.walltime import resolve
+    return parsed if match.group("offset") is None else parsed.astimezone(UTC)
 
-        return resolve(parsed, tz)
-    return parsed.astimezone(UTC)
+
+def _check_year(year: int, text: str) -> None:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise ValueError(
+            f"{text!r} is out of range: the year must be {MIN_YEAR} to {MAX_YEAR}"
+            " (leave the field unset for no bound)"
+        )
 
 
 def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
@@ -205,22 +281,17 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
         raise _translate(exc) from exc
     _check_when(spec)
     try:
-        zone = load_zone(spec.time_zone)
+        load_zone(spec.time_zone)
     except ValueError as exc:
         raise SpecError("spec.timeZone", str(exc)) from exc
-    if spec.schedule is not None:
-        _check_cron(spec.schedule)
     if spec.every is not None:
         _check_every(spec.every)
-    instants: dict[str, datetime] = {}
     for name, value in (("runAt", spec.run_at), ("startAt", spec.start_at), ("endAt", spec.end_at)):
         if value is not None:
             try:
-                instants[name] = parse_instant(value, zone)
+                parse_date_time(value)
             except ValueError as exc:
                 raise SpecError(f"spec.{name}", str(exc)) from exc
-    if "startAt" in instants and "endAt" in instants and instants["endAt"] <= instants["startAt"]:
-        raise SpecError("spec.endAt", "must be after startAt")
     if spec.stale_after is not None:
         try:
             parse_duration(spec.stale_after)
@@ -257,16 +328,6 @@ def _check_every(every: Every) -> None:
             raise SpecError(f"spec.every.{field}", f"required when period is {period}")
         if every.period != period and value is not None:
             raise SpecError(f"spec.every.{field}", f"only allowed when period is {period}")
-
-
-def _check_cron(expression: str) -> None:
-    # Imported here: the cron rules live with the engine that runs them.
-    from jobwarden.schedule.cron import CronError, check_expression
-
-    try:
-        check_expression(expression)
-    except CronError as exc:
-        raise SpecError("spec.schedule", str(exc)) from exc
 
 
 def _translate(exc: ValidationError) -> SpecError:

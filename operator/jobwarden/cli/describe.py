@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobwarden.api.spec import SpecError, load_zone, parse_spec
+from jobwarden.api.spec import SpecError, load_zone
 from jobwarden.api.status import Executions, format_time, parse_time
 from jobwarden.cli.tables import (
     NONE,
@@ -26,6 +26,7 @@ from jobwarden.cli.tables import (
     timestamp,
     truncate,
 )
+from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.timeline import build_timeline
 
 __all__ = ["NextRuns", "describe_text", "history_newest_first", "next_runs"]
@@ -61,7 +62,7 @@ def next_runs(obj: Mapping[str, Any], *, now: datetime, count: int = NEXT_RUN_CO
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     try:
-        spec = parse_spec(obj.get("spec") or {})
+        spec = load_spec(obj.get("spec") or {})
     except SpecError as exc:
         return NextRuns(runs=[], zone=None, note=f"invalid spec: {exc}")
     created = parse_time(meta.get("creationTimestamp")) or now

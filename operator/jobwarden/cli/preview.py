@@ -24,11 +24,13 @@ from typing import Any
 import yaml
 
 from jobwarden import labels
-from jobwarden.api.spec import SpecError, load_zone, parse_instant, parse_spec
+from jobwarden.api.spec import SpecError, load_zone
 from jobwarden.api.status import format_time, parse_time
 from jobwarden.cli.tables import NONE, Table, relative
+from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.describe import describe
 from jobwarden.schedule.timeline import build_timeline
+from jobwarden.schedule.walltime import parse_instant
 
 __all__ = [
     "Preview",
@@ -133,7 +135,7 @@ def preview_documents(
         if not isinstance(spec_raw, Mapping):
             raise PreviewError(f'{labels.SINGULAR} "{name}": spec: is required')
         try:
-            spec = parse_spec(spec_raw)
+            spec = load_spec(spec_raw)
         except SpecError as exc:
             raise PreviewError(f'{labels.SINGULAR} "{name}": {exc}') from exc
         created = parse_time(meta.get("creationTimestamp")) or start

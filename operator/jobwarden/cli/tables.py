@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from jobwarden.api.spec import SpecError, parse_spec
+from jobwarden.api.spec import SpecError
 from jobwarden.api.status import format_time, parse_time
+from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.describe import describe
 
 __all__ = [
@@ -186,7 +187,7 @@ def schedule_text(obj: Mapping[str, Any]) -> str:
     if isinstance(text, str) and text:
         return text
     try:
-        return describe(parse_spec(obj.get("spec") or {}))
+        return describe(load_spec(obj.get("spec") or {}))
     except SpecError:
         return "<invalid>"
 

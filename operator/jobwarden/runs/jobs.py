@@ -163,9 +163,6 @@ class JobObservation:
         return max(0.0, (self.finish_time - self.start_time).total_seconds())
 
 
-JobView = JobObservation
-
-
 def _get(mapping: Mapping[str, Any], camel: str) -> Any:
     """``mapping[camel]``, or its snake_case twin (bodies from ``to_dict()``)."""
     if camel in mapping:
@@ -191,12 +188,22 @@ def _owner_name(meta: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _time(value: object) -> datetime | None:
+    """A timestamp from a Job body, or None: anyone may write one near the ends of the
+    calendar, where turning it into UTC overflows."""
+    try:
+        return parse_time(value)
+    except OverflowError:
+        return None
+
+
 def _scheduled_time(labels: Mapping[str, Any], annotations: Mapping[str, Any]) -> datetime | None:
-    moment = parse_time(annotations.get(SCHEDULED_TIME_ANNOTATION))
+    moment = _time(annotations.get(SCHEDULED_TIME_ANNOTATION))
     if moment is not None:
         return moment
     epoch = labels.get(SCHEDULED_AT_LABEL)
-    if isinstance(epoch, str) and epoch.isdigit():
+    # Eleven digits reach the year 5138; a longer label was not written by the operator.
+    if isinstance(epoch, str) and epoch.isascii() and epoch.isdigit() and len(epoch) <= 11:
         return datetime.fromtimestamp(int(epoch), tz=UTC)
     return None
 
@@ -219,14 +226,12 @@ def observe_job(job: Mapping[str, Any]) -> JobObservation:
     cond = _true_condition(conditions, "Complete")
     if cond is not None:
         result = "Succeeded"
-        finish = parse_time(_get(status, "completionTime")) or parse_time(
-            _get(cond, "lastTransitionTime")
-        )
+        finish = _time(_get(status, "completionTime")) or _time(_get(cond, "lastTransitionTime"))
     else:
         cond = _true_condition(conditions, "Failed")
         if cond is not None:
             result = "Failed"
-            finish = parse_time(_get(cond, "lastTransitionTime"))
+            finish = _time(_get(cond, "lastTransitionTime"))
         else:
             cond = _true_condition(conditions, "FailureTarget") or _true_condition(
                 conditions, "Suspended"
@@ -242,7 +247,7 @@ def observe_job(job: Mapping[str, Any]) -> JobObservation:
         schedule=str(schedule) if schedule else None,
         trigger=str(labels[TRIGGER_LABEL]) if labels.get(TRIGGER_LABEL) else None,
         scheduled_time=_scheduled_time(labels, annotations),
-        start_time=parse_time(_get(status, "startTime")),
+        start_time=_time(_get(status, "startTime")),
         finish_time=finish,
         result=result,
         reason=reason,

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from jobwarden.api.spec import parse_duration
+from jobwarden.api.spec import MAX_DURATION_LENGTH, MAX_DURATION_SECONDS, parse_duration
+from jobwarden.labels import STALE_AFTER_LABEL, STALE_DEADLINE_ANNOTATION
 
 StaleAction = Literal["Terminate", "Report"]
 
@@ -38,26 +39,55 @@ class StaleCandidate:
 
 
 def stale_deadline(*, start_time: datetime, threshold: timedelta) -> datetime:
-    """The instant a run started at ``start_time`` becomes stale."""
-    return start_time + threshold
+    """The instant a run started at ``start_time`` becomes stale.
+
+    A start time near the end of the calendar (a Job status written by
+    anyone) would overflow; such a run's deadline is the end of time.
+    """
+    try:
+        return start_time + threshold
+    except OverflowError:
+        return datetime.max.replace(tzinfo=start_time.tzinfo)
 
 
 def is_stale(*, start_time: datetime, now: datetime, threshold: timedelta) -> bool:
     """Whether a run started at ``start_time`` is stale at ``now``."""
-    return now >= stale_deadline(start_time=start_time, threshold=threshold)
+    # A difference of two datetimes cannot overflow; a sum can.
+    return now - start_time >= threshold
 
 
 def parse_stale_label(value: str) -> timedelta:
     """The threshold in a ``jobwarden.io/stale-after`` label, e.g. ``90m``.
 
-    Same duration grammar as ``spec.staleAfter``. Raises ``ValueError`` for a
-    malformed or non-positive value: a zero threshold would terminate a Job
-    the moment it starts, which no one opting in means.
+    Same duration grammar and bound (at most 3650d) as ``spec.staleAfter``.
+    Raises ``ValueError`` naming the label for a malformed, non-positive or
+    too long value: a zero threshold would terminate a Job the moment it
+    starts, which no one opting in means.
     """
-    threshold = parse_duration(value.strip())
-    if threshold <= timedelta(0):
-        raise ValueError(f"stale-after must be positive, got {value!r}")
+    if len(value) > MAX_DURATION_LENGTH:
+        raise ValueError(f"{STALE_AFTER_LABEL}: value longer than {MAX_DURATION_LENGTH} characters")
+    try:
+        threshold = parse_duration(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{STALE_AFTER_LABEL}: {exc}") from exc
     return threshold
+
+
+def parse_deadline_seconds(value: str) -> timedelta:
+    """The threshold in the operator's ``jobwarden.io/stale-deadline-seconds`` annotation.
+
+    Whole seconds, positive, at most ten years (the spec's bound); anything
+    else, written by hand on a Job, raises ``ValueError`` naming the annotation.
+    """
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise ValueError(f"{STALE_DEADLINE_ANNOTATION}: {value!r} is not a number of seconds")
+    seconds = int(text)
+    if not 0 < seconds <= MAX_DURATION_SECONDS:
+        raise ValueError(
+            f"{STALE_DEADLINE_ANNOTATION}: {seconds} is not in 1..{MAX_DURATION_SECONDS}"
+        )
+    return timedelta(seconds=seconds)
 
 
 def due_for_stale(runs: Iterable[StaleCandidate], *, now: datetime) -> list[StaleCandidate]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC
 
-from jobwarden.api.spec import WEEKDAYS, Every, JobScheduleSpec, load_zone, parse_instant
+from jobwarden.api.spec import WEEKDAYS, Every, JobScheduleSpec, load_zone
 from jobwarden.schedule.calendar import parse_times
+from jobwarden.schedule.walltime import parse_instant
 
 __all__ = ["describe"]
 

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Protocol
 
-from jobwarden.api.spec import WEEKDAYS, JobScheduleSpec, load_zone, parse_instant
+from jobwarden.api.spec import WEEKDAYS, JobScheduleSpec, load_zone
 from jobwarden.schedule.calendar import DailySource, MonthlySource, WeeklySource, parse_times
+from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
-from jobwarden.schedule.walltime import local_date, resolve, upper_wall
+from jobwarden.schedule.walltime import local_date, parse_instant, resolve, upper_wall
 
 __all__ = ["Timeline", "WallSource", "build_timeline"]
 
@@ -179,11 +180,12 @@ class Timeline:
 
 
 def build_timeline(spec: JobScheduleSpec, *, key: str, created: datetime) -> Timeline:
-    """The timeline of a spec already checked by ``parse_spec``.
+    """The timeline of a spec parsed by ``parse_spec``; SpecError if the engine cannot run it.
 
     ``key`` ("namespace/name") seeds ``H``; ``created`` anchors ``every.interval``
     when ``startAt`` is unset.
     """
+    check_spec(spec)
     tz = load_zone(spec.time_zone)
     start = parse_instant(spec.start_at, tz) if spec.start_at is not None else None
     end = parse_instant(spec.end_at, tz) if spec.end_at is not None else None

@@ -6,15 +6,17 @@ transition itself. A wall-clock time that occurs twice (fall-back) runs at
 its first occurrence (``fold=0``). Every schedule form resolves its wall-clock
 times through :func:`resolve`, so they all follow one rule.
 
-This module uses only the standard library, so that the spec model can use
-the same rule for ``runAt`` without depending on the schedule engine.
+:func:`parse_instant` applies the rule to the date-times of a spec
+(``runAt``, ``startAt``, ``endAt``).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
-__all__ = ["exists", "local_date", "resolve", "upper_wall", "wall_of"]
+from jobwarden.api.spec import parse_date_time
+
+__all__ = ["exists", "local_date", "parse_instant", "resolve", "upper_wall", "wall_of"]
 
 _SECOND = timedelta(seconds=1)
 _TICK = timedelta(microseconds=1)
@@ -34,6 +36,17 @@ def exists(wall: datetime, tz: tzinfo) -> bool:
     """Whether a naive wall-clock time occurs at all in ``tz`` (not in a gap)."""
     utc = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
     return wall_of(utc, tz) == wall.replace(fold=0)
+
+
+def parse_instant(text: str, tz: tzinfo) -> datetime:
+    """An RFC 3339 date-time as an aware UTC instant; ``ValueError`` names what is wrong.
+
+    Without an offset it is wall-clock time in ``tz`` and follows the DST
+    rule (a skipped time runs when the gap ends, a repeated one at its first
+    occurrence). Seconds may be omitted.
+    """
+    parsed = parse_date_time(text)
+    return resolve(parsed, tz) if parsed.tzinfo is None else parsed
 
 
 def resolve(wall: datetime, tz: tzinfo) -> datetime:
