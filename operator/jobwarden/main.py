@@ -106,6 +106,8 @@ def _configure(settings: Settings) -> None:
                 namespace=settings.lease_namespace,
                 me=me,
             )
+            # Creates, deletes, status writes and Events go out only within the term.
+            kube.guard(elector.term)
             memo["elector"], memo["lease_kube"] = elector, lease_kube
             tasks.append(asyncio.create_task(elector.run(), name="jobwarden elector"))
         else:
