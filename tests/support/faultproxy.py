@@ -20,9 +20,11 @@ not on cue, and a webhook cannot lose a response after the write was
 stored. Here each fault happens to the n-th matching request, exactly.
 
 TLS on both sides, as the operator talks to a real API server: the proxy
-serves a certificate the cluster's CA signed (kwok's ``pki/`` directory
-holds the CA key) and reaches the API server as the cluster admin, so the
-requests it forwards are authorized as the kubeconfig's user would be.
+serves a self-signed certificate for 127.0.0.1 (which the kubeconfig it
+writes trusts) and reaches the API server with the identity of the
+kubeconfig it fronts (its client certificate; a bearer token is forwarded
+as sent), so the requests it forwards are authorized as that user's. Any
+cluster works, the local control plane or one given by ``KUBECONFIG``.
 Request/response calls only: watches are not proxied.
 """
 
@@ -43,8 +45,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
+from kubernetes import client, config
 
 Fault = Literal["status", "reset", "hang", "drop"]
 _HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "upgrade"}
@@ -81,45 +85,53 @@ class Seen:
     fault: Fault | None  # None: forwarded and answered
 
 
-@dataclass
-class Pki:
-    """The files the proxy needs: kwok's CA (to sign its own certificate) and admin identity."""
+@dataclass(frozen=True)
+class Upstream:
+    """The API server and the identity the proxy reaches it with, from a kubeconfig."""
 
-    ca_cert: Path
-    ca_key: Path
-    client_cert: Path
-    client_key: Path
+    host: str
+    port: int
+    ca_cert: str | None
+    client_cert: str | None
+    client_key: str | None
+    token: str | None
 
     @classmethod
-    def of_kwok(cls, pki: Path) -> Pki:
-        return cls(pki / "ca.crt", pki / "ca.key", pki / "admin.crt", pki / "admin.key")
+    def of(cls, kubeconfig: Path) -> Upstream:
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(kubeconfig), client_configuration=configuration
+        )
+        url = urlsplit(configuration.host)
+        auth = (configuration.api_key or {}).get("authorization")
+        return cls(
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 443,
+            ca_cert=configuration.ssl_ca_cert,
+            client_cert=configuration.cert_file,
+            client_key=configuration.key_file,
+            token=auth.removeprefix("Bearer ").strip() if auth else None,
+        )
+
+    def tls(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=self.ca_cert)
+        if self.client_cert and self.client_key:
+            context.load_cert_chain(self.client_cert, self.client_key)
+        return context
 
 
-def _serving_cert(pki: Pki, workdir: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1, signed by the cluster's CA (openssl, once per workdir)."""
+def _serving_cert(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl, once per workdir)."""
     cert, key = workdir / "faultproxy.crt", workdir / "faultproxy.key"
-    if cert.exists() and key.exists():
-        return cert, key
-    csr, ext = workdir / "faultproxy.csr", workdir / "faultproxy.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    request = ["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=proxy"]
-    sign = ["openssl", "x509", "-req", "-CAcreateserial", "-days", "2", "-extfile", str(ext)]
-    run = [
-        [*request, "-keyout", str(key), "-out", str(csr)],
-        [
-            *sign,
-            "-in",
-            str(csr),
-            "-CA",
-            str(pki.ca_cert),
-            "-CAkey",
-            str(pki.ca_key),
-            "-out",
-            str(cert),
-        ],
-    ]
-    for cmd in run:
-        subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    if not (cert.exists() and key.exists()):
+        x509 = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"]
+        names = ["-subj", "/CN=faultproxy", "-addext", "subjectAltName=IP:127.0.0.1"]
+        subprocess.run(
+            [*x509, *names, "-keyout", str(key), "-out", str(cert)],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
     return cert, key
 
 
@@ -127,6 +139,7 @@ class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     proxy: FaultProxy
     tls: ssl.SSLContext
+    upstream_tls: ssl.SSLContext
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The handshake in the connection's own thread: a client that stalls in it
@@ -150,9 +163,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         proxy = self.server.proxy
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        rule = proxy.take(self.command, self.path)
+        path = self.path.split("?", 1)[0]  # rules and records name the path, not the query
+        rule = proxy.take(self.command, path)
         fault = rule.fault if rule is not None else None
-        proxy.record(Seen(time.monotonic(), self.command, self.path, fault))
+        proxy.record(Seen(time.monotonic(), self.command, path, fault))
         if rule is None:
             self._answer(*self._forward(body))
         elif rule.fault == "status":
@@ -170,9 +184,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _forward(self, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         if self._upstream is None:
-            proxy = self.server.proxy
+            upstream = self.server.proxy.upstream
             self._upstream = http.client.HTTPSConnection(
-                "127.0.0.1", proxy.upstream_port, context=proxy.upstream_tls, timeout=60
+                upstream.host, upstream.port, context=self.server.upstream_tls, timeout=60
             )
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
         self._upstream.request(self.command, self.path, body=body or None, headers=headers)
@@ -221,27 +235,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class FaultProxy:
     """The proxy; ``with proxy.running(): ...`` serves on 127.0.0.1 at ``url``."""
 
-    upstream: str  # the API server, https://127.0.0.1:PORT
-    pki: Pki
+    upstream: Upstream
     workdir: Path
     rules: list[Rule] = field(default_factory=list)
     seen: list[Seen] = field(default_factory=list)
     released: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: _Server | None = None
-
-    @property
-    def upstream_port(self) -> int:
-        match = re.fullmatch(r"https://(127\.0\.0\.1|localhost):(\d+)/?", self.upstream)
-        if match is None:
-            raise ValueError(f"the fault proxy fronts a loopback API server, not {self.upstream}")
-        return int(match.group(2))
-
-    @property
-    def upstream_tls(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.pki.ca_cert))
-        context.load_cert_chain(str(self.pki.client_cert), str(self.pki.client_key))
-        return context
 
     @property
     def url(self) -> str:
@@ -273,11 +273,12 @@ class FaultProxy:
 
     @contextmanager
     def running(self) -> Iterator[FaultProxy]:
-        cert, key = _serving_cert(self.pki, self.workdir)
+        cert, key = _serving_cert(self.workdir)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert), str(key))
         server = _Server(("127.0.0.1", 0), _Handler, bind_and_activate=True)
         server.tls = context
+        server.upstream_tls = self.upstream.tls()
         server.proxy = self
         self._server = server
         thread = threading.Thread(target=server.serve_forever, name="faultproxy", daemon=True)
@@ -292,29 +293,35 @@ class FaultProxy:
             self._server = None
 
     def kubeconfig(self, path: Path) -> Path:
-        """A kubeconfig for the proxy: its CA, and the admin identity (TLS ends at the proxy)."""
-        config = {
+        """A kubeconfig for the proxy: its certificate, and the fronted kubeconfig's user."""
+        cert, _ = _serving_cert(self.workdir)
+        user: dict[str, str] = {}
+        if self.upstream.token:
+            user["token"] = self.upstream.token
+        elif self.upstream.client_cert and self.upstream.client_key:
+            # Sent to the proxy, which asks for no certificate: the user stays the same.
+            user = {
+                "client-certificate": self.upstream.client_cert,
+                "client-key": self.upstream.client_key,
+            }
+        cluster = {"server": self.url, "certificate-authority": str(cert)}
+        kubeconfig = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [
-                {
-                    "name": "faultproxy",
-                    "cluster": {"server": self.url, "certificate-authority": str(self.pki.ca_cert)},
-                }
-            ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {
-                        "client-certificate": str(self.pki.client_cert),
-                        "client-key": str(self.pki.client_key),
-                    },
-                }
-            ],
+            "clusters": [{"name": "faultproxy", "cluster": cluster}],
+            "users": [{"name": "user", "user": user}],
             "contexts": [
-                {"name": "faultproxy", "context": {"cluster": "faultproxy", "user": "admin"}}
+                {"name": "faultproxy", "context": {"cluster": "faultproxy", "user": "user"}}
             ],
             "current-context": "faultproxy",
         }
-        path.write_text(yaml.safe_dump(config))
+        path.write_text(yaml.safe_dump(kubeconfig))
         return path
+
+    def api(self, path: Path) -> client.ApiClient:
+        """An API client that talks through the proxy (its kubeconfig written to ``path``)."""
+        configuration = client.Configuration()
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.kubeconfig(path)), client_configuration=configuration
+        )
+        return client.ApiClient(configuration)

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobwarden.handlers.scheduler import Scheduler
-from jobwarden.transport import _Lanes
 from jobwarden.reconcile import Policy
 from jobwarden.runs.jobs import JobObservation
+from jobwarden.transport import _Lanes
 
 # --- the lanes -----------------------------------------------------------------------------
 
