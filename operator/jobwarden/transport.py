@@ -232,6 +232,7 @@ class Transport:
         policy = retry or self.retry
         started = time.monotonic()
         request = _Request(method, path, kwargs, acting, started + policy.budget)
+        fault: BaseException | None = None
         for attempt in itertools.count():
             future = self._pool.submit(partial(self._try, request), urgent=urgent)
             retry_after: float | None = None
@@ -243,13 +244,13 @@ class Transport:
                 if exc.status not in RETRYABLE_STATUS:
                     raise
                 retry_after = retry_after_seconds((exc.headers or {}).get("Retry-After"))
-                fault: BaseException = exc
+                fault = exc
             except TimeoutError as exc:
                 if not scope.expired():
                     raise
                 # The budget ran out before a worker answered (all of them busy, or
                 # this try's socket still waiting): the thread ends on its own timeout.
-                raise self._gave_up(request, attempt + 1, started, exc) from exc
+                raise self._gave_up(request, attempt + 1, started, fault) from exc
             except Exception as exc:
                 if not _transient(exc):
                     raise
@@ -280,12 +281,13 @@ class Transport:
 
     @staticmethod
     def _gave_up(
-        request: _Request, tries: int, started: float, cause: BaseException
+        request: _Request, tries: int, started: float, last: BaseException | None
     ) -> ApiUnavailable:
         elapsed = time.monotonic() - started
+        why = f"{type(last).__name__}: {last}" if last is not None else "no worker free"
         return ApiUnavailable(
-            f"{request.method} {request.path}: no answer after {tries} tries in {elapsed:.1f}s "
-            f"({type(cause).__name__}: {cause})"
+            f"{request.method} {request.path}: no answer after {tries} tries "
+            f"in {elapsed:.1f}s ({why})"
         )
 
     def _try(self, request: _Request) -> Any:

@@ -103,7 +103,8 @@ class Upstream:
             config_file=str(kubeconfig), client_configuration=configuration
         )
         url = urlsplit(configuration.host)
-        auth = (configuration.api_key or {}).get("authorization")
+        keys = configuration.api_key or {}
+        auth = keys.get("BearerToken") or keys.get("authorization")
         return cls(
             host=url.hostname or "127.0.0.1",
             port=url.port or 443,
