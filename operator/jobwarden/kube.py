@@ -1,31 +1,38 @@
 """Every API call the operator makes, in one place, under one field manager.
 
-The official client is synchronous; calls run on a dedicated thread pool so a
-burst of due runs is sent concurrently without blocking the event loop.
-Responses are read as plain JSON (no model deserialization), since the
-operator works on plain dicts everywhere else.
+How a call travels (worker threads, timeouts, retries, the lease gate) is
+:mod:`jobwarden.transport`; this module says which calls there are and what
+their answers mean. Responses are read as plain JSON (no model
+deserialization), since the operator works on plain dicts everywhere else.
+
+Every call here is safe to repeat, so all of them are retried (429, 5xx,
+resets, timeouts) within the budget of :mod:`jobwarden.retrying`: reads,
+deletes (a repeat finds the object gone), the status merge patch, Events (a
+repeat may record one twice), and Job creates, because a run's Job name is
+deterministic: a create repeated after a lost answer meets the Job the first
+one stored (409) and reports it as existing, with its owner. The Lease calls
+are tried once; the elector retries them on its own clock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import logging
-import queue
-import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
-import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels
+from jobwarden.retrying import DEFAULT_RETRY, DEFAULT_TIMEOUTS, RetryPolicy, Timeouts
+from jobwarden.transport import ApiUnavailable as ApiUnavailable
+from jobwarden.transport import Gate, Transport
+from jobwarden.transport import NotLeading as NotLeading
+from jobwarden.transport import send as send
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +43,22 @@ JOB_TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 SCHEDULE_PATH = f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}/{{name}}"
 JOBS_PATH = "/apis/batch/v1/namespaces/{namespace}/jobs"
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
+PODS_PATH = "/api/v1/namespaces/{namespace}/pods"
+LEASES_PATH = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
 
 @dataclass(frozen=True)
 class CreateResult:
+    """What became of a Job create.
+
+    ``exists``: a Job of that name was there (409); ``owner_uid`` is the uid of
+    its JobSchedule ownerReference, None when it has none (someone else's Job,
+    or one deleted before it could be read), so the caller adopts only its own.
+    ``rejected``: the API server refused the Job (400/403/422), ``message`` says why.
+    """
+
     outcome: Literal["created", "exists", "rejected"]
     message: str = ""
-    # On "exists": the uid of the existing Job's JobSchedule owner (None: it has none).
     owner_uid: str | None = None
 
 
@@ -72,55 +88,19 @@ def load_client(*, pool_size: int = 32) -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
-def _read(response: Any) -> Any:
-    """Read a raw response's body in the worker thread that made the call.
-
-    With ``_preload_content=False`` the body stays on the socket until
-    ``.data`` is touched. Left to ``_json`` on the event loop, that read (and
-    its TLS decryption) blocked the loop, and the connection stayed checked
-    out meanwhile, so the next calls opened new TLS connections that were
-    then discarded as the pool overflowed: about one handshake per call in a
-    burst of due runs.
-    """
-    if isinstance(response, urllib3.BaseHTTPResponse):
-        response.data  # noqa: B018 - reads, caches and releases the connection
-    return response
-
-
-def send(
-    api: client.ApiClient,
-    method: str,
-    path: str,
-    *,
-    query: list[tuple[str, str]] | None = None,
-    body: Any = None,
-    content_type: str = "application/json",
-) -> Any:
-    """One request through ``api``'s auth and connection pool; the raw response, read.
-
-    The generated methods validate every argument with pydantic and walk the
-    body to "sanitize" it before json.dumps walks it again. For the calls a
-    burst of due runs makes (a Job, a status write, an Event per run) that
-    was a quarter of the operator's CPU, all of it holding the interpreter
-    lock the event loop needs. The bodies here are plain JSON already.
-    Non-2xx raises ApiException as the generated methods do.
-    """
-    _, url, headers, _, _ = api.param_serialize(
-        method=method,
-        resource_path=path,
-        query_params=query or [],
-        header_params={"Accept": "application/json", "Content-Type": content_type},
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(method, url, header_params=headers, body=body)
-    response.read()  # type: ignore[no-untyped-call]
-    if not 200 <= response.status <= 299:
-        raise ApiException.from_response(http_resp=response, body=None, data=None)
-    return response.response
-
-
 def _path(template: str, **parts: str) -> str:
     return template.format(**{k: quote(v, safe="") for k, v in parts.items()})
+
+
+def schedule_owner(job: Mapping[str, Any]) -> str | None:
+    """The uid of the JobSchedule a Job's ownerReferences name, if any."""
+    for ref in (job.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == labels.KIND and str(ref.get("apiVersion", "")).startswith(
+            f"{GROUP}/"
+        ):
+            uid = ref.get("uid")
+            return str(uid) if uid else None
+    return None
 
 
 def _json(response: Any) -> dict[str, Any]:
@@ -136,126 +116,97 @@ def _message(exc: ApiException) -> str:
     return str(body.get("message") or exc.reason)
 
 
-class _Lanes:
-    """Worker threads that take urgent calls before deferrable ones.
+class Kube:
+    """Typed async facade over the calls jobwarden needs; nothing else.
 
-    When a thousand runs come due at once, each reconcile makes one urgent
-    call (create the Job) and two that can wait (its status write and its
-    Event). In one first-come queue the Jobs were created at a third of the
-    rate the API server allows; here every queued create goes before any
-    queued bookkeeping, and bookkeeping still gets every thread when nothing
-    is urgent. Order within a lane is first come, first served.
+    ``gate``: the lease term acting calls are sent under (see
+    :mod:`jobwarden.transport`); None, or until :meth:`guard` sets one, they
+    are always sent (a standalone replica).
     """
 
-    _STOP = 2
+    def __init__(
+        self,
+        api: client.ApiClient,
+        *,
+        workers: int = 32,
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        gate: Gate | None = None,
+    ) -> None:
+        self._transport = Transport(api, workers=workers, timeouts=timeouts, retry=retry, gate=gate)
+        self._call = self._transport.call
 
-    def __init__(self, *, workers: int, name: str) -> None:
-        self._queue: queue.PriorityQueue[
-            tuple[int, int, Callable[[], Any] | None, Future[Any] | None]
-        ] = queue.PriorityQueue()
-        self._order = itertools.count()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-            for i in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn: Callable[[], Any], *, urgent: bool) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._queue.put((0 if urgent else 1, next(self._order), fn, future))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            _, _, fn, future = self._queue.get()
-            if fn is None or future is None:
-                return
-            if not future.set_running_or_notify_cancel():
-                continue  # its awaiting task was cancelled before it started
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-    def shutdown(self) -> None:
-        """Drop what has not started and let the threads end after their current call."""
-        while True:
-            try:
-                _, _, _, future = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if future is not None:
-                future.cancel()
-        for _ in self._threads:
-            self._queue.put((self._STOP, next(self._order), None, None))
-
-
-class Kube:
-    """Typed async facade over the calls jobwarden needs; nothing else."""
-
-    def __init__(self, api: client.ApiClient, *, workers: int = 32) -> None:
-        self._api = api
-        self._batch = client.BatchV1Api(api)
-        self._core = client.CoreV1Api(api)
-        self._coordination = client.CoordinationV1Api(api)
-        self._pool = _Lanes(workers=workers, name="kube")
-
-    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.wrap_future(
-            self._pool.submit(lambda: _read(fn(*args, **kwargs)), urgent=True)
-        )
-
-    async def _send(self, method: str, path: str, *, urgent: bool = True, **kwargs: Any) -> Any:
-        return await asyncio.wrap_future(
-            self._pool.submit(lambda: send(self._api, method, path, **kwargs), urgent=urgent)
-        )
+    def guard(self, gate: Gate) -> None:
+        """Send acting calls only within ``gate``'s lease term from now on."""
+        self._transport.gate = gate
 
     def close(self) -> None:
-        self._pool.shutdown()
+        self._transport.close()
 
-    async def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _get(self, path: str, **kwargs: Any) -> dict[str, Any] | None:
+        """GET one object; None when it does not exist."""
         try:
-            response = await self._send("GET", _path(SCHEDULE_PATH, namespace=namespace, name=name))
+            response = await self._call("GET", path, **kwargs)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
         return _json(response)
 
+    async def get_schedule(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get(_path(SCHEDULE_PATH, namespace=namespace, name=name))
+
     async def create_job(self, body: Mapping[str, Any]) -> CreateResult:
-        """Create a Job; an existing Job of that name means the run already happened."""
+        """Create a Job; on 409, read the Job there and report whose it is."""
         namespace = body["metadata"]["namespace"]
+        name = body["metadata"]["name"]
         try:
-            await self._send(
+            await self._call(
                 "POST",
                 _path(JOBS_PATH, namespace=namespace),
+                acting=True,
                 query=[("fieldManager", labels.FIELD_MANAGER)],
                 body=body,
             )
         except ApiException as exc:
             if exc.status == 409:
-                return CreateResult("exists")
+                return await self._existing(namespace=namespace, name=name)
             if exc.status in (400, 403, 422):
                 return CreateResult("rejected", _message(exc))
             raise
         return CreateResult("created")
 
-    async def delete_job(self, *, namespace: str, name: str, grace_seconds: int | None) -> bool:
-        """Delete a Job and, through background propagation, its pods."""
-        options = client.V1DeleteOptions(
-            propagation_policy="Background", grace_period_seconds=grace_seconds
+    async def _existing(self, *, namespace: str, name: str) -> CreateResult:
+        job = await self._get(_path(JOBS_PATH, namespace=namespace) + "/" + quote(name, safe=""))
+        if job is None:
+            return CreateResult("exists", f"Job {name} existed, and was deleted before it was read")
+        owner = schedule_owner(job)
+        message = "" if owner else f"Job {name} exists and no JobSchedule owns it"
+        return CreateResult("exists", message, owner_uid=owner)
+
+    async def delete_job(
+        self, *, namespace: str, name: str, grace_seconds: int | None, uid: str | None = None
+    ) -> bool:
+        """Delete a Job and, through background propagation, its pods.
+
+        With ``uid``, only that Job (a precondition): a Job created again under
+        the name since it was seen is left alone. False when there was nothing
+        (of that uid) to delete.
+        """
+        options: dict[str, Any] = {"propagationPolicy": "Background"}
+        if grace_seconds is not None:
+            options["gracePeriodSeconds"] = grace_seconds
+        return await self._delete(
+            _path(JOBS_PATH, namespace=namespace) + "/" + quote(name, safe=""), options, uid=uid
         )
+
+    async def _delete(self, path: str, options: dict[str, Any], *, uid: str | None) -> bool:
+        if uid:
+            options = {**options, "preconditions": {"uid": uid}}
         try:
-            await self._run(
-                self._batch.delete_namespaced_job,
-                name,
-                namespace,
-                body=options,
-                _preload_content=False,
-            )
+            await self._call("DELETE", path, acting=True, body=options)
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status == 404 or (uid and exc.status == 409):
                 return False
             raise
         return True
@@ -278,14 +229,11 @@ class Kube:
         a Terminating one is a pod an earlier graceful delete could not finish,
         which is exactly what a force terminate is asked to clear.
         """
-        response = await self._run(
-            self._core.list_namespaced_pod,
-            namespace,
-            label_selector=selector,
-            _preload_content=False,
+        listed = await self._get(
+            _path(PODS_PATH, namespace=namespace), query=[("labelSelector", selector)]
         )
         count = 0
-        for pod in _json(response).get("items", []):
+        for pod in (listed or {}).get("items", []):
             meta = pod.get("metadata") or {}
             owned = (meta.get("labels") or {}).get(JOB_NAME_LABEL) in jobs
             if owned or meta.get("deletionTimestamp"):
@@ -309,27 +257,18 @@ class Kube:
             await self._drop_finalizer(
                 namespace=namespace, name=name, index=finalizers.index(JOB_TRACKING_FINALIZER)
             )
-        try:
-            await self._run(
-                self._core.delete_namespaced_pod,
-                name,
-                namespace,
-                body=client.V1DeleteOptions(grace_period_seconds=0),
-                _preload_content=False,
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            return 0
-        return 1
+        path = _path(PODS_PATH, namespace=namespace) + "/" + quote(name, safe="")
+        removed = await self._delete(path, {"gracePeriodSeconds": 0}, uid=meta.get("uid"))
+        return 1 if removed else 0
 
     async def _drop_finalizer(self, *, namespace: str, name: str, index: int) -> None:
         """Remove the tracking finalizer at ``index``, if it is still there.
 
         The JSON patch tests the entry first, so a list the Job controller
-        changed meanwhile is never cut at the wrong place. Without RBAC to
-        patch pods this is skipped: the delete still goes ahead and the pod
-        goes once the Job controller drops the finalizer itself.
+        changed meanwhile is never cut at the wrong place (and a repeat after a
+        lost answer changes nothing). Without RBAC to patch pods this is
+        skipped: the delete still goes ahead and the pod goes once the Job
+        controller drops the finalizer itself.
         """
         path = f"/metadata/finalizers/{index}"
         patch = [
@@ -337,13 +276,12 @@ class Kube:
             {"op": "remove", "path": path},
         ]
         try:
-            await self._run(
-                self._core.patch_namespaced_pod,
-                name,
-                namespace,
-                patch,
-                _content_type="application/json-patch+json",
-                _preload_content=False,
+            await self._call(
+                "PATCH",
+                _path(PODS_PATH, namespace=namespace) + "/" + quote(name, safe=""),
+                acting=True,
+                body=patch,
+                content_type="application/json-patch+json",
             )
         except ApiException as exc:
             if exc.status in (404, 409, 422):
@@ -358,16 +296,33 @@ class Kube:
             )
 
     async def patch_status(
-        self, *, namespace: str, name: str, status: Mapping[str, Any]
+        self,
+        *,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> str | None:
-        """Merge-patch the status subresource; returns the new resourceVersion."""
+        """Merge-patch the status subresource; returns the new resourceVersion.
+
+        With ``resource_version`` the patch carries it as a precondition: the API
+        server answers 409 if anyone wrote the schedule since that version (a
+        new leader, or a spec change the status was not planned from). Any
+        failure raises; None only when the schedule is gone (404). A write
+        repeated after a lost answer meets its own first write and gets 409
+        too: the caller reads afresh, and finds its status already there.
+        """
+        patch: dict[str, Any] = {"status": dict(status)}
+        if resource_version is not None:
+            patch["metadata"] = {"resourceVersion": resource_version}
         try:
-            response = await self._send(
+            response = await self._call(
                 "PATCH",
                 _path(SCHEDULE_PATH, namespace=namespace, name=name) + "/status",
                 urgent=False,
+                acting=True,
                 query=[("fieldManager", labels.FIELD_MANAGER)],
-                body={"status": dict(status)},
+                body=patch,
                 content_type="application/merge-patch+json",
             )
         except ApiException as exc:
@@ -407,41 +362,34 @@ class Kube:
             "count": 1,
         }
         try:
-            await self._send(
+            await self._call(
                 "POST",
                 _path(EVENTS_PATH, namespace=regarding.namespace),
                 urgent=False,
+                acting=True,
                 body=body,
             )
-        except ApiException as exc:
+        except (ApiException, ApiUnavailable) as exc:
             log.warning(
                 "could not record event %s on %s/%s: %s",
                 reason,
                 regarding.namespace,
                 regarding.name,
-                _message(exc),
+                _message(exc) if isinstance(exc, ApiException) else exc,
             )
 
     # --- the leader-election Lease ------------------------------------------------------
-    # Bounded by a request timeout: a leader whose API server stopped answering
-    # must notice in time to stand down, not wait on a socket.
+    # Tried once, bounded by ``timeout`` in all: a leader whose API server stopped
+    # answering must notice in time to stand down, not wait on a socket, and the
+    # elector tries again on its own clock. Never gated: they are how a term begins.
 
     async def get_lease(
         self, *, namespace: str, name: str, timeout: float
     ) -> dict[str, Any] | None:
-        try:
-            response = await self._run(
-                self._coordination.read_namespaced_lease,
-                name,
-                namespace,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return _json(response)
+        return await self._get(
+            _path(LEASES_PATH, namespace=namespace) + "/" + quote(name, safe=""),
+            retry=_once(timeout),
+        )
 
     async def write_lease(
         self,
@@ -463,29 +411,26 @@ class Kube:
             "metadata": {"name": name, "namespace": namespace},
             "spec": dict(spec),
         }
+        path = _path(LEASES_PATH, namespace=namespace)
+        if resource_version is None:
+            method = "POST"
+        else:
+            method, path = "PUT", path + "/" + quote(name, safe="")
+            body["metadata"]["resourceVersion"] = resource_version
         try:
-            if resource_version is None:
-                response = await self._run(
-                    self._coordination.create_namespaced_lease,
-                    namespace,
-                    body,
-                    field_manager=labels.FIELD_MANAGER,
-                    _preload_content=False,
-                    _request_timeout=timeout,
-                )
-            else:
-                body["metadata"]["resourceVersion"] = resource_version
-                response = await self._run(
-                    self._coordination.replace_namespaced_lease,
-                    name,
-                    namespace,
-                    body,
-                    field_manager=labels.FIELD_MANAGER,
-                    _preload_content=False,
-                    _request_timeout=timeout,
-                )
+            response = await self._call(
+                method,
+                path,
+                retry=_once(timeout),
+                query=[("fieldManager", labels.FIELD_MANAGER)],
+                body=body,
+            )
         except ApiException as exc:
             if exc.status == 409:
                 raise LeaseConflict(_message(exc)) from None
             raise
         return _json(response)
+
+
+def _once(seconds: float) -> RetryPolicy:
+    return RetryPolicy(attempts=1, budget=seconds)

@@ -15,11 +15,38 @@ far apart the replicas' wall clocks are. Only elapsed time matters, so the
 caller may use a monotonic clock.
 
 Safety rests on one inequality. The leader stops acting at
-``renewed + duration - margin`` (``renewed`` taken before its write was
-sent) unless it renewed again; a follower can take over no earlier than
+``until = renewed + duration - margin`` (``renewed`` taken before its write
+was sent) unless it renewed again; a follower can take over no earlier than
 ``observed + duration``, where ``observed`` is when it first read the
 renewed record, which is after the write was sent. So the old leader stands
 down at least ``margin`` before anyone else may start.
+
+Standing down must hold for calls already on their way, too, and whatever
+the API server does (answers slowly, resets, or black-holes every packet):
+
+1. No acting call is *sent* at or after ``until``. The gate is asked in the
+   worker thread right before each try (:func:`send_window`), so a call that
+   queued behind hung ones, or backed off after a 429, is refused there
+   (``NotLeading``), even if the event loop is too busy to run the timer
+   that pauses the scheduler. The timer (in ``handlers/leader.py``) then
+   stops new work; the gate does not depend on it firing on time.
+2. A try sent at ``t < until`` has its connect, read and total timeouts cut
+   to ``until + margin - t``, so by ``renewed + duration``, before any
+   follower may act, the old leader has its answer or has given up on it.
+3. Giving up on an answer does not unsend a request: a request the API
+   server held (stopped, or black-holed and later delivered) may still be
+   applied after the new leader started. The writes where that would matter
+   carry a precondition, so that a late one fails instead of overwriting: the
+   status patch carries the resourceVersion it was planned from (409 once
+   the new leader wrote), a delete the uid of the object it means, the Lease
+   write its resourceVersion. A late Job create is harmless by construction:
+   the name is the run's, so it meets the new leader's Job (409) or is the
+   very Job the new leader would create and adopts.
+
+With the defaults: a 15 s Lease, renewed every 5 s, each Lease call bounded
+by 5 s; a leader whose renewals all hang or fail stops sending acting calls
+10 s after its last successful renewal began, and its last try is over at
+15 s, when a follower may first take the Lease.
 """
 
 from __future__ import annotations
@@ -97,6 +124,19 @@ def decide(
 def leading_until(*, renewed: datetime, duration: timedelta, margin: timedelta) -> datetime:
     """The local time at which a leader that last renewed at ``renewed`` must stop acting."""
     return renewed + max(timedelta(0), duration - margin)
+
+
+def send_window(*, now: datetime, until: datetime | None, margin: timedelta) -> float | None:
+    """Seconds an acting request sent at ``now`` may take; None: it must not be sent.
+
+    ``until`` is the end of this replica's term (:func:`leading_until`), None
+    when it is not leading. A request sent before ``until`` is over by
+    ``until + margin`` (``renewed + duration``), the earliest any follower may
+    take over; none is sent from ``until`` on.
+    """
+    if until is None or now >= until:
+        return None
+    return (until + margin - now).total_seconds()
 
 
 def micro_time(moment: datetime) -> str:

@@ -17,6 +17,7 @@ from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
 from jobwarden.reconcile import Policy
+from jobwarden.retrying import DEFAULT_TIMEOUTS
 from jobwarden.settings import Settings, SettingsError, parse_settings
 
 log = logging.getLogger("jobwarden")
@@ -73,6 +74,10 @@ def _configure(settings: Settings) -> None:
         kopf_settings.watching.chunk_size = 500
         kopf_settings.watching.server_timeout = 300
         kopf_settings.watching.client_timeout = 330
+        # kopf's own short requests (the listing's pages): bounded like jobwarden's
+        # calls (by default kopf has no connect timeout and five minutes per request).
+        kopf_settings.networking.connect_timeout = DEFAULT_TIMEOUTS.connect
+        kopf_settings.networking.request_timeout = 60
         me = identity(os.environ)
         kube = Kube(_client(me))
         index = kwargs["schedule_jobs"]
@@ -106,6 +111,8 @@ def _configure(settings: Settings) -> None:
                 namespace=settings.lease_namespace,
                 me=me,
             )
+            # Creates, deletes, status writes and Events go out only within the term.
+            kube.guard(elector.term)
             memo["elector"], memo["lease_kube"] = elector, lease_kube
             tasks.append(asyncio.create_task(elector.run(), name="jobwarden elector"))
         else:

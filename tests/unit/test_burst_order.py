@@ -14,12 +14,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import urllib3
-
 from jobwarden.handlers.scheduler import Scheduler
-from jobwarden.kube import _Lanes, _read
 from jobwarden.reconcile import Policy
 from jobwarden.runs.jobs import JobObservation
+from jobwarden.transport import _Lanes
 
 # --- the lanes -----------------------------------------------------------------------------
 
@@ -72,14 +70,6 @@ def test_an_exception_reaches_the_caller() -> None:
         assert isinstance(future.exception(timeout=5), ZeroDivisionError)
     finally:
         lanes.shutdown()
-
-
-def test_read_fetches_a_raw_body_in_the_calling_thread() -> None:
-    body = urllib3.HTTPResponse(body=b'{"a": 1}', preload_content=False)
-    assert _read(body) is body
-    assert body._body == b'{"a": 1}', "the body is read and cached where _read ran"
-    model = object()
-    assert _read(model) is model, "anything but a raw response passes through"
 
 
 # --- the scheduler: the slot covers the creates, not the status write ----------------------

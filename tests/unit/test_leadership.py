@@ -34,6 +34,7 @@ from jobwarden.leadership import (
     lease_spec,
     micro_time,
     released_spec,
+    send_window,
 )
 from jobwarden.reconcile import Policy
 from jobwarden.safety.stale import StaleCandidate
@@ -142,6 +143,75 @@ def test_old_leader_stops_a_margin_before_anyone_may_take_over(
             assert at - stop >= MARGIN
             break
         assert d.action == "follow"
+
+
+# --- the send window of acting calls ------------------------------------------------------
+
+UNTIL = leading_until(renewed=T0, duration=LEASE_DURATION, margin=MARGIN)  # T0 + 10 s
+
+SEND_WINDOW_TABLE = [
+    # (name, now, until, seconds the request may take or None: not sent)
+    ("just renewed: until the lease could pass", T0, UNTIL, 15.0),
+    ("mid-term", T0 + s(6), UNTIL, 9.0),
+    ("the last instant of the term: a margin left", T0 + s(9.999), UNTIL, 5.001),
+    ("the term's end: not sent", UNTIL, UNTIL, None),
+    ("after the term: not sent", T0 + s(12), UNTIL, None),
+    ("not leading: not sent", T0, None, None),
+]
+
+
+@pytest.mark.parametrize(("name", "now", "until", "window"), SEND_WINDOW_TABLE)
+def test_send_window_table(
+    name: str, now: datetime, until: datetime | None, window: float | None
+) -> None:
+    got = send_window(now=now, until=until, margin=MARGIN)
+    assert got == (None if window is None else pytest.approx(window)), name
+
+
+@given(
+    sent_after=st.floats(min_value=0, max_value=60),
+    write_delay=st.floats(min_value=0, max_value=30),
+)
+def test_an_acting_request_is_over_before_any_follower_may_take_over(
+    sent_after: float, write_delay: float
+) -> None:
+    """A request sent ``sent_after`` s into the term is sent only before the term ends,
+    and its timeouts end it no later than the earliest takeover (``observed + duration``,
+    ``observed`` coming after the renewal was sent)."""
+    until = leading_until(renewed=T0, duration=LEASE_DURATION, margin=MARGIN)
+    sent = T0 + s(sent_after)
+    window = send_window(now=sent, until=until, margin=MARGIN)
+    if window is None:
+        assert sent >= until
+        return
+    assert sent < until
+    takeover = T0 + s(write_delay) + LEASE_DURATION
+    assert sent + s(window) <= takeover
+
+
+def test_the_term_closes_on_the_clock_not_on_the_timer() -> None:
+    """The gate of acting calls reads the clock: it closes at the term's end even
+    while the event loop has not yet run the timer that pauses the scheduler."""
+
+    async def scenario() -> None:
+        clock, store = FakeClock(), LeaseStore()
+        a = elector(store, Switch(), "a", clock)
+        assert a.term.window() is None, "not leading yet: nothing acting is sent"
+        await a.step()
+        assert a.term.window() == pytest.approx(15.0)
+        clock.now = T0 + s(9.5)
+        assert a.term.window() == pytest.approx(5.5)
+        clock.now = T0 + s(10)
+        assert a.leading, "the timer (on the real loop clock) has not fired yet"
+        assert a.term.window() is None
+        # Renewed: a new term from the renewal's start.
+        await a.step()
+        assert a.term.window() == pytest.approx(15.0)
+        store.down = True
+        await a.release()
+        assert a.term.window() is None
+
+    asyncio.run(scenario())
 
 
 # --- the Lease spec -----------------------------------------------------------------------

@@ -11,7 +11,11 @@ writes the Lease with the resourceVersion it read: of two replicas that try
 at once, the API server accepts one and answers 409 to the other, which then
 follows. A timer, re-armed by each successful write, pauses the scheduler
 ``margin`` before the Lease could lapse, so a leader cut off from the API
-server (or stuck behind it) stops acting before anyone else may start.
+server (or stuck behind it) stops acting before anyone else may start. The
+elector's :class:`Term` is also the gate of the acting ``Kube``: each try of
+a create, delete, status write or Event is sent only within the term, with
+its timeouts cut to end before a follower may take over (the argument is in
+:mod:`jobwarden.leadership`).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from jobwarden.leadership import (
     leading_until,
     lease_spec,
     released_spec,
+    send_window,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +81,30 @@ class Switch(Protocol):
     def resume(self) -> None: ...
 
 
+class Term:
+    """This replica's current lease term: the gate its acting calls are sent under.
+
+    Read from the Kube's worker threads, written on the event loop: one
+    attribute, replaced whole. The window is computed from the clock at each
+    try, so it closes on time even when the event loop is late to run the
+    timer that pauses the scheduler.
+    """
+
+    def __init__(self, *, margin: timedelta, clock: Clock = monotonic_now) -> None:
+        self._margin = margin
+        self._clock = clock
+        self._until: datetime | None = None
+
+    def grant(self, until: datetime) -> None:
+        self._until = until
+
+    def end(self) -> None:
+        self._until = None
+
+    def window(self) -> float | None:
+        return send_window(now=self._clock(), until=self._until, margin=self._margin)
+
+
 class Elector:
     """Acquires, renews and hands back one Lease; pauses ``switch`` when not leading."""
 
@@ -105,6 +134,7 @@ class Elector:
         self._wall_clock = wall_clock
         # An API call may take at most this long, so a step ends before the deadline.
         self._timeout = max(1.0, min(renew_every, margin).total_seconds())
+        self.term = Term(margin=margin, clock=clock)
         self._seen: tuple[str, datetime] | None = None  # (resourceVersion, first read)
         self._leading = False
         self._deadline: asyncio.TimerHandle | None = None
@@ -199,6 +229,7 @@ class Elector:
             # The write took so long that the term is already over: do not act on it.
             self._follow(self.me)
             return
+        self.term.grant(until)
         if self._deadline is not None:
             self._deadline.cancel()
         self._deadline = asyncio.get_running_loop().call_later(delay, self._expired)
@@ -215,6 +246,7 @@ class Elector:
             self._follow(None)
 
     def _follow(self, holder: str | None) -> None:
+        self.term.end()
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
