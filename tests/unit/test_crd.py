@@ -454,5 +454,8 @@ def test_status_serialises_in_the_crd_form() -> None:
     assert format_time(at) == "2025-01-01T08:00:00Z"
     assert parse_time("2025-01-01T08:00:00Z") == datetime(2025, 1, 1, 8, tzinfo=UTC)
     assert parse_time("garbage") is None and parse_time(None) is None
+    # Offsets that carry a time past the ends of the calendar: no time, never an OverflowError.
+    assert parse_time("9999-12-31T23:59:59-05:00") is None
+    assert parse_time("0001-01-01T00:00:00+05:00") is None
     with pytest.raises(ValueError):
         format_time(datetime(2025, 1, 1))

@@ -51,7 +51,10 @@ def parse_time(value: object) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return None  # an offset that pushes it past year 1 or 9999: not a time we can hold
 
 
 Timestamp = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=str)]
