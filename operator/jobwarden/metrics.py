@@ -40,3 +40,15 @@ LEADER = Gauge(
 def serve(*, host: str, port: int) -> None:
     """Expose /metrics on its own port, apart from the liveness probe."""
     start_http_server(port, addr=host)
+
+
+# Liveness and readiness, as metrics: the same verdict /healthz gives.
+HEARTBEAT_AGE = Gauge(
+    "jobwarden_heartbeat_age_seconds",
+    "Seconds since each loop's last beat (scheduler, sweep, each watch stream).",
+    ["component"],
+)
+READY = Gauge(
+    "jobwarden_ready",
+    "1 when every watch has completed its first listing and every loop beats within its bound.",
+)

@@ -15,6 +15,7 @@ import contextlib
 import heapq
 import json
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ RETRY = timedelta(seconds=5)
 CALM_WAIT = timedelta(seconds=10)
 # How long before a wake-up its plan is made (see Scheduler._prepare).
 PREPARE_AHEAD = timedelta(seconds=2)
+# The loop passes at least this often, idle or standby, so its beat shows it is alive.
+BEAT_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
@@ -148,6 +151,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._leading = asyncio.Event()
         self._leading.set()  # standalone: always the leader
+        self.last_beat = time.monotonic()  # the loop's last pass (see liveness)
 
     # --- leadership -------------------------------------------------------------------
 
@@ -251,8 +255,10 @@ class Scheduler:
 
     async def run(self) -> None:
         while True:
+            self.last_beat = time.monotonic()
             if not self._leading.is_set():
-                await self._leading.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._leading.wait(), BEAT_SECONDS)
                 continue
             now = utcnow()
             while self._prep_heap and self._prep_heap[0][0] <= now:
@@ -269,7 +275,8 @@ class Scheduler:
             self._changed.clear()
             now = utcnow()  # preparing may have taken a while: time the sleep from now
             soonest = min([h[0][0] for h in (self._heap, self._prep_heap) if h], default=None)
-            timeout = (soonest - now).total_seconds() if soonest is not None else 3600.0
+            timeout = (soonest - now).total_seconds() if soonest is not None else BEAT_SECONDS
+            timeout = min(timeout, BEAT_SECONDS)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, timeout))
 
