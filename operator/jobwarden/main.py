@@ -243,6 +243,9 @@ def _logging(settings: Settings) -> None:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     # kopf logs every handled watch event at INFO: thousands of lines per minute at scale.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # The probe runs on every /healthz request: a line each time says nothing.
+    logging.getLogger("kopf.activities.probe").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
