@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
-from jobwarden.handlers.schedules import JobSeen, ScheduleJobs, Wake, job_wake, see_job
+from jobwarden.handlers.schedules import (
+    JobSeen,
+    ScheduleJobs,
+    Wake,
+    job_sink,
+    job_wake,
+    schedule_sink,
+    see_job,
+)
+from jobwarden.watching import Change
 
 T0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
 
@@ -90,3 +99,50 @@ def test_the_jobs_of_a_schedule_follow_changes_and_deletions() -> None:
     assert [j.result for j in jobs.jobs_of(("ns", "nightly"))] == ["Succeeded"]
     jobs.update(SUCCEEDED, None)
     assert jobs.jobs_of(("ns", "nightly")) == []
+
+
+# --- the sinks: what the informers' changes do to the scheduler ----------------------------
+
+
+class _Scheduler:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def seen(self, key: Any, *, resource_version: str | None, body: Any = None) -> None:
+        self.calls.append(("seen", (key, resource_version)))
+
+    def forget(self, key: Any) -> None:
+        self.calls.append(("forget", key))
+
+    def touch(self, key: Any, at: Any = None) -> None:
+        self.calls.append(("touch", (key, at)))
+
+    def job_seen(self, key: Any, job: str) -> None:
+        self.calls.append(("job_seen", (key, job)))
+
+
+def test_a_schedule_deleted_by_watch_or_by_a_relist_is_forgotten() -> None:
+    """Every deletion reaches forget (which also removes the schedule's metric series),
+    whether the watch sent it or a relist found the schedule gone."""
+    scheduler = _Scheduler()
+    sink = schedule_sink(scheduler)  # type: ignore[arg-type]
+    sink(Change(key=("ns", "a"), old=None, new="7", body={"metadata": {"name": "a"}}))
+    sink(Change(key=("ns", "a"), old="7", new=None))  # as Store.end_relist makes it
+    assert scheduler.calls == [("seen", (("ns", "a"), "7")), ("forget", ("ns", "a"))]
+
+
+def test_a_job_change_indexes_it_tells_the_sweep_and_wakes_its_schedule() -> None:
+    scheduler = _Scheduler()
+    jobs = ScheduleJobs()
+    told: list[Any] = []
+    sink = job_sink(scheduler=scheduler, jobs=jobs, candidates=told.append)  # type: ignore[arg-type]
+    sink(Change(key=("ns", "nightly-1"), old=None, new=CREATED))
+    sink(Change(key=("ns", "nightly-1"), old=CREATED, new=None))  # gone in a watch gap
+    key = ("ns", "nightly")
+    assert scheduler.calls == [
+        ("job_seen", (key, "nightly-1")),
+        ("job_seen", (key, "nightly-1")),
+        ("touch", (key, None)),
+    ]
+    assert jobs.jobs_of(key) == []
+    assert len(told) == 2
