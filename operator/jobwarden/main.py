@@ -51,8 +51,12 @@ def _client(me: str, *, pool_size: int = 32) -> Any:
     """An API client whose User-Agent names this replica, so an audit log tells
     which replica made each call (and that a standby made none that write)."""
     api = load_client(pool_size=pool_size)
-    api.user_agent = f"jobwarden/{__version__} ({me})"
+    api.user_agent = _user_agent(me)
     return api
+
+
+def _user_agent(me: str) -> str:
+    return f"jobwarden/{__version__} ({me})"
 
 
 class Background:
@@ -158,7 +162,7 @@ def _configure(settings: Settings, background: Background) -> None:
         )
         scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of)
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
-        connection = Connection(_client(me, pool_size=1).configuration)
+        connection = Connection(load_client().configuration, user_agent=_user_agent(me))
         watched = watches.build(
             connection=connection,
             namespaces=settings.namespaces,

@@ -156,8 +156,9 @@ def _named(raw: bytes) -> str:
 class Connection:
     """One aiohttp session to the API server, with the kubernetes client's credentials."""
 
-    def __init__(self, configuration: client.Configuration) -> None:
+    def __init__(self, configuration: client.Configuration, *, user_agent: str = "") -> None:
         self._config = configuration
+        self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
 
     def _ssl(self) -> ssl.SSLContext | bool:
@@ -175,6 +176,8 @@ class Connection:
     def _headers(self) -> dict[str, str]:
         # auth_settings() asks the client's refresh hook first: rotated tokens apply.
         headers = {"Accept": "application/json"}
+        if self._user_agent:
+            headers["User-Agent"] = self._user_agent
         settings: Mapping[str, Any] = self._config.auth_settings()
         for auth in settings.values():
             if auth.get("in") == "header" and auth.get("value"):
