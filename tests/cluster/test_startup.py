@@ -79,11 +79,31 @@ def _create_many(cluster: Cluster, namespace: str, count: int) -> None:
         list(pool.map(one, range(count)))
 
 
+def _reconciled(cluster: Cluster, namespace: str) -> int:
+    """Schedules in ``namespace`` whose status has a phase (the operator wrote it)."""
+    resp: Any = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
+        "jobwarden.io", "v1alpha1", namespace, "jobschedules", _preload_content=False
+    )
+    return sum(1 for s in json.loads(resp.data)["items"] if (s.get("status") or {}).get("phase"))
+
+
 def test_a_restart_beside_2000_schedules_and_jobs_runs_a_fresh_schedule_on_time(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     _create_many(cluster, namespace, MANY)
     here = Schedules(cluster, namespace)
+    # A restart, not a first start: an operator has reconciled every schedule before.
+    first = OperatorProcess(cluster=cluster, namespaces=[namespace], log_path=tmp_path / "0.log")
+    first.start()
+    try:
+        wait_for(
+            lambda: _reconciled(cluster, namespace) == MANY,
+            timeout=900,
+            interval=5.0,
+            what=f"the first operator to reconcile all {MANY} schedules",
+        )
+    finally:
+        first.stop()
     op = OperatorProcess(cluster=cluster, namespaces=[namespace], log_path=tmp_path / "op.log")
     op.start()
     try:
