@@ -80,11 +80,30 @@ def _create_many(cluster: Cluster, namespace: str, count: int) -> None:
 
 
 def _reconciled(cluster: Cluster, namespace: str) -> int:
-    """Schedules in ``namespace`` whose status has a phase (the operator wrote it)."""
-    resp: Any = client.CustomObjectsApi(cluster.api).list_namespaced_custom_object(
-        "jobwarden.io", "v1alpha1", namespace, "jobschedules", _preload_content=False
-    )
-    return sum(1 for s in json.loads(resp.data)["items"] if (s.get("status") or {}).get("phase"))
+    """Schedules in ``namespace`` whose status has a phase (the operator wrote it);
+    -1 when a loaded API server times the listing out (the wait asks again)."""
+    api = client.CustomObjectsApi(cluster.api)
+    count, token = 0, None
+    while True:
+        try:
+            resp: Any = api.list_namespaced_custom_object(
+                "jobwarden.io",
+                "v1alpha1",
+                namespace,
+                "jobschedules",
+                limit=500,
+                _continue=token,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status is not None and exc.status >= 500:
+                return -1
+            raise
+        page = json.loads(resp.data)
+        count += sum(1 for s in page["items"] if (s.get("status") or {}).get("phase"))
+        token = page["metadata"].get("continue")
+        if not token:
+            return count
 
 
 def test_a_restart_beside_2000_schedules_and_jobs_runs_a_fresh_schedule_on_time(
