@@ -29,7 +29,9 @@ cluster:
 run: venv cluster
 	@export KUBECONFIG=$$(bash $(CLUSTER) kubeconfig) PATH=$$(bash $(CLUSTER) bin-dir):$(CURDIR)/$(VENV)/bin:$$PATH; \
 	kubectl apply --server-side -f crds/ >/dev/null && \
-	kubectl wait --for=condition=Established --timeout=60s crd/jobschedules.jobwarden.io >/dev/null && \
+	(for try in 1 2 3 4 5 6 7 8 9 10; do \
+	  kubectl wait --for=condition=Established --timeout=60s crd/jobschedules.jobwarden.io >/dev/null 2>&1 && exit 0; \
+	  sleep 1; done; exit 1) && \
 	kubectl apply -f examples/ && \
 	echo "KUBECONFIG=$$KUBECONFIG  (try: kubectl get jobschedules -A -w)" && \
 	JOBWARDEN_METRICS_ADDRESS=127.0.0.1:8080 JOBWARDEN_METRICS_SECURE=false JOBWARDEN_HEALTH_ADDRESS=127.0.0.1:8081 jobwarden

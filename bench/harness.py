@@ -92,17 +92,24 @@ class Bench:
             check=True,
             capture_output=True,
         )
-        subprocess.run(
-            [
-                *base,
-                "wait",
-                "--for=condition=Established",
-                "--timeout=60s",
-                f"crd/{PLURAL}.{GROUP}",
-            ],
-            check=True,
-            capture_output=True,
-        )
+        # Right after a create the CRD has no conditions yet, and kubectl wait then
+        # fails at once instead of waiting: try again for a while.
+        for _ in range(10):
+            waited = subprocess.run(
+                [
+                    *base,
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=60s",
+                    f"crd/{PLURAL}.{GROUP}",
+                ],
+                check=False,
+                capture_output=True,
+            )
+            if waited.returncode == 0:
+                return
+            time.sleep(1)
+        raise RuntimeError(f"CRD not Established: {waited.stderr.decode().strip()}")
 
     def __enter__(self) -> Bench:
         return self

@@ -35,10 +35,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def cluster() -> Cluster:
     """The cluster for this test session, with the CRDs installed."""
     c = start_cluster(ROOT)
-    c.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    c.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s", "crd/jobschedules.jobwarden.io"
-    )
+    c.install_crds(ROOT / "crds")
     return c
 
 

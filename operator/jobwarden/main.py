@@ -6,19 +6,21 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 import kopf
 
-from jobwarden import __version__, metrics
-from jobwarden.handlers import schedules, sweep
+from jobwarden import __version__, liveness, metrics
+from jobwarden.handlers import schedules, sweep, watches
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
 from jobwarden.reconcile import Policy
 from jobwarden.retrying import DEFAULT_TIMEOUTS
 from jobwarden.settings import Settings, SettingsError, parse_settings
+from jobwarden.watching import STALE_AFTER_SECONDS, Connection
 
 log = logging.getLogger("jobwarden")
 
@@ -50,14 +52,96 @@ def _client(me: str, *, pool_size: int = 32) -> Any:
     """An API client whose User-Agent names this replica, so an audit log tells
     which replica made each call (and that a standby made none that write)."""
     api = load_client(pool_size=pool_size)
-    api.user_agent = f"jobwarden/{__version__} ({me})"
+    api.user_agent = _user_agent(me)
     return api
 
 
-def _configure(settings: Settings) -> None:
+def _user_agent(me: str) -> str:
+    return f"jobwarden/{__version__} ({me})"
+
+
+class Background:
+    """The operator's own tasks. One that ends, other than by cancellation at
+    cleanup, stops the operator: its traceback is logged and the process exits
+    non-zero, so that a dead loop is a restart, never a silent operator."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        self.failed: list[str] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def start(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._ended)
+        self.tasks.append(task)
+        return task
+
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            log.critical("%s died; stopping the operator", task.get_name(), exc_info=exc)
+        else:
+            log.critical("%s ended; stopping the operator", task.get_name())
+        self.failed.append(task.get_name())
+        self._stop.set()
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+
+
+def _components(
+    *,
+    scheduler: Scheduler,
+    started: list[bool],
+    warden: sweep.Sweep,
+    watched: watches.Watches,
+    settings: Settings,
+) -> list[liveness.Component]:
+    """What liveness judges. The scheduler only once it runs (after the Jobs' first
+    listing, which the Job streams' own beats cover meanwhile)."""
+    found = [
+        liveness.Component(
+            "scheduler",
+            lambda: scheduler.last_beat if started else None,
+            liveness.SCHEDULER_BOUND_SECONDS,
+        ),
+        liveness.Component(
+            "sweep",
+            lambda: warden.last_beat,
+            liveness.sweep_bound(settings.sweep_interval.total_seconds()),
+        ),
+    ]
+    for informer in watched.all:
+        found.append(
+            liveness.Component(
+                f"watch {informer.name}",
+                lambda i=informer: i.last_beat,  # type: ignore[misc]
+                STALE_AFTER_SECONDS,
+            )
+        )
+    return found
+
+
+def _configure(settings: Settings, background: Background) -> None:
     """Register kopf handlers bound to these settings."""
-    schedules.register(scheduler_of=_scheduler_of, selector=settings.selector)
-    sweep.register(dry_run=settings.dry_run)
+    judged: list[liveness.Component] = []
+    synced: list[watches.Watches] = []
+
+    def verdict() -> tuple[liveness.Verdict, bool]:
+        result = liveness.judge(judged, now=time.monotonic())
+        return result, result.alive and all(w.synced() for w in synced)
+
+    @kopf.on.probe(id="heartbeats", errors=kopf.ErrorsMode.PERMANENT)
+    async def heartbeats(**_: Any) -> dict[str, Any]:
+        # kopf answers /healthz with 500 when a probe raises (with errors=PERMANENT
+        # at once, not after retries), and with the returned dict as JSON otherwise.
+        result, ready = verdict()
+        if not result.alive:
+            raise kopf.PermanentError(result.message())
+        return {"ready": ready, "ages": {k: round(v, 1) for k, v in result.ages.items()}}
 
     @kopf.on.startup(id="jobwarden_startup")
     async def startup(**kwargs: Any) -> None:
@@ -66,39 +150,65 @@ def _configure(settings: Settings) -> None:
         # jobwarden records its own Events; kopf's would cost calls and RBAC for nothing.
         kopf_settings.posting.enabled = False
         kopf_settings.persistence.diffbase_storage = NoDiffBase()
-        # kopf keeps a worker per object, holding its last body, for idle_timeout after
-        # each event (default 5 s): after a wave of events (a restart, a burst, thousands
-        # of schedules applied) that was every body at once, a peak the allocator keeps.
-        kopf_settings.batching.idle_timeout = 0.5
-        # The initial listing in pages, not all schedules (and Jobs) in one response.
-        kopf_settings.watching.chunk_size = 500
-        kopf_settings.watching.server_timeout = 300
-        kopf_settings.watching.client_timeout = 330
-        # kopf's own short requests (the listing's pages): bounded like jobwarden's
-        # calls (by default kopf has no connect timeout and five minutes per request).
+        # jobwarden watches through its own informers (jobwarden.watching): kopf only
+        # runs the process (startup, cleanup, the probe, logging) and discovers nothing.
+        kopf_settings.scanning.disabled = True
+        # kopf's own short requests: bounded like jobwarden's calls (by default kopf
+        # has no connect timeout and five minutes per request).
         kopf_settings.networking.connect_timeout = DEFAULT_TIMEOUTS.connect
         kopf_settings.networking.request_timeout = 60
         me = identity(os.environ)
         kube = Kube(_client(me))
-        index = kwargs["schedule_jobs"]
-
-        def jobs_of(key: tuple[str, str]) -> Any:
-            return list(index.get(key, ()))
-
+        jobs = schedules.ScheduleJobs()
         policy = Policy(
             default_stale_after=settings.stale_after,
             unhealthy_after=settings.unhealthy_after,
             dry_run=settings.dry_run,
         )
-        scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs_of)
+        scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of)
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
+        connection = Connection(load_client().configuration, user_agent=_user_agent(me))
+        watched = watches.build(
+            connection=connection,
+            namespaces=settings.namespaces,
+            selector=settings.selector,
+            dry_run=settings.dry_run,
+            scheduler=scheduler,
+            jobs=jobs,
+            warden=warden,
+        )
+        started: list[bool] = []
+        judged.extend(
+            _components(
+                scheduler=scheduler,
+                started=started,
+                warden=warden,
+                watched=watched,
+                settings=settings,
+            )
+        )
+        synced.append(watched)
+        for component in judged:
+            metrics.HEARTBEAT_AGE.labels(component.name).set_function(
+                lambda c=component: _age(c)  # type: ignore[misc]
+            )
+        metrics.READY.set_function(lambda: float(verdict()[1]))
         memo["scheduler"] = scheduler
         memo["kube"] = kube
+        memo["connection"] = connection
         memo["elector"] = None
-        tasks = [
-            asyncio.create_task(scheduler.run(), name="jobwarden scheduler"),
-            asyncio.create_task(warden.run(kwargs["stale_candidates"]), name="jobwarden sweep"),
-        ]
+
+        async def schedule_when_jobs_listed() -> None:
+            # Until every Job is listed, a schedule's missing Job may only be unlisted.
+            await watched.jobs_synced()
+            log.info("Jobs listed; the scheduler starts")
+            started.append(True)
+            await scheduler.run()
+
+        for informer in watched.all:
+            background.start(informer.run(), name=f"jobwarden watch {informer.name}")
+        background.start(schedule_when_jobs_listed(), name="jobwarden scheduler")
+        background.start(warden.run(), name="jobwarden sweep")
         if settings.lease:
             # A standby until the Lease is won. The elector has its own client and
             # threads, so renewals never queue behind a burst of reconciles.
@@ -114,15 +224,13 @@ def _configure(settings: Settings) -> None:
             # Creates, deletes, status writes and Events go out only within the term.
             kube.guard(elector.term)
             memo["elector"], memo["lease_kube"] = elector, lease_kube
-            tasks.append(asyncio.create_task(elector.run(), name="jobwarden elector"))
+            background.start(elector.run(), name="jobwarden elector")
         else:
             metrics.LEADER.set(1)
-        memo["tasks"] = tasks
 
     @kopf.on.cleanup(id="jobwarden_cleanup")
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        for task in memo.get("tasks", []):
-            task.cancel()
+        background.cancel()
         scheduler = _scheduler_of(memo)
         scheduler.pause()
         await scheduler.close()
@@ -131,7 +239,13 @@ def _configure(settings: Settings) -> None:
             # Only now that nothing acts any more may a standby take over.
             await elector.release()
             memo["lease_kube"].close()
+        await memo["connection"].close()
         memo["kube"].close()
+
+
+def _age(component: liveness.Component) -> float:
+    beat = component.last_beat()
+    return float("nan") if beat is None else max(0.0, time.monotonic() - beat)
 
 
 def _logging(settings: Settings) -> None:
@@ -140,6 +254,9 @@ def _logging(settings: Settings) -> None:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     # kopf logs every handled watch event at INFO: thousands of lines per minute at scale.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # The probe runs on every /healthz request: a line each time says nothing.
+    logging.getLogger("kopf.activities.probe").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,7 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"jobwarden: {exc}", file=sys.stderr)
         return 2
     _logging(settings)
-    _configure(settings)
+    stop = asyncio.Event()
+    background = Background(stop)
+    _configure(settings, background)
     metrics.serve(settings)
     host, port = settings.health_address
     log.info(
@@ -162,13 +281,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{settings.lease_namespace}/{settings.lease}" if settings.lease else "(standalone)",
     )
     # kopf's peering is never used: it would pause kopf's handlers but not the
-    # scheduler. Every replica watches; the leader Lease decides who acts.
+    # scheduler. Every replica watches; the leader Lease decides who acts. kopf
+    # watches nothing itself (see startup), so it is told "cluster-wide" only to
+    # look for no namespaces.
     kopf.run(
-        clusterwide=settings.all_namespaces,
-        namespaces=list(settings.namespaces),
+        clusterwide=True,
         standalone=True,
         liveness_endpoint=f"http://{host}:{port}/healthz",
+        stop_flag=stop,
     )
+    if background.failed:
+        log.critical("stopped because %s ended", ", ".join(background.failed))
+        return 1
     return 0
 
 

@@ -129,3 +129,15 @@ def serve(settings: Settings) -> Any:
     tls = metrics_http.TLS(cert_file=settings.metrics_cert_file, key_file=settings.metrics_key_file)
     gate = Gate(reviewer=KubeReviewer(load_client(pool_size=4)))
     return metrics_http.start(host=host, port=port, gate=gate, tls=tls)
+
+
+# Liveness and readiness, as metrics: the same verdict /healthz gives.
+HEARTBEAT_AGE = Gauge(
+    "jobwarden_heartbeat_age_seconds",
+    "Seconds since each loop's last beat (scheduler, sweep, each watch stream).",
+    ["component"],
+)
+READY = Gauge(
+    "jobwarden_ready",
+    "1 when every watch has completed its first listing and every loop beats within its bound.",
+)

@@ -423,9 +423,4 @@ class SeparateControlPlane:
         )
 
     def install_crds(self) -> None:
-        self.cluster.kubectl(
-            "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")
-        )
-        self.cluster.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s", "crd/jobschedules.jobwarden.io"
-        )
+        self.cluster.install_crds(ROOT / "crds")

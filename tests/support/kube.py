@@ -88,6 +88,27 @@ class Cluster:
         args = ["apply", "-f", "-"] + (["-n", namespace] if namespace else [])
         return self.kubectl(*args, input=text, check=check)
 
+    def install_crds(self, directory: Path) -> None:
+        """Apply the CRDs in ``directory`` and wait until each is Established.
+
+        Polled rather than ``kubectl wait``: right after a create the CRD has no
+        conditions yet, and ``kubectl wait`` then fails at once ("<nil> is of the
+        type <nil>") instead of waiting, as seen with the large jobTemplate schema.
+        """
+        applied = self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", str(directory), "-o", "name"
+        )
+        for name in applied.stdout.split():
+            wait_for(
+                lambda n=name: self._established(n),  # type: ignore[misc]
+                timeout=60,
+                what=f"{name} Established",
+            )
+
+    def _established(self, name: str) -> bool:
+        path = '{.status.conditions[?(@.type=="Established")].status}'
+        return self.kubectl("get", name, "-o", f"jsonpath={path}", check=False).stdout == "True"
+
     def get_json(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 

@@ -1,4 +1,5 @@
-"""--selector: equality selectors become kopf label filters; anything else stops the start.
+"""--selector: equality selectors become the JobSchedule watch's labelSelector; anything
+else stops the start.
 
 A set-based or negated selector must fail loudly: read as a label key it
 would make a filter that matches nothing, and the operator would idle.
@@ -8,23 +9,34 @@ from __future__ import annotations
 
 from typing import Any
 
-import kopf
 import pytest
 
-from jobwarden.handlers.schedules import selector_labels
+from jobwarden.handlers.schedules import selector_labels, selector_query
 
 
 @pytest.mark.parametrize(
     ("text", "labels"),
     [
         ("shard=a", {"shard": "a"}),
-        ("shard==a, tier", {"shard": "a", "tier": kopf.PRESENT}),
+        ("shard==a, tier", {"shard": "a", "tier": None}),
         ("example.com/shard=a,env=", {"example.com/shard": "a", "env": ""}),
         ("", None),
     ],
 )
 def test_equality_selectors(text: str, labels: dict[str, Any] | None) -> None:
     assert selector_labels(text) == labels
+
+
+@pytest.mark.parametrize(
+    ("text", "query"),
+    [
+        ("shard==a, tier", "shard=a,tier"),
+        ("example.com/shard=a,env=", "example.com/shard=a,env="),
+        ("", None),
+    ],
+)
+def test_the_watch_asks_the_api_server_for_the_same_selector(text: str, query: str | None) -> None:
+    assert selector_query(text) == query
 
 
 @pytest.mark.parametrize(

@@ -1,131 +1,198 @@
-"""kopf wiring for JobSchedules and their Jobs: watch events in, wake-ups out.
+"""Wiring for JobSchedules and their Jobs: informer changes in, wake-ups out.
 
-No decisions here. A schedule event asks the scheduler to reconcile it; a
-Job event updates the slim index of the schedule's Jobs and, when the run's
-outcome changed, asks for a reconcile too. kopf holds back these handlers
-until the index is filled, so a reconcile never mistakes "not listed yet"
-for "deleted".
+No decisions here beyond which change wakes a schedule (``job_wake``, a pure
+function of the old and new observation of one Job). A schedule change asks
+the scheduler to reconcile it; a Job change updates the schedule's Jobs as
+the scheduler reads them and, when the run's outcome changed, wakes it.
+The scheduler starts only after the Jobs' first listing is complete (see
+``main``), so a reconcile never mistakes "not listed yet" for "deleted".
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
-
-import kopf
 
 from jobwarden import labels
 from jobwarden.handlers.scheduler import Key, Scheduler
 from jobwarden.runs.jobs import JobObservation, observe_job
+from jobwarden.safety.stale import parse_deadline_seconds
+from jobwarden.watching import Change
 
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+# The API path of JobSchedules and of Jobs; {ns} is "namespaces/<name>/" or nothing.
+SCHEDULES_PATH = f"/apis/{labels.GROUP}/{labels.VERSION}/{{ns}}{labels.PLURAL}"
+JOBS_PATH = "/apis/batch/v1/{ns}jobs"
 
-# Last outcome seen per Job (uid), so only changes that matter wake a schedule.
-_last_state: dict[str, tuple[str, bool]] = {}
 
+def selector_labels(selector: str | None) -> dict[str, str | None] | None:
+    """An equality selector such as ``shard=a,tier`` as {key: value or None (present)}.
 
-def selector_labels(selector: str | None) -> dict[str, Any] | None:
-    """kopf's label filter from an equality selector such as ``shard=a,tier``."""
+    Only equality selectors: the operator's settings promise no more, and a
+    set-based one ("tier notin (a)") must be refused at start, not misread.
+    """
     if not selector:
         return None
-    result: dict[str, Any] = {}
+    result: dict[str, str | None] = {}
     for part in selector.split(","):
         part = part.strip()
         if not part:
             continue
         key, sep, value = part.partition("=")
         key, value = key.strip(), value.removeprefix("=").strip()
-        # Anything but a label key (and value) is refused, not read as a key:
-        # "tier notin (a)" must not become a filter that matches nothing.
         if not _LABEL_KEY.match(key) or (sep and not _LABEL_VALUE.match(value)):
             raise ValueError(
                 f"only equality selectors (key=value, key==value, key) are supported, got {part!r}"
             )
-        result[key] = value if sep else kopf.PRESENT
+        result[key] = value if sep else None
     return result
 
 
-def register(*, scheduler_of: Any, selector: str | None) -> None:
-    """Register the handlers; ``scheduler_of(memo)`` finds the running Scheduler.
+def selector_query(selector: str | None) -> str | None:
+    """The selector as the API's ``labelSelector`` (validated by ``selector_labels``)."""
+    parsed = selector_labels(selector)
+    if not parsed:
+        return None
+    return ",".join(k if v is None else f"{k}={v}" for k, v in parsed.items())
 
-    Every handler is ``async`` although none awaits anything: kopf runs a
-    plain function in a thread pool, and these update the scheduler's heap
-    and wake its loop, which only the event loop's own thread may do safely
-    (and a thread hop per watch event costs more than the handler itself).
+
+# --- Jobs -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class JobSeen:
+    """What the operator keeps of one Job of a schedule, between its watch events."""
+
+    obs: JobObservation
+    # The stale threshold the operator set on the Job (its annotation), if any.
+    stale_seconds: int | None
+    # The sweep's view of the Job (None: no threshold applies); see handlers.sweep.
+    candidate: Any = None
+
+    @property
+    def key(self) -> Key:
+        return (self.obs.namespace, self.obs.schedule or "")
+
+
+def see_job(body: Mapping[str, Any], *, candidate: Any = None) -> JobSeen:
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    try:
+        threshold = parse_deadline_seconds(
+            str(annotations.get(labels.STALE_DEADLINE_ANNOTATION, ""))
+        )
+    except ValueError:
+        threshold = None  # not one the operator wrote: the spec's threshold holds
+    return JobSeen(
+        obs=observe_job(body),
+        stale_seconds=None if threshold is None else int(threshold.total_seconds()),
+        candidate=candidate,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Reconcile the Job's schedule at ``at`` (None: now)."""
+
+    at: datetime | None = None
+
+
+def job_wake(old: JobSeen | None, new: JobSeen | None) -> Wake | None:
+    """Whether a Job's change from ``old`` to ``new`` (None: absent) wakes its schedule.
+
+    A new running Job was written to status when it was created: nothing to
+    do. An end (finished, or deleted) is news at once. A start sets the run's
+    stale deadline: a Job the operator may terminate carries its threshold,
+    so the wake-up at the deadline costs no call; otherwise (staleAction
+    Report, dry run) only the spec knows it, and a reconcile now reads it.
     """
-    schedule_filter = selector_labels(selector)
+    if new is None:
+        return None if old is None else Wake()
+    started = new.obs.start_time is not None
+    if old is None:
+        return Wake() if new.obs.finished else None
+    if (old.obs.result, old.obs.start_time is not None) == (new.obs.result, started):
+        return None
+    if new.obs.finished:
+        return Wake()
+    if not started:
+        return None
+    if new.stale_seconds is None or new.obs.start_time is None:
+        return Wake()
+    try:
+        return Wake(new.obs.start_time + timedelta(seconds=new.stale_seconds))
+    except OverflowError:
+        return Wake()
 
-    @kopf.index(
-        "batch", "v1", "jobs", id="schedule_jobs", labels={labels.SCHEDULE_LABEL: kopf.PRESENT}
-    )
-    async def schedule_jobs(
-        *, body: kopf.Body, namespace: str | None, **_: Any
-    ) -> dict[Key, JobObservation]:
-        # Jobs are namespaced: kopf gives None only for cluster-scoped objects.
-        obs = observe_job(body)
-        return {(namespace or "", obs.schedule or ""): obs}
 
-    @kopf.on.event(
-        labels.GROUP, labels.VERSION, labels.PLURAL, id="schedule_event", labels=schedule_filter
-    )
-    async def schedule_event(
-        *,
-        event: kopf.RawEvent,
-        body: kopf.Body,
-        namespace: str | None,
-        name: str,
-        memo: kopf.Memo,
-        **_: Any,
-    ) -> None:
-        scheduler: Scheduler = scheduler_of(memo)
-        key = (namespace or "", name)
-        if event.get("type") == "DELETED":
-            scheduler.forget(key)
-            return
-        scheduler.seen(key, resource_version=body.metadata.get("resourceVersion"), body=dict(body))
+class ScheduleJobs:
+    """The Jobs of every schedule, by schedule, as the informer last saw them."""
 
-    @kopf.on.event(
-        "batch", "v1", "jobs", id="job_event", labels={labels.SCHEDULE_LABEL: kopf.PRESENT}
-    )
-    async def job_event(
-        *,
-        event: kopf.RawEvent,
-        body: kopf.Body,
-        namespace: str | None,
-        uid: str,
-        memo: kopf.Memo,
-        **_: Any,
-    ) -> None:
-        scheduler: Scheduler = scheduler_of(memo)
-        obs = observe_job(body)
-        key = (namespace or "", obs.schedule or "")
-        scheduler.job_seen(key, obs.name)
-        if event.get("type") == "DELETED":
-            _last_state.pop(uid, None)
-            scheduler.touch(key)
-            return
-        state = (obs.result, obs.start_time is not None)
-        previous = _last_state.get(uid)
-        _last_state[uid] = state
-        # A new Job was written to status when it was created; only its end matters.
-        if previous is None and not obs.finished:
-            return
-        if previous != state and (obs.finished or previous is None):
-            scheduler.touch(key)
-        elif previous != state and obs.start_time is not None:
-            # Started: its stale deadline counts from now. A Job the operator may
-            # terminate carries the threshold, so a wake-up at the deadline costs
-            # no call; otherwise (staleAction Report, dry run) only the spec knows
-            # it, and a reconcile now reads it and sets the wake-up.
-            seconds = (body.metadata.get("annotations") or {}).get(
-                labels.STALE_DEADLINE_ANNOTATION, ""
+    def __init__(self) -> None:
+        self._by_schedule: dict[Key, dict[str, JobObservation]] = {}
+
+    def jobs_of(self, key: Key) -> list[JobObservation]:
+        return list(self._by_schedule.get(key, {}).values())
+
+    def update(self, old: JobSeen | None, new: JobSeen | None) -> None:
+        if old is not None and (new is None or new.key != old.key):
+            jobs = self._by_schedule.get(old.key, {})
+            jobs.pop(old.obs.name, None)
+            if not jobs:
+                self._by_schedule.pop(old.key, None)
+        if new is not None:
+            self._by_schedule.setdefault(new.key, {})[new.obs.name] = new.obs
+
+
+def job_sink(
+    *,
+    scheduler: Scheduler,
+    jobs: ScheduleJobs,
+    candidates: Callable[[Change[Any]], None],
+) -> Callable[[Change[JobSeen]], None]:
+    """What a change of a schedule's Job does: index it, tell the sweep, maybe wake."""
+
+    def sink(change: Change[JobSeen]) -> None:
+        jobs.update(change.old, change.new)
+        candidates(
+            Change(
+                key=change.key,
+                old=change.old.candidate if change.old else None,
+                new=change.new.candidate if change.new else None,
             )
-            deadline = (
-                obs.start_time + timedelta(seconds=int(seconds)) if seconds.isdigit() else None
-            )
-            scheduler.touch(key, deadline)
+        )
+        seen = change.new or change.old
+        if seen is None:
+            return
+        scheduler.job_seen(seen.key, seen.obs.name)
+        wake = job_wake(change.old, change.new)
+        if wake is not None:
+            scheduler.touch(seen.key, wake.at)
+
+    return sink
+
+
+# --- JobSchedules ---------------------------------------------------------------------
+
+
+def schedule_version(body: Mapping[str, Any]) -> str:
+    """What the schedule store keeps: the resourceVersion, which tells a change."""
+    return str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def schedule_sink(scheduler: Scheduler) -> Callable[[Change[str]], None]:
+    """A schedule's change: reconcile it; its deletion (watched or found by a relist): forget."""
+
+    def sink(change: Change[str]) -> None:
+        if change.new is None:
+            scheduler.forget(change.key)
+            return
+        scheduler.seen(change.key, resource_version=change.new, body=dict(change.body or {}))
+
+    return sink

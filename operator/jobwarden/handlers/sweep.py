@@ -1,22 +1,26 @@
 """The stale sweep: a backstop over every active run held to a threshold.
 
 Runs of JobSchedules are woken at their own stale deadline by the scheduler;
-this sweep re-checks them from an in-memory index each interval (a missed
-wake-up never leaves a run unattended) and handles Jobs that opted in with the
-``jobwarden.io/stale-after`` label. The index is fed by the Job watch, so a
-sweep makes no LIST call, only the calls that its findings need.
+this sweep re-checks them from memory each interval (a missed wake-up never
+leaves a run unattended) and handles Jobs that opted in with the
+``jobwarden.io/stale-after`` label. The candidates are fed by the Job
+informers, so a sweep makes no LIST call, only the calls its findings need.
+
+Each Job is its own error boundary: a candidate whose arithmetic fails, or
+whose delete or Event fails, is logged and retried next pass, and the rest
+of the pass goes on. A bad label value is a Warning Event on that Job, once
+per value, and the Job is otherwise ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Iterable
+import time
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import kopf
 
 from jobwarden import labels, metrics
 from jobwarden.api.status import parse_time
@@ -26,13 +30,18 @@ from jobwarden.safety.stale import (
     StaleCandidate,
     due_for_stale,
     next_stale_deadline,
+    parse_deadline_seconds,
     parse_stale_label,
 )
+from jobwarden.watching import Change, ObjectKey
 
 log = logging.getLogger(__name__)
 
 # (namespace, job name, schedule or "") identifies a candidate.
 CandidateKey = tuple[str, str, str]
+# The informers' selectors: a schedule's Jobs, and the other Jobs that opted in.
+SCHEDULE_JOBS_SELECTOR = labels.SCHEDULE_LABEL
+OPT_IN_SELECTOR = f"{labels.STALE_AFTER_LABEL},!{labels.SCHEDULE_LABEL}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,21 +52,36 @@ class JobCandidate(StaleCandidate):
     uid: str = ""
 
 
-def _active(body: kopf.Body) -> bool:
+@dataclass(frozen=True, slots=True)
+class BadLabel:
+    """An opt-in Job whose ``jobwarden.io/stale-after`` value cannot be used."""
+
+    key: ObjectKey
+    uid: str
+    value: str
+    error: str
+
+
+def _active(body: Mapping[str, Any]) -> bool:
     for cond in body.get("status", {}).get("conditions") or []:
         if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
             return False
-    return body.metadata.get("deletionTimestamp") is None
+    return (body.get("metadata") or {}).get("deletionTimestamp") is None
 
 
-def candidate(body: kopf.Body, *, dry_run: bool) -> StaleCandidate | None:
-    """The sweep's view of one Job, or None when no threshold applies to it."""
-    meta = body.metadata
+def candidate(body: Mapping[str, Any], *, dry_run: bool) -> StaleCandidate | None:
+    """The sweep's view of one Job, or None when no threshold applies to it.
+
+    Raises ValueError for an opt-in Job whose label value is bad.
+    """
+    meta = body.get("metadata") or {}
     schedule = (meta.get("labels") or {}).get(labels.SCHEDULE_LABEL)
     start = parse_time(body.get("status", {}).get("startTime"))
     if schedule is not None:
         seconds = (meta.get("annotations") or {}).get(labels.STALE_DEADLINE_ANNOTATION)
-        if not seconds or not seconds.isdigit():
+        try:
+            threshold = parse_deadline_seconds(str(seconds or ""))
+        except ValueError:
             return None  # the scheduler's own wake-up covers it
         owner = next(
             (
@@ -70,7 +94,7 @@ def candidate(body: kopf.Body, *, dry_run: bool) -> StaleCandidate | None:
         return JobCandidate(
             key=(meta["namespace"], meta["name"], owner),
             start_time=start,
-            threshold=timedelta(seconds=int(seconds)),
+            threshold=threshold,
             action="Terminate",
             uid=meta.get("uid", ""),
         )
@@ -87,14 +111,75 @@ def candidate(body: kopf.Body, *, dry_run: bool) -> StaleCandidate | None:
     )
 
 
+def opt_in(body: Mapping[str, Any], *, dry_run: bool) -> StaleCandidate | BadLabel | None:
+    """What the sweep keeps of an opt-in Job: its candidate, or its bad label."""
+    if not _active(body):
+        return None
+    try:
+        return candidate(body, dry_run=dry_run)
+    except (ValueError, OverflowError) as exc:
+        meta = body.get("metadata") or {}
+        return BadLabel(
+            key=(str(meta.get("namespace") or ""), str(meta.get("name") or "")),
+            uid=str(meta.get("uid") or ""),
+            value=str((meta.get("labels") or {}).get(labels.STALE_AFTER_LABEL)),
+            error=str(exc),
+        )
+
+
+def schedule_job(body: Mapping[str, Any]) -> StaleCandidate | None:
+    """The candidate of a schedule's Job (only an active one with a threshold)."""
+    return candidate(body, dry_run=False) if _active(body) else None
+
+
+def _guarded(what: str, key: object, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(...)`` for one Job, or None when it raises: one bad Job never stops a pass."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception:
+        log.exception("stale sweep: %s of Job %s failed; skipped this pass", what, key)
+        return None
+
+
 class Sweep:
-    """Acts on stale candidates: wakes their schedule, or handles an opt-in Job."""
+    """Acts on stale candidates: wakes their schedule, or handles an opt-in Job.
+
+    It also holds the candidates, fed by the Job informers through ``track``.
+    """
 
     def __init__(self, *, kube: Kube, scheduler: Scheduler, interval: timedelta) -> None:
         self._kube = kube
         self._scheduler = scheduler
         self._interval = interval
         self._acted: set[CandidateKey] = set()
+        self._candidates: dict[ObjectKey, StaleCandidate] = {}
+        self._bad: dict[ObjectKey, BadLabel] = {}
+        self._reported: set[tuple[str, str]] = set()  # (uid, value) of bad labels reported
+        self.last_beat = time.monotonic()
+
+    # --- the candidates, as the informers see them ------------------------------------
+
+    def track(self, change: Change[Any]) -> None:
+        """A Job's candidate (or bad label) changed; ``None`` means it has none."""
+        self._candidates.pop(change.key, None)
+        self._bad.pop(change.key, None)
+        if isinstance(change.new, BadLabel):
+            self._bad[change.key] = change.new
+            if (change.new.uid, change.new.value) not in self._reported:
+                log.warning(
+                    "Job %s/%s: bad %s label %r ignored: %s",
+                    *change.key,
+                    labels.STALE_AFTER_LABEL,
+                    change.new.value,
+                    change.new.error,
+                )
+        elif change.new is not None:
+            self._candidates[change.key] = change.new
+
+    def candidates(self) -> list[StaleCandidate]:
+        return list(self._candidates.values())
+
+    # --- one pass ---------------------------------------------------------------------
 
     async def sweep_once(self, candidates: Iterable[StaleCandidate], *, now: datetime) -> int:
         """One pass; returns how many stale runs it found.
@@ -102,8 +187,12 @@ class Sweep:
         A standby replica finds but does not act: terminating is the leader's
         job, and an opt-in Job it skipped stays a candidate for when it leads.
         """
-        found = due_for_stale(candidates, now=now)
-        # Only Jobs still due are remembered: a deleted one leaves the index and
+        found = [
+            run
+            for run in candidates
+            if _guarded("the stale check", run.key, due_for_stale, [run], now=now)
+        ]
+        # Only Jobs still due are remembered: a deleted one leaves the candidates and
         # this set with it, so the set stays as small as the stale Jobs now.
         self._acted.intersection_update(run.key for run in found)
         actions: list[Awaitable[None]] = []
@@ -116,15 +205,34 @@ class Sweep:
                 self._scheduler.touch((namespace, schedule))
                 continue
             if key in self._acted:
-                continue  # reported already, or deleted and not yet out of the index
+                continue  # reported already, or deleted and not yet out of the candidates
             actions.append(self._opt_in(key, getattr(run, "uid", ""), run))
+        if self._scheduler.leading:
+            actions.extend(self._report_bad_labels())
         # Concurrently (the Kube pool bounds it): one by one, a hundred stale Jobs
         # took longer than the sweep interval to handle.
         outcomes = await asyncio.gather(*actions, return_exceptions=True)
-        failed = [o for o in outcomes if isinstance(o, BaseException)]
-        if failed:
-            raise failed[0]
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                log.error("stale sweep: an action failed; tried again next pass: %s", outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
         return len(found)
+
+    def _report_bad_labels(self) -> list[Awaitable[None]]:
+        return [
+            self._report_bad(bad)
+            for bad in list(self._bad.values())
+            if (bad.uid, bad.value) not in self._reported
+        ]
+
+    async def _report_bad(self, bad: BadLabel) -> None:
+        ref = ObjectRef("batch/v1", "Job", bad.key[0], bad.key[1], bad.uid)
+        message = f"Label {labels.STALE_AFTER_LABEL}={bad.value!r} ignored: {bad.error}"
+        await self._kube.post_event(
+            regarding=ref, type_="Warning", reason="BadStaleAfter", message=message[:1000]
+        )
+        self._reported.add((bad.uid, bad.value))
 
     async def _opt_in(self, key: CandidateKey, uid: str, run: StaleCandidate) -> None:
         namespace, job, _ = key
@@ -143,14 +251,16 @@ class Sweep:
         self._acted.add(key)
         metrics.STALE_RUNS.labels(namespace, run.action).inc()
 
-    async def run(self, index: Any) -> None:
+    async def run(self) -> None:
+        """Forever: a pass every interval (sooner for an opt-in deadline); beats each pass."""
         delay = self._interval.total_seconds()
         while True:
+            self.last_beat = time.monotonic()
             await asyncio.sleep(delay)
             delay = self._interval.total_seconds()
             try:
                 now = datetime.now(UTC)
-                candidates = [c for store in index.values() for c in store]
+                candidates = self.candidates()
                 await self.sweep_once(candidates, now=now)
                 delay = min(delay, self.until_next_opt_in(candidates, now=datetime.now(UTC)))
             except asyncio.CancelledError:
@@ -171,33 +281,12 @@ class Sweep:
             for c in candidates
             if not c.key[2]  # type: ignore[index]
             and c.start_time is not None
-            and c.start_time + c.threshold > now
+            and _guarded("the deadline", c.key, _pending, c, now=now)
         )
         if upcoming is None:
             return float("inf")
         return max(0.01, (upcoming - now).total_seconds())
 
 
-def register(*, dry_run: bool) -> None:
-    """The index the sweep reads: active Jobs with a threshold."""
-
-    def _ready(body: kopf.Body, **_: Any) -> bool:
-        return _active(body)
-
-    # async: kopf would run a plain function in its thread pool, one hop per Job event.
-    @kopf.index("batch", "v1", "jobs", id="stale_candidates", when=_ready)
-    async def stale_candidates(
-        body: kopf.Body, **_: Any
-    ) -> dict[CandidateKey, StaleCandidate] | None:
-        try:
-            found = candidate(body, dry_run=dry_run)
-        except ValueError as exc:
-            log.warning(
-                "Job %s/%s: bad %s label: %s",
-                body.metadata.get("namespace"),
-                body.metadata.get("name"),
-                labels.STALE_AFTER_LABEL,
-                exc,
-            )
-            return None
-        return None if found is None else {found.key: found}  # type: ignore[dict-item]
+def _pending(c: StaleCandidate, *, now: datetime) -> bool:
+    return c.start_time is not None and c.start_time + c.threshold > now

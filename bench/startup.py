@@ -1,0 +1,197 @@
+"""Startup: from operator start to the Job of a fresh schedule, beside N schedules and N Jobs.
+
+Run with ``.venv/bin/python bench/startup.py [--counts 1000 10000 50000]``.
+
+For each N, a namespace gets N JobSchedules that are not due (a ``runAt``
+next year) and N suspended Jobs labelled for them, created in parallel.
+Then the operator starts (as after a crash or a rollout) and, once it answers
+/healthz (its informers are still listing), a fresh schedule is applied whose
+one run is due ``--due-after`` seconds after the start (or 10 s after the
+apply, when a loaded machine made the process that slow to answer; the
+note column says so). The figures: the
+seconds from the start to that run's Job (its ``creationTimestamp``, 1 s
+resolution), the Job's lag behind its due time, and the operator's CPU and
+resident memory by then. A row that says "none" found no Job within
+``--timeout``.
+
+``--operator PATH`` runs another ``jobwarden`` executable (for example an
+older checkout's, to compare before and after).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from common import GROUP, PLURAL, VERSION, load, say, table
+from harness import Bench, bulk, create_schedules
+from objects import job_template, jobschedule, not_due_spec
+from operator_process import Operator
+
+SCHEDULE_LABEL = "jobwarden.io/schedule"
+
+
+class Executable(Operator):
+    """The operator, from a given ``jobwarden`` executable."""
+
+    def __init__(self, exe: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.exe = exe
+
+    def command(self) -> list[str]:
+        return [str(self.exe)]
+
+
+def _job(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": f"s-{i:05d}-1", "labels": {SCHEDULE_LABEL: f"s-{i:05d}"}},
+        "spec": job_template(suspend=True)["spec"],
+    }
+
+
+def fill(bench: Bench, namespace: str, n: int) -> float:
+    """N schedules and N Jobs, in parallel; returns the seconds taken."""
+    began = time.monotonic()
+    create_schedules(
+        bench,
+        namespace,
+        [jobschedule(f"s-{i:05d}", spec=not_due_spec()) for i in range(n)],
+        threads=48,
+    )
+    say(f"{n} schedules in {time.monotonic() - began:.0f} s")
+
+    def create_job(body: dict[str, Any]) -> object:
+        return bench.batch.create_namespaced_job(namespace, body, _preload_content=False)
+
+    bulk(create_job, [_job(i) for i in range(n)], threads=48)
+    return time.monotonic() - began
+
+
+def first_job(bench: Bench, namespace: str, schedule: str) -> datetime | None:
+    jobs = bench.batch.list_namespaced_job(namespace, label_selector=f"{SCHEDULE_LABEL}={schedule}")
+    stamps = [j.metadata.creation_timestamp for j in jobs.items]
+    return min(stamps) if stamps else None
+
+
+def one_row(
+    bench: Bench, n: int, *, exe: Path, due_after: float, timeout: float, warm: bool
+) -> list[object]:
+    namespace = bench.namespace(f"startup{n}")
+    created = fill(bench, namespace, n)
+    if warm:
+        # A restart, not a first start: every schedule already has its status.
+        first = Executable(
+            exe,
+            kubeconfig=bench.operator_kubeconfig(),
+            namespaces=[namespace],
+            log_path=bench.tmp / f"warm-{n}.log",
+            profile=None,
+            env={},
+        )
+        bench._operators.append(first)
+        first.start(timeout=timeout)
+        say(f"N={n}: warm-up reconciled all in {first.wait_reconciled(n, timeout=3600):.0f} s")
+        first.stop()
+    op = Executable(
+        exe,
+        kubeconfig=bench.operator_kubeconfig(),
+        namespaces=[namespace],
+        log_path=bench.tmp / f"startup-{n}.log",
+        profile=None,
+        env={},
+    )
+    bench._operators.append(op)
+    healthy = op.start(timeout=timeout)
+    started = datetime.fromtimestamp(op.started_wall, UTC)
+    # Due --due-after seconds after the start; on a machine so loaded that the
+    # process took nearly that long to answer /healthz, 10 s after the apply.
+    due = (started + timedelta(seconds=due_after)).replace(microsecond=0)
+    moved = datetime.now(UTC) > due - timedelta(seconds=5)
+    if moved:
+        due = (datetime.now(UTC) + timedelta(seconds=10)).replace(microsecond=0)
+    spec = {"runAt": due.strftime("%Y-%m-%dT%H:%M:%SZ"), "jobTemplate": job_template(suspend=True)}
+    bench.custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, jobschedule("fresh", spec=spec)
+    )
+    say(f"N={n}: healthy after {healthy:.1f} s; fresh schedule due {due:%H:%M:%S}")
+    job_at: datetime | None = None
+    deadline = time.monotonic() + timeout
+    while job_at is None and time.monotonic() < deadline and op.proc and op.proc.poll() is None:
+        job_at = first_job(bench, namespace, "fresh")
+        if job_at is None:
+            time.sleep(0.5)
+    stat = op.stat() if op.proc and op.proc.poll() is None else None
+    op.stop()
+    bench.delete_namespace(namespace, wait=False)
+    to_job = (job_at - started).total_seconds() if job_at else math.nan
+    lag = (job_at - due).total_seconds() if job_at else math.nan
+    return [
+        n,
+        f"{created:.0f}",
+        f"{healthy:.1f}",
+        f"{to_job:.0f}" if job_at else f"none in {timeout:.0f}",
+        f"{lag:.0f}" if job_at else "-",
+        f"{stat.cpu_seconds:.1f}" if stat else "-",
+        f"{stat.rss_kib / 1024:.0f}" if stat else "-",
+        f"due at +{(due - started).total_seconds():.0f} s" if moved else "",
+        load(),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000, 50000])
+    parser.add_argument("--due-after", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=420.0)
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="let an operator reconcile every schedule first, so the measured start is a "
+        "restart (schedules with a status) rather than a first start",
+    )
+    parser.add_argument(
+        "--operator", type=Path, default=Path(sys.executable).with_name("jobwarden")
+    )
+    args = parser.parse_args()
+    rows = []
+    with Bench() as bench:
+        for n in args.counts:
+            rows.append(
+                one_row(
+                    bench,
+                    n,
+                    exe=args.operator,
+                    due_after=args.due_after,
+                    timeout=args.timeout,
+                    warm=args.warm,
+                )
+            )
+            say(f"row: {rows[-1]}")
+    print(
+        table(
+            [
+                "N (schedules = Jobs)",
+                "create s",
+                "start -> healthy s",
+                "start -> fresh Job s",
+                "Job lag s",
+                "operator CPU s",
+                "RSS MiB",
+                "note",
+                "load",
+            ],
+            rows,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Which informers the operator runs, and what each feeds.
+
+Three kinds, each one per watched namespace (or one cluster-wide):
+
+* JobSchedules (the operator's ``--selector``) feed the scheduler;
+* Jobs of schedules (label ``jobwarden.io/schedule``) feed the scheduler's
+  view of each schedule's Jobs and the sweep's candidates;
+* other Jobs that opted in (label ``jobwarden.io/stale-after``) feed the
+  sweep's candidates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobwarden.handlers import schedules, sweep
+from jobwarden.handlers.scheduler import Scheduler
+from jobwarden.watching import Connection, Informer, paths
+
+
+@dataclass
+class Watches:
+    """The informers, grouped by what waits for them."""
+
+    jobs: list[Informer[Any]] = field(default_factory=list)
+    others: list[Informer[Any]] = field(default_factory=list)
+
+    @property
+    def all(self) -> list[Informer[Any]]:
+        return [*self.jobs, *self.others]
+
+    async def jobs_synced(self) -> None:
+        """Until every Job informer has completed its first listing."""
+        await asyncio.gather(*(i.synced.wait() for i in self.jobs))
+
+    def synced(self) -> bool:
+        return all(i.synced.is_set() for i in self.all)
+
+
+def _schedule_job(body: Mapping[str, Any]) -> schedules.JobSeen:
+    return schedules.see_job(body, candidate=sweep.schedule_job(body))
+
+
+def build(
+    *,
+    connection: Connection,
+    namespaces: tuple[str, ...],
+    selector: str | None,
+    dry_run: bool,
+    scheduler: Scheduler,
+    jobs: schedules.ScheduleJobs,
+    warden: sweep.Sweep,
+) -> Watches:
+    watches = Watches()
+    job_sink = schedules.job_sink(scheduler=scheduler, jobs=jobs, candidates=warden.track)
+    for path in paths(collection=schedules.JOBS_PATH, namespaces=namespaces):
+        watches.jobs.append(
+            Informer(
+                connection=connection,
+                path=path,
+                selector=sweep.SCHEDULE_JOBS_SELECTOR,
+                project=_schedule_job,
+                sink=job_sink,
+            )
+        )
+        watches.jobs.append(
+            Informer(
+                connection=connection,
+                path=path,
+                selector=sweep.OPT_IN_SELECTOR,
+                project=functools.partial(sweep.opt_in, dry_run=dry_run),
+                sink=warden.track,
+            )
+        )
+    for path in paths(collection=schedules.SCHEDULES_PATH, namespaces=namespaces):
+        watches.others.append(
+            Informer(
+                connection=connection,
+                path=path,
+                selector=schedules.selector_query(selector),
+                project=schedules.schedule_version,
+                sink=schedules.schedule_sink(scheduler),
+            )
+        )
+    return watches

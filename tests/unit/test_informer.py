@@ -1,0 +1,210 @@
+"""The informer against a small HTTP server speaking the API's list and watch protocol.
+
+The cluster tests run it against a real API server; here the server is
+scripted, so that each fault arrives exactly when the test says: a watch
+event that will not decode, a listed object that will not decode, a 410
+in the middle of a watch with an object deleted in the gap, a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from kubernetes import client
+
+from jobwarden.watching import Change, Connection, Informer
+
+UNDECODABLE = b"[" * 100_000  # nests deeper than any decoder's recursion allows
+
+
+class FakeApi:
+    """Objects by name, listed in pages; each watch request plays the next script."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.raw: dict[str, bytes] = {}  # objects that are listed as these bytes
+        self.version = 100
+        self.scripts: list[list[bytes | dict[str, Any] | int | asyncio.Event]] = []
+        self.requests: list[dict[str, str]] = []
+        self.watching = asyncio.Event()
+
+    def put(self, name: str) -> dict[str, Any]:
+        self.version += 1
+        body = {"metadata": {"namespace": "ns", "name": name, "resourceVersion": str(self.version)}}
+        self.objects[name] = body
+        return body
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        self.requests.append(query)
+        if query.get("watch"):
+            return await self._watch(request)
+        names = sorted([*self.objects, *self.raw])
+        start = int(query.get("continue") or 0)
+        limit = int(query.get("limit") or len(names))
+        chunk = names[start : start + limit]
+        more = str(start + limit) if start + limit < len(names) else ""
+        meta = json.dumps({"resourceVersion": str(self.version), "continue": more}).encode()
+        items = [
+            self.raw[n] if n in self.raw else json.dumps(self.objects[n]).encode() for n in chunk
+        ]
+        body = b'{"metadata":' + meta + b',"items":[' + b",".join(items) + b"]}"
+        return web.Response(body=body, content_type="application/json")
+
+    async def _watch(self, request: web.Request) -> web.StreamResponse:
+        script = self.scripts.pop(0) if self.scripts else []
+        if script and isinstance(script[0], int):
+            return web.Response(status=script[0], text="scripted failure")
+        response = web.StreamResponse()
+        await response.prepare(request)
+        self.watching.set()
+        for step in script:
+            if isinstance(step, asyncio.Event):
+                await step.wait()
+            elif isinstance(step, bytes):
+                await response.write(step + b"\n")
+            elif isinstance(step, dict):
+                await response.write(json.dumps(step).encode() + b"\n")
+        if not self.scripts:
+            await asyncio.sleep(3600)  # the last script: an open, quiet stream
+        return response
+
+
+@contextlib.asynccontextmanager
+async def _serving(fake: FakeApi) -> AsyncIterator[Connection]:
+    app = web.Application()
+    app.router.add_get("/apis/x/v1/things", fake.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    config = client.Configuration(host=f"http://127.0.0.1:{port}")
+    connection = Connection(config)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+        await runner.cleanup()
+
+
+Scenario = Callable[[FakeApi, Connection], Awaitable[None]]
+
+
+def _run(scenario: Scenario) -> None:
+    async def main() -> None:
+        fake = FakeApi()
+        async with _serving(fake) as connection:
+            await scenario(fake, connection)
+
+    asyncio.run(main())
+
+
+def _informer(connection: Connection, changes: list[Change[str]]) -> Informer[str]:
+    def project(body: Any) -> str:
+        if body["metadata"]["name"] == "explodes":
+            raise RuntimeError("projection failed")
+        return str(body["metadata"]["resourceVersion"])
+
+    return Informer(
+        connection=connection,
+        path="/apis/x/v1/things",
+        project=project,
+        sink=changes.append,
+        page_size=2,
+    )
+
+
+async def _until(condition: Any, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)
+
+
+def _event(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"type": kind, "object": body}
+
+
+def test_a_bad_event_is_skipped_and_a_410_relists_with_deletions_from_the_gap() -> None:
+    _run(_bad_event_then_410)
+
+
+async def _bad_event_then_410(fake: FakeApi, connection: Connection) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        fake.put(name)
+    late = fake.put("f")
+    gap = asyncio.Event()
+    fake.scripts = [
+        [
+            b'{"type":"ADDED","object":{"metadata":{"name":"bad"' + UNDECODABLE,
+            _event("ADDED", late),
+            gap,
+            _event("ERROR", {"kind": "Status", "code": 410, "message": "too old"}),
+        ],
+        [],
+    ]
+    changes: list[Change[str]] = []
+    informer = _informer(connection, changes)
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 10)
+        assert len(informer.store) == 6, "six objects listed over three pages"
+        await _until(lambda: informer.store.get(("ns", "f")) == "106")
+        # Events the watch will never send: "b" and "f" deleted, "c" changed; then the 410.
+        del fake.objects["b"]
+        del fake.objects["f"]
+        fake.put("c")
+        gap.set()
+        await _until(lambda: informer.listings == 2)
+    finally:
+        task.cancel()
+    gone = [c for c in changes if c.new is None]
+    assert {c.key for c in gone} == {("ns", "b"), ("ns", "f")}
+    assert informer.store.get(("ns", "b")) is None
+    assert informer.store.get(("ns", "c")) == str(fake.version)
+    watches = [r for r in fake.requests if r.get("watch")]
+    assert watches[0]["allowWatchBookmarks"] == "true"
+    assert watches[0]["resourceVersion"] == "106", "watched from the listing's version"
+
+
+def test_an_object_that_will_not_decode_or_project_skips_only_itself() -> None:
+    _run(_bad_objects_in_a_listing)
+
+
+async def _bad_objects_in_a_listing(fake: FakeApi, connection: Connection) -> None:
+    for name in ("a", "b", "explodes", "z"):
+        fake.put(name)
+    fake.raw["c"] = b'{"metadata":{"name":"c","deep":' + UNDECODABLE + b"}"
+    changes: list[Change[str]] = []
+    informer = _informer(connection, changes)
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 10)
+    finally:
+        task.cancel()
+    kept = {key[1] for key in [c.key for c in changes]}
+    assert kept == {"a", "b", "z"}
+
+
+def test_an_error_backs_off_and_watches_again_from_the_last_version() -> None:
+    _run(_a_500_then_a_watch)
+
+
+async def _a_500_then_a_watch(fake: FakeApi, connection: Connection) -> None:
+    fake.put("a")
+    fake.scripts = [[500], []]
+    changes: list[Change[str]] = []
+    informer = _informer(connection, changes)
+    task = asyncio.create_task(informer.run())
+    try:
+        await _until(lambda: len([r for r in fake.requests if r.get("watch")]) == 2)
+    finally:
+        task.cancel()
+    watches = [r for r in fake.requests if r.get("watch")]
+    assert [w["resourceVersion"] for w in watches] == ["101", "101"]
+    assert informer.listings == 1, "a 500 is retried, not relisted"

@@ -1,0 +1,148 @@
+"""Which change of a Job wakes its schedule: a table over (old, new) observations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from jobwarden import labels
+from jobwarden.handlers.schedules import (
+    JobSeen,
+    ScheduleJobs,
+    Wake,
+    job_sink,
+    job_wake,
+    schedule_sink,
+    see_job,
+)
+from jobwarden.watching import Change
+
+T0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
+
+
+def _job(
+    *, started: bool = False, result: str = "Running", stale_seconds: str | None = None
+) -> JobSeen:
+    status: dict[str, Any] = {}
+    if started:
+        status["startTime"] = "2024-01-01T12:00:00Z"
+    if result != "Running":
+        kind = "Complete" if result == "Succeeded" else "Failed"
+        status["conditions"] = [
+            {"type": kind, "status": "True", "lastTransitionTime": "2024-01-01T12:05:00Z"}
+        ]
+    annotations = {labels.STALE_DEADLINE_ANNOTATION: stale_seconds} if stale_seconds else {}
+    return see_job(
+        {
+            "metadata": {
+                "namespace": "ns",
+                "name": "nightly-1",
+                "labels": {labels.SCHEDULE_LABEL: "nightly"},
+                "annotations": annotations,
+            },
+            "status": status,
+        }
+    )
+
+
+CREATED = _job()
+STARTED = _job(started=True)
+STARTED_WITH_THRESHOLD = _job(started=True, stale_seconds="600")
+SUCCEEDED = _job(started=True, result="Succeeded")
+FAILED = _job(started=True, result="Failed")
+
+CASES = [
+    # (old, new, wake): new running Job: written to status when it was created
+    ("created", None, CREATED, None),
+    ("listed running", None, STARTED, None),
+    ("listed finished", None, SUCCEEDED, Wake()),
+    ("no change", STARTED, STARTED, None),
+    ("started, no threshold: reconcile reads the spec", CREATED, STARTED, Wake()),
+    (
+        "started with a threshold: wake at the deadline",
+        CREATED,
+        STARTED_WITH_THRESHOLD,
+        Wake(T0 + timedelta(seconds=600)),
+    ),
+    ("succeeded", STARTED, SUCCEEDED, Wake()),
+    ("failed", STARTED, FAILED, Wake()),
+    ("finished before it was seen started", CREATED, SUCCEEDED, Wake()),
+    ("deleted while running", STARTED, None, Wake()),
+    ("deleted after it finished", SUCCEEDED, None, Wake()),
+    ("never kept", None, None, None),
+    ("start time gone (not a start)", STARTED, CREATED, None),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "wake"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_job_wake(old: JobSeen | None, new: JobSeen | None, wake: Wake | None) -> None:
+    assert job_wake(old, new) == wake
+
+
+def test_a_threshold_past_the_calendar_wakes_now_instead_of_raising() -> None:
+    huge = _job(started=True, stale_seconds="9" * 12)
+    assert job_wake(CREATED, huge) == Wake()
+
+
+def test_an_unreadable_threshold_annotation_is_no_threshold() -> None:
+    assert _job(started=True, stale_seconds="1" * 40).stale_seconds is None
+    assert _job(started=True, stale_seconds="10m").stale_seconds is None
+
+
+def test_the_jobs_of_a_schedule_follow_changes_and_deletions() -> None:
+    jobs = ScheduleJobs()
+    jobs.update(None, CREATED)
+    assert [j.name for j in jobs.jobs_of(("ns", "nightly"))] == ["nightly-1"]
+    jobs.update(CREATED, SUCCEEDED)
+    assert [j.result for j in jobs.jobs_of(("ns", "nightly"))] == ["Succeeded"]
+    jobs.update(SUCCEEDED, None)
+    assert jobs.jobs_of(("ns", "nightly")) == []
+
+
+# --- the sinks: what the informers' changes do to the scheduler ----------------------------
+
+
+class _Scheduler:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def seen(self, key: Any, *, resource_version: str | None, body: Any = None) -> None:
+        self.calls.append(("seen", (key, resource_version)))
+
+    def forget(self, key: Any) -> None:
+        self.calls.append(("forget", key))
+
+    def touch(self, key: Any, at: Any = None) -> None:
+        self.calls.append(("touch", (key, at)))
+
+    def job_seen(self, key: Any, job: str) -> None:
+        self.calls.append(("job_seen", (key, job)))
+
+
+def test_a_schedule_deleted_by_watch_or_by_a_relist_is_forgotten() -> None:
+    """Every deletion reaches forget (which also removes the schedule's metric series),
+    whether the watch sent it or a relist found the schedule gone."""
+    scheduler = _Scheduler()
+    sink = schedule_sink(scheduler)  # type: ignore[arg-type]
+    sink(Change(key=("ns", "a"), old=None, new="7", body={"metadata": {"name": "a"}}))
+    sink(Change(key=("ns", "a"), old="7", new=None))  # as Store.end_relist makes it
+    assert scheduler.calls == [("seen", (("ns", "a"), "7")), ("forget", ("ns", "a"))]
+
+
+def test_a_job_change_indexes_it_tells_the_sweep_and_wakes_its_schedule() -> None:
+    scheduler = _Scheduler()
+    jobs = ScheduleJobs()
+    told: list[Any] = []
+    sink = job_sink(scheduler=scheduler, jobs=jobs, candidates=told.append)  # type: ignore[arg-type]
+    sink(Change(key=("ns", "nightly-1"), old=None, new=CREATED))
+    sink(Change(key=("ns", "nightly-1"), old=CREATED, new=None))  # gone in a watch gap
+    key = ("ns", "nightly")
+    assert scheduler.calls == [
+        ("job_seen", (key, "nightly-1")),
+        ("job_seen", (key, "nightly-1")),
+        ("touch", (key, None)),
+    ]
+    assert jobs.jobs_of(key) == []
+    assert len(told) == 2
