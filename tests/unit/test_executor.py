@@ -12,7 +12,7 @@ import copy
 import itertools
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -59,10 +59,20 @@ class FakeKube:
         self.jobs[name] = copy.deepcopy(body)
         return CreateResult("created")
 
-    async def patch_status(self, *, namespace: str, name: str, status: dict[str, Any]) -> str:
+    async def patch_status(
+        self,
+        *,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        resource_version: str | None = None,
+    ) -> str:
         self.calls.append(f"status {name}")
         if self.refuse_status:
             raise ApiException(status=422, reason="denied by a ValidatingAdmissionPolicy")
+        current = self.bodies[(namespace, name)]["metadata"].get("resourceVersion")
+        if resource_version is not None and resource_version != current:
+            raise ApiException(status=409, reason="the object has been modified")
         self.patches.append(copy.deepcopy(status))
         body = self.bodies[(namespace, name)]
         body["status"] = merge_patch(body.get("status") or {}, status)
@@ -158,6 +168,24 @@ def test_a_created_name_is_never_created_again_whatever_writes_fail() -> None:
     kube.jobs.clear()  # and now it is gone behind our back, the status still unwritten
     reconcile(sched)
     assert kube.created() == [job]
+
+
+def test_a_plan_from_an_old_body_never_overwrites_a_newer_one() -> None:
+    """The status write carries the planned-from resourceVersion; a 409 is no fault."""
+    body = one_time()
+    body["metadata"]["resourceVersion"] = "7"
+    kube = FakeKube(body)
+    sched = scheduler(kube)
+    sched.seen(KEY, resource_version="7", body=copy.deepcopy(body))
+    kube.bodies[KEY]["metadata"]["resourceVersion"] = "8"  # a user's edit meanwhile
+    reconcile(sched)
+    assert kube.patches == [], "a write planned from version 7 landed on version 8"
+    assert "InternalError" not in kube.reasons(), "a lost race is not an internal error"
+    soonest = sched._queue.soonest()
+    assert soonest is not None and soonest <= datetime.now(UTC), "planned again at once"
+    reconcile(sched)
+    assert kube.patches and f"get {KEY[1]}" in kube.calls
+    assert kube.created() == [kube.created()[0]], "the run is created once"
 
 
 # --- creates the API refuses --------------------------------------------------------------

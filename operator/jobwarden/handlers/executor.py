@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from jobwarden import labels, metrics
 from jobwarden.handlers.memory import (
     NOTHING,
@@ -36,7 +38,7 @@ from jobwarden.handlers.memory import (
     unpack,
     utcnow,
 )
-from jobwarden.kube import CreateResult, Kube, ObjectRef
+from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
 from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
 from jobwarden.runs.jobs import JobObservation
@@ -120,6 +122,18 @@ class Executor:
             outcome = await self.reconcile(key, memory, progress)
         except asyncio.CancelledError:
             raise
+        except NotLeading:
+            # The lease term ended mid-reconcile: whoever leads next redoes it.
+            memory.drop_body()
+            return Outcome()
+        except ApiException as exc:
+            if exc.status != 409 or progress.step != "write status":
+                return await self._failed(key, memory, progress, exc)
+            # Someone wrote the schedule after the body this plan was made from
+            # (the write's precondition): not a fault, plan again from a fresh read.
+            memory.drop_body()
+            memory.again = True
+            return Outcome()
         except Exception as exc:  # the boundary: everything about one schedule stops here
             return await self._failed(key, memory, progress, exc)
         if memory.recovered():
@@ -209,7 +223,7 @@ class Executor:
                 decided = await self._decide(key, memory, progress)
                 if decided is None:
                     return Outcome(gone=True)
-                obj, decision, fed = decided
+                obj, decision, fed, version = decided
                 await self._create(memory, obj, decision, progress)
         finally:
             self._acting -= 1
@@ -219,7 +233,7 @@ class Executor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._calm.wait(), CALM_WAIT.total_seconds())
         progress.step = "write status"
-        if not await self._write(memory, obj, decision):
+        if not await self._write(memory, obj, decision, version):
             return Outcome()  # the schedule is gone: its Jobs go with it
         # Recorded: what this plan saw as refused or created is in status now.
         memory.created = frozenset()
@@ -241,8 +255,13 @@ class Executor:
 
     async def _decide(
         self, key: Key, memory: ScheduleMemory, progress: _Progress
-    ) -> tuple[Observed, Plan, frozenset[str]] | None:
-        """The plan made ahead when it still holds, else one made now; None if gone."""
+    ) -> tuple[Observed, Plan, frozenset[str], str | None] | None:
+        """The plan made ahead when it still holds, else one made now; None if gone.
+
+        Also the resourceVersion the plan was made from: its status write carries
+        it as a precondition, so a plan made from an old body (a replica that
+        lost its lease, a user's edit meanwhile) never overwrites a newer state.
+        """
         fed = frozenset(memory.refused)
         ahead, memory.ahead = memory.ahead, None
         if (
@@ -252,7 +271,7 @@ class Executor:
             and ahead.at <= utcnow()
         ):
             progress.obj = ahead.obj
-            return ahead.obj, ahead.plan, fed
+            return ahead.obj, ahead.plan, fed, ahead.resource_version
         namespace, name = key
         body = (
             unpack(memory.body)
@@ -264,7 +283,9 @@ class Executor:
         progress.step, progress.body = "parse schedule", body
         obj = observed(body)
         progress.step, progress.obj = "plan", obj
-        return obj, self.plan(key, memory, obj, now=utcnow()), fed
+        meta = body.get("metadata")
+        version = meta.get("resourceVersion") if isinstance(meta, dict) else None
+        return obj, self.plan(key, memory, obj, now=utcnow()), fed, version
 
     async def _create(
         self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: _Progress
@@ -294,13 +315,18 @@ class Executor:
                 memory.pending -= {job}
                 memory.refused = {**memory.refused, job: _refusal(result)}
 
-    async def _write(self, memory: ScheduleMemory, obj: Observed, decision: Plan) -> bool:
+    async def _write(
+        self, memory: ScheduleMemory, obj: Observed, decision: Plan, version: str | None
+    ) -> bool:
         """The status write; False when the schedule is gone. Raises when it failed."""
         if decision.status is None:
             return True
         memory.drop_body()  # stale from now until this write's own event
         rv = await self._kube.patch_status(
-            namespace=obj.namespace, name=obj.name, status=decision.status
+            namespace=obj.namespace,
+            name=obj.name,
+            status=decision.status,
+            resource_version=version if isinstance(version, str) else None,
         )
         if memory.version is not None and memory.version != rv:
             memory.drop_body()  # kept during the write: it may predate it
