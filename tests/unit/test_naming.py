@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jobwarden.labels import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
@@ -130,7 +130,8 @@ def test_any_input_gives_a_label(schedule: str, token: str) -> None:
     assert len(schedule_label_value(schedule)) <= 63
 
 
-@settings(max_examples=50)
+# Lists of names are slow to generate on a busy machine; that is no finding.
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(
     runs=st.lists(st.tuples(k8s_names, moments), min_size=2, max_size=40, unique=True),
 )
@@ -139,7 +140,8 @@ def test_distinct_runs_get_distinct_names(runs: list[tuple[str, datetime]]) -> N
     assert len(names) == len(runs)
 
 
-@settings(max_examples=50)
+# Lists of names are slow to generate on a busy machine; that is no finding.
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(
     schedules=st.lists(k8s_names, min_size=1, max_size=5, unique=True),
     tokens=st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=5, unique=True),
