@@ -18,7 +18,7 @@ import pytest
 from jobwarden import labels
 from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator
 from jobwarden.reconcile import Refusal, load_status, read
-from jobwarden.reconcile.actions import act_on_running
+from jobwarden.reconcile.actions import act_on_running, parse_grace
 from jobwarden.reconcile.due import start_due
 from jobwarden.reconcile.fold import fold_jobs, token_hash
 from jobwarden.reconcile.model import NO_EFFECTS, Effects, Inputs, Observed, Policy
@@ -251,6 +251,65 @@ def test_act_on_running(
     for annotation, token in case.annotations.items():
         if annotation != labels.TERMINATE_GRACE_ANNOTATION:
             assert (status.handled_actions or {})[annotation] == token_hash(token)
+
+
+@pytest.mark.parametrize(
+    ("value", "grace", "reported"),
+    [
+        (None, None, False),
+        ("", None, False),
+        ("  ", None, False),
+        ("0", 0, False),
+        (" 30 ", 30, False),
+        ("999999999", 999_999_999, False),
+        ("1000000000", None, True),
+        ("-1", None, True),
+        ("+5", None, True),
+        ("1e99", None, True),
+        ("1.5", None, True),
+        ("abc", None, True),
+        ("99999999999999999999999", None, True),
+        ("\u00b2", None, True),  # a superscript two: str.isdigit() says yes, int() says no
+        ("\u0663", None, True),  # an Arabic-Indic three: a digit, but not ASCII
+        ("9" * 5000, None, True),  # int() of it would raise (the digit limit)
+    ],
+)
+def test_parse_grace(value: str | None, grace: int | None, reported: bool) -> None:
+    parsed, problem = parse_grace(value)
+    assert parsed == grace
+    assert (problem is not None) == reported
+    if problem is not None:
+        assert labels.TERMINATE_GRACE_ANNOTATION in problem
+        assert "gracefully" in problem
+        assert len(problem) < 400  # a long value is shortened in the Event
+
+
+@pytest.mark.parametrize("value", ["-1", "1e99", "abc", "99999999999999999999999"])
+def test_a_bad_grace_period_is_reported_once_and_the_terminate_is_graceful(value: str) -> None:
+    annotations = {labels.TERMINATE_ANNOTATION: "x", labels.TERMINATE_GRACE_ANNOTATION: value}
+    case = Case(history=[running(PREV)], annotations=annotations)
+    inp, given = case.inputs()
+    status, effects = act_on_running(inp, given)
+    assert [(d.job, d.grace_seconds, d.force_pods) for d in effects.deletes] == [
+        (PREV, None, False)
+    ]
+    assert not effects.force_stuck_pods
+    assert [(n.type, n.reason) for n in effects.notes] == [
+        ("Normal", "Terminated"),
+        ("Warning", "BadGracePeriod"),
+    ]
+    assert labels.TERMINATE_GRACE_ANNOTATION in effects.notes[1].message
+    # The next reconcile (the token handled) says nothing again.
+    case.status = status.to_api()
+    case.history = ()
+    _, again = act_on_running(*case.inputs())
+    assert again.notes == () and again.deletes == ()
+
+
+def test_a_bad_grace_period_without_a_terminate_is_not_read() -> None:
+    case = Case(history=[running(PREV)], annotations={labels.TERMINATE_GRACE_ANNOTATION: "-1"})
+    _, effects = act_on_running(*case.inputs())
+    assert effects.notes == () and effects.deletes == ()
 
 
 def test_act_on_running_starts_the_run_now_job_unless_refused() -> None:
