@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
-from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator
-from jobwarden.reconcile import Refusal, load_status, read
+from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator, format_time
+from jobwarden.reconcile import Plan, Refusal, load_status, plan, read
 from jobwarden.reconcile.actions import act_on_running, parse_grace
 from jobwarden.reconcile.due import start_due
 from jobwarden.reconcile.fold import fold_jobs, token_hash
@@ -46,6 +46,7 @@ class Case:
     pending: frozenset[str] = frozenset()
     policy: Policy = field(default_factory=Policy)
     generation: int = 1
+    deleting: datetime | None = None
 
     def inputs(self) -> tuple[Inputs, ScheduleStatus]:
         raw = dict(self.status)
@@ -60,6 +61,7 @@ class Case:
             annotations=self.annotations,
             spec={"jobTemplate": TEMPLATE, **self.spec},
             status=raw,
+            deleting=self.deleting,
         )
         inp = read(
             obj=obj,
@@ -504,3 +506,71 @@ def test_render_derives_the_fields_users_read_from_history() -> None:
     assert result.status["lastResult"] == "Failed"
     assert result.status["activeCount"] == 1 == result.active
     assert result.status["active"] == [{"name": "now", "scheduledTime": "2024-01-01T00:00:00Z"}]
+
+
+# --- a schedule being deleted (metadata.deletionTimestamp, held by a finalizer) -----------
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(Case(deleting=at("00:59:00")), id="a due run"),
+        pytest.param(Case(deleting=at("00:59:00"), now=at("05:00:02"),
+                          status={"lastScheduleTime": format_time(at("01:00:00"))}),
+                     id="due runs to catch up"),
+        pytest.param(Case(deleting=at("00:59:00"), spec={"schedule": HOURLY, "catchUp": "None"},
+                          now=at("05:00:02"),
+                          status={"lastScheduleTime": format_time(at("01:00:00"))}),
+                     id="runs that would be missed"),
+    ],
+)  # fmt: skip
+def test_a_schedule_being_deleted_starts_and_misses_nothing(case: Case) -> None:
+    inp, given = case.inputs()
+    status, effects = start_due(inp, given, started=frozenset())
+    assert status is given
+    assert effects == NO_EFFECTS
+
+
+def test_a_schedule_being_deleted_starts_no_run_now_and_says_why() -> None:
+    case = Case(deleting=at("00:59:00"), annotations={labels.RUN_NOW_ANNOTATION: "t1"})
+    inp, given = case.inputs()
+    status, effects = act_on_running(inp, given)
+    assert effects.starts == ()
+    assert [(n.type, n.reason) for n in effects.notes] == [("Warning", "Deleting")]
+    assert (status.handled_actions or {})[labels.RUN_NOW_ANNOTATION] == token_hash("t1")
+    assert not status.history
+
+
+def test_a_schedule_being_deleted_still_ends_its_runs() -> None:
+    case = Case(deleting=at("00:59:00"), history=[running(PREV)],
+                jobs=[obs(PREV, result="Succeeded", finish=at("01:00:00"))])  # fmt: skip
+    inp, given = case.inputs()
+    status, _ = fold_jobs(inp, given)
+    assert [e.result for e in status.history or []] == ["Succeeded"]
+
+
+def test_the_plan_of_a_schedule_being_deleted() -> None:
+    """Not Ready (reason Deleting, said once as an Event), no next run, nothing started."""
+    case = Case(deleting=at("00:59:00"))
+    planned = _plan(case)
+    assert planned.starts == []
+    ready = {c["type"]: c for c in planned.status["conditions"]}["Ready"]  # type: ignore[index]
+    assert (ready["status"], ready["reason"]) == ("False", "Deleting")
+    assert format_time(at("00:59:00")) in ready["message"]
+    assert planned.status.get("nextRunTime") is None  # type: ignore[union-attr]
+    assert [n.reason for n in planned.notes] == ["Deleting"]
+    case.status = planned.status or {}
+    again = _plan(case)
+    assert again.notes == [] and again.starts == [] and again.status is None
+
+
+def _plan(case: Case) -> Plan:
+    inp, _ = case.inputs()
+    return plan(
+        obj=inp.obj,
+        jobs=case.jobs,
+        pending=case.pending,
+        now=case.now,
+        policy=case.policy,
+        refused=case.refused,
+    )

@@ -44,7 +44,18 @@ def observed(body: dict[str, Any]) -> Observed:
         annotations=meta.get("annotations") or {},
         spec=body.get("spec") or {},
         status=body.get("status") or {},
+        deleting=_deletion_time(meta.get("deletionTimestamp")),
     )
+
+
+def _deletion_time(value: object) -> datetime | None:
+    """metadata.deletionTimestamp; one that cannot be read still means deleted (now)."""
+    if not value:
+        return None
+    try:
+        return parse_time(value) or utcnow()
+    except (ValueError, TypeError, OverflowError):
+        return utcnow()
 
 
 # What ``observed`` reads from metadata; the rest (managedFields above all) is not kept.
@@ -54,6 +65,7 @@ _KEPT_METADATA = (
     "uid",
     "generation",
     "creationTimestamp",
+    "deletionTimestamp",
     "annotations",
     "resourceVersion",
 )

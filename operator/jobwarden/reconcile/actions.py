@@ -205,7 +205,15 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
         name = job_name(
             schedule=obj.name, scheduled=now, trigger=labels.TRIGGER_MANUAL, token=token
         )
-        if name not in inp.jobs and hist.find(history, name) is None:
+        if obj.deleting is not None:
+            notes.append(
+                Note(
+                    "Warning",
+                    "Deleting",
+                    "Run requested, not started: the schedule is being deleted",
+                )
+            )
+        elif name not in inp.jobs and hist.find(history, name) is None:
             run = launch(
                 inp,
                 active=len(hist.running(history)),

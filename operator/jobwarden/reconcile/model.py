@@ -35,6 +35,9 @@ class Observed:
     annotations: Mapping[str, str]
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    # metadata.deletionTimestamp: deleted, and held by a finalizer meanwhile.
+    # From then on no run starts (as CronJob's controller), runs going still end.
+    deleting: datetime | None = None
 
     @property
     def key(self) -> str:
