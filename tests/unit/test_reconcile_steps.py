@@ -47,6 +47,7 @@ class Case:
     policy: Policy = field(default_factory=Policy)
     generation: int = 1
     deleting: datetime | None = None
+    warned: frozenset[str] = frozenset()
 
     def inputs(self) -> tuple[Inputs, ScheduleStatus]:
         raw = dict(self.status)
@@ -70,6 +71,7 @@ class Case:
             now=self.now,
             policy=self.policy,
             refused=self.refused,
+            warned=self.warned,
         )
         return inp, load_status(raw)
 
@@ -573,4 +575,66 @@ def _plan(case: Case) -> Plan:
         now=case.now,
         policy=case.policy,
         refused=case.refused,
+        warned=case.warned,
     )
+
+
+# --- Jobs this schedule does not own --------------------------------------------------------
+
+FUTURE = at("00:00:00", day=28) + timedelta(days=365 * 50)
+
+
+@pytest.mark.parametrize(
+    "owner_uid",
+    [None, "uid-of-another-schedule", ""],
+    ids=["no owner", "another uid", "empty uid"],
+)
+def test_a_squatter_with_our_labels_is_not_adopted_deleted_or_counted(
+    owner_uid: str | None,
+) -> None:
+    squatter = obs("nightly-squat", result="Succeeded", scheduled=FUTURE,
+                   finish=at("00:30:00"), owner_uid=owner_uid)  # fmt: skip
+    manual = obs("nightly-m-squat", trigger=labels.TRIGGER_MANUAL, owner_uid=owner_uid)
+    case = Case(jobs=[squatter, manual], spec={"schedule": HOURLY, "successfulJobsHistoryLimit": 0},
+                status={"lastScheduleTime": format_time(at("00:00:00"))})  # fmt: skip
+    inp, given = case.inputs()
+    assert inp.jobs == {} and {o.name for o in inp.foreign} == {squatter.name, manual.name}
+    status, effects = fold_jobs(inp, given)
+    assert status.last_schedule_time == at("00:00:00")  # the cursor did not move
+    assert not status.history
+    assert counts(status) == {}
+    assert sorted(n.message.split()[1] for n in effects.notes) == sorted(
+        [squatter.name, manual.name]
+    )
+    assert {(n.type, n.reason) for n in effects.notes} == {("Warning", "ForeignJob")}
+    planned = _plan(case)
+    assert all(d.job not in (squatter.name, manual.name) for d in planned.deletes)
+    assert planned.foreign == {squatter.name, manual.name}
+    assert [s.body["metadata"]["name"] for s in planned.starts] == [scheduled_name(at("01:00:00"))]
+
+
+def test_a_squatter_is_reported_once() -> None:
+    squatter = obs("nightly-squat", scheduled=FUTURE, owner_uid=None)
+    case = Case(jobs=[squatter], warned=frozenset({"nightly-squat"}))
+    _, effects = fold_jobs(*case.inputs())
+    assert effects.notes == ()
+
+
+def test_a_job_of_ours_is_still_adopted() -> None:
+    """The same Job, owned by this schedule's uid, is a lost run: adopted."""
+    mine = obs("nightly-lost", scheduled=at("00:30:00"))
+    case = Case(jobs=[mine], status={"lastScheduleTime": format_time(at("00:00:00"))})
+    inp, given = case.inputs()
+    status, effects = fold_jobs(inp, given)
+    assert [e.job for e in status.history or []] == ["nightly-lost"]
+    assert status.last_schedule_time == at("00:30:00")
+    assert effects.notes == ()
+
+
+def test_a_running_entry_whose_job_was_replaced_by_a_squatter_ends() -> None:
+    """Our Job deleted and a tenant's put in its name: the run is not the squatter's."""
+    squatter = obs(PREV, result="Succeeded", finish=at("00:30:00"), owner_uid=None)
+    case = Case(history=[running(PREV)], jobs=[squatter])
+    status, _ = fold_jobs(*case.inputs())
+    [entry] = status.history or []
+    assert (entry.result, entry.reason) == ("Terminated", "JobDeleted")

@@ -127,6 +127,8 @@ class ScheduleMemory:
     refused: Mapping[str, Refusal] = field(default_factory=lambda: NOTHING)
     # Names this process created, until a status write has recorded them: never created again.
     created: frozenset[str] = frozenset()
+    # Jobs under this schedule's label it does not own, reported already (once each).
+    foreign: frozenset[str] = frozenset()
     ahead: Ahead | None = None
     # The error boundary: consecutive failures, when to retry, the error last logged
     # (so a repeated failure is not logged again), whether it was reported on the object.

@@ -127,6 +127,7 @@ def render(
         health=decided.health.state,
         active=len(active),
         force_stuck_pods=effects.force_stuck_pods,
+        foreign=frozenset(o.name for o in inp.foreign),
     )
 
 
