@@ -308,6 +308,47 @@ def test_job_squatting_a_runs_name_is_reported_not_adopted(
         a.prove(report)
 
 
+def test_job_with_the_schedules_labels_and_a_far_future_time_is_not_adopted(
+    cluster: Cluster, tmp_path: Path, record_property: RecordProperty
+) -> None:
+    """A tenant's Job with the schedule's labels (trigger Schedule, a scheduled time in
+    2999) but no owner reference: not adopted as a lost run, so the cursor does not jump
+    past the schedule's own runs, which still start; a Warning Event names the Job once."""
+    with arena(cluster, "labelled", tmp_path, record_property) as a:
+        squatter = suspended_job(
+            "labelled-squat",
+            labels={SCHEDULE_LABEL: "labelled", TRIGGER_LABEL: "Schedule",
+                    "jobwarden.io/scheduled-at": "32503680000"},
+            annotations={SCHEDULED_TIME_ANNOTATION: "2999-12-31T00:00:00Z"},
+        )  # fmt: skip
+        assert a.apply(squatter).accepted
+        a.apply(hostile_schedule("labelled", runAt=rfc3339(seconds_ahead(6))))
+
+        def report() -> str:
+            event = warning_event(a.cluster, a.hostile, "labelled", mentions="labelled-squat")
+            entry = _wait_history(
+                a, "labelled", lambda e: e.get("trigger") == "Schedule" and e.get("job")
+            )
+            assert entry["job"] != "labelled-squat", entry
+            status = status_of(a.cluster, a.hostile, "labelled")
+            assert not str(status.get("lastScheduleTime", "")).startswith("2999"), status
+            assert all(e.get("job") != "labelled-squat" for e in history(status))
+            [job] = [
+                j
+                for j in a.cluster.jobs(a.hostile)
+                if j["metadata"]["name"] == squatter["metadata"]["name"]
+            ]
+            assert not job["metadata"].get("ownerReferences"), "the squatter was adopted"
+            foreign = [
+                e for e in a.cluster.events(a.hostile, name="labelled")
+                if e.get("reason") == "ForeignJob"
+            ]  # fmt: skip
+            assert sum(int(e.get("count") or 1) for e in foreign) == 1, foreign
+            return f"{event}; own run {entry['job']} recorded"
+
+        a.prove(report)
+
+
 def test_refused_status_writes_never_create_a_run_twice(
     cluster: Cluster, tmp_path: Path, record_property: RecordProperty
 ) -> None:

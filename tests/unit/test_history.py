@@ -25,7 +25,8 @@ M = timedelta(minutes=1)
 def obs(name: str, *, result: str = "Running", scheduled: datetime | None = T0,
         trigger: str = labels.TRIGGER_SCHEDULE, start: datetime | None = None,
         finish: datetime | None = None, reason: str | None = None,
-        stale_deadline: bool = False) -> JobObservation:  # fmt: skip
+        stale_deadline: bool = False,
+        owner_uid: str | None = "uid-1") -> JobObservation:  # fmt: skip
     return JobObservation(
         name=name,
         namespace="ns",
@@ -39,6 +40,7 @@ def obs(name: str, *, result: str = "Running", scheduled: datetime | None = T0,
         message="from the Job" if reason else None,
         active=0 if result != "Running" else 1,
         stale_deadline=stale_deadline,
+        owner_uid=owner_uid,
     )
 
 

@@ -196,6 +196,7 @@ def test_observe_running() -> None:
         message=None,
         active=1,
         stale_deadline=False,
+        owner_uid="uid-1",
     )
     assert not obs.finished and obs.duration_seconds is None
 
@@ -346,3 +347,26 @@ def test_observe_survives_garbage() -> None:
 def test_build_then_observe_round_trip() -> None:
     obs = observe_job(build(trigger="CatchUp"))
     assert (obs.schedule, obs.trigger, obs.scheduled_time) == ("nightly", "CatchUp", T0)
+
+
+@pytest.mark.parametrize(
+    ("refs", "schedule", "uid"),
+    [
+        (None, "nightly", None),
+        ([], "nightly", None),
+        ("not a list", "nightly", None),
+        ([{"apiVersion": "batch/v1", "kind": "CronJob", "name": "x", "uid": "u"}], "nightly", None),
+        ([{"apiVersion": "jobwarden.io/v1alpha1", "kind": "JobSchedule", "name": "other"}],
+         "other", None),
+        ([{"apiVersion": "jobwarden.io/v1alpha1", "kind": "JobSchedule", "name": "nightly",
+           "uid": "uid-9"}], "nightly", "uid-9"),
+    ],
+)  # fmt: skip
+def test_observe_owner_uid(refs: Any, schedule: str, uid: str | None) -> None:
+    body = job_body({})
+    if refs is None:
+        del body["metadata"]["ownerReferences"]
+    else:
+        body["metadata"]["ownerReferences"] = refs
+    obs = observe_job(body)
+    assert (obs.schedule, obs.owner_uid) == (schedule, uid)

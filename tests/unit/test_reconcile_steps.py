@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
-from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator
-from jobwarden.reconcile import Refusal, load_status, read
-from jobwarden.reconcile.actions import act_on_running
+from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperator, format_time
+from jobwarden.reconcile import Plan, Refusal, load_status, plan, read
+from jobwarden.reconcile.actions import act_on_running, parse_grace
 from jobwarden.reconcile.due import start_due
 from jobwarden.reconcile.fold import fold_jobs, token_hash
 from jobwarden.reconcile.model import NO_EFFECTS, Effects, Inputs, Observed, Policy
@@ -46,6 +46,8 @@ class Case:
     pending: frozenset[str] = frozenset()
     policy: Policy = field(default_factory=Policy)
     generation: int = 1
+    deleting: datetime | None = None
+    warned: frozenset[str] = frozenset()
 
     def inputs(self) -> tuple[Inputs, ScheduleStatus]:
         raw = dict(self.status)
@@ -60,6 +62,7 @@ class Case:
             annotations=self.annotations,
             spec={"jobTemplate": TEMPLATE, **self.spec},
             status=raw,
+            deleting=self.deleting,
         )
         inp = read(
             obj=obj,
@@ -68,6 +71,7 @@ class Case:
             now=self.now,
             policy=self.policy,
             refused=self.refused,
+            warned=self.warned,
         )
         return inp, load_status(raw)
 
@@ -251,6 +255,65 @@ def test_act_on_running(
     for annotation, token in case.annotations.items():
         if annotation != labels.TERMINATE_GRACE_ANNOTATION:
             assert (status.handled_actions or {})[annotation] == token_hash(token)
+
+
+@pytest.mark.parametrize(
+    ("value", "grace", "reported"),
+    [
+        (None, None, False),
+        ("", None, False),
+        ("  ", None, False),
+        ("0", 0, False),
+        (" 30 ", 30, False),
+        ("999999999", 999_999_999, False),
+        ("1000000000", None, True),
+        ("-1", None, True),
+        ("+5", None, True),
+        ("1e99", None, True),
+        ("1.5", None, True),
+        ("abc", None, True),
+        ("99999999999999999999999", None, True),
+        ("\u00b2", None, True),  # a superscript two: str.isdigit() says yes, int() says no
+        ("\u0663", None, True),  # an Arabic-Indic three: a digit, but not ASCII
+        ("9" * 5000, None, True),  # int() of it would raise (the digit limit)
+    ],
+)
+def test_parse_grace(value: str | None, grace: int | None, reported: bool) -> None:
+    parsed, problem = parse_grace(value)
+    assert parsed == grace
+    assert (problem is not None) == reported
+    if problem is not None:
+        assert labels.TERMINATE_GRACE_ANNOTATION in problem
+        assert "gracefully" in problem
+        assert len(problem) < 400  # a long value is shortened in the Event
+
+
+@pytest.mark.parametrize("value", ["-1", "1e99", "abc", "99999999999999999999999"])
+def test_a_bad_grace_period_is_reported_once_and_the_terminate_is_graceful(value: str) -> None:
+    annotations = {labels.TERMINATE_ANNOTATION: "x", labels.TERMINATE_GRACE_ANNOTATION: value}
+    case = Case(history=[running(PREV)], annotations=annotations)
+    inp, given = case.inputs()
+    status, effects = act_on_running(inp, given)
+    assert [(d.job, d.grace_seconds, d.force_pods) for d in effects.deletes] == [
+        (PREV, None, False)
+    ]
+    assert not effects.force_stuck_pods
+    assert [(n.type, n.reason) for n in effects.notes] == [
+        ("Normal", "Terminated"),
+        ("Warning", "BadGracePeriod"),
+    ]
+    assert labels.TERMINATE_GRACE_ANNOTATION in effects.notes[1].message
+    # The next reconcile (the token handled) says nothing again.
+    case.status = status.to_api()
+    case.history = ()
+    _, again = act_on_running(*case.inputs())
+    assert again.notes == () and again.deletes == ()
+
+
+def test_a_bad_grace_period_without_a_terminate_is_not_read() -> None:
+    case = Case(history=[running(PREV)], annotations={labels.TERMINATE_GRACE_ANNOTATION: "-1"})
+    _, effects = act_on_running(*case.inputs())
+    assert effects.notes == () and effects.deletes == ()
 
 
 def test_act_on_running_starts_the_run_now_job_unless_refused() -> None:
@@ -445,3 +508,133 @@ def test_render_derives_the_fields_users_read_from_history() -> None:
     assert result.status["lastResult"] == "Failed"
     assert result.status["activeCount"] == 1 == result.active
     assert result.status["active"] == [{"name": "now", "scheduledTime": "2024-01-01T00:00:00Z"}]
+
+
+# --- a schedule being deleted (metadata.deletionTimestamp, held by a finalizer) -----------
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(Case(deleting=at("00:59:00")), id="a due run"),
+        pytest.param(Case(deleting=at("00:59:00"), now=at("05:00:02"),
+                          status={"lastScheduleTime": format_time(at("01:00:00"))}),
+                     id="due runs to catch up"),
+        pytest.param(Case(deleting=at("00:59:00"), spec={"schedule": HOURLY, "catchUp": "None"},
+                          now=at("05:00:02"),
+                          status={"lastScheduleTime": format_time(at("01:00:00"))}),
+                     id="runs that would be missed"),
+    ],
+)  # fmt: skip
+def test_a_schedule_being_deleted_starts_and_misses_nothing(case: Case) -> None:
+    inp, given = case.inputs()
+    status, effects = start_due(inp, given, started=frozenset())
+    assert status is given
+    assert effects == NO_EFFECTS
+
+
+def test_a_schedule_being_deleted_starts_no_run_now_and_says_why() -> None:
+    case = Case(deleting=at("00:59:00"), annotations={labels.RUN_NOW_ANNOTATION: "t1"})
+    inp, given = case.inputs()
+    status, effects = act_on_running(inp, given)
+    assert effects.starts == ()
+    assert [(n.type, n.reason) for n in effects.notes] == [("Warning", "Deleting")]
+    assert (status.handled_actions or {})[labels.RUN_NOW_ANNOTATION] == token_hash("t1")
+    assert not status.history
+
+
+def test_a_schedule_being_deleted_still_ends_its_runs() -> None:
+    case = Case(deleting=at("00:59:00"), history=[running(PREV)],
+                jobs=[obs(PREV, result="Succeeded", finish=at("01:00:00"))])  # fmt: skip
+    inp, given = case.inputs()
+    status, _ = fold_jobs(inp, given)
+    assert [e.result for e in status.history or []] == ["Succeeded"]
+
+
+def test_the_plan_of_a_schedule_being_deleted() -> None:
+    """Not Ready (reason Deleting, said once as an Event), no next run, nothing started."""
+    case = Case(deleting=at("00:59:00"))
+    planned = _plan(case)
+    assert planned.starts == []
+    ready = {c["type"]: c for c in planned.status["conditions"]}["Ready"]  # type: ignore[index]
+    assert (ready["status"], ready["reason"]) == ("False", "Deleting")
+    assert format_time(at("00:59:00")) in ready["message"]
+    assert planned.status.get("nextRunTime") is None  # type: ignore[union-attr]
+    assert [n.reason for n in planned.notes] == ["Deleting"]
+    case.status = planned.status or {}
+    again = _plan(case)
+    assert again.notes == [] and again.starts == [] and again.status is None
+
+
+def _plan(case: Case) -> Plan:
+    inp, _ = case.inputs()
+    return plan(
+        obj=inp.obj,
+        jobs=case.jobs,
+        pending=case.pending,
+        now=case.now,
+        policy=case.policy,
+        refused=case.refused,
+        warned=case.warned,
+    )
+
+
+# --- Jobs this schedule does not own --------------------------------------------------------
+
+FUTURE = at("00:00:00", day=28) + timedelta(days=365 * 50)
+
+
+@pytest.mark.parametrize(
+    "owner_uid",
+    [None, "uid-of-another-schedule", ""],
+    ids=["no owner", "another uid", "empty uid"],
+)
+def test_a_squatter_with_our_labels_is_not_adopted_deleted_or_counted(
+    owner_uid: str | None,
+) -> None:
+    squatter = obs("nightly-squat", result="Succeeded", scheduled=FUTURE,
+                   finish=at("00:30:00"), owner_uid=owner_uid)  # fmt: skip
+    manual = obs("nightly-m-squat", trigger=labels.TRIGGER_MANUAL, owner_uid=owner_uid)
+    case = Case(jobs=[squatter, manual], spec={"schedule": HOURLY, "successfulJobsHistoryLimit": 0},
+                status={"lastScheduleTime": format_time(at("00:00:00"))})  # fmt: skip
+    inp, given = case.inputs()
+    assert inp.jobs == {} and {o.name for o in inp.foreign} == {squatter.name, manual.name}
+    status, effects = fold_jobs(inp, given)
+    assert status.last_schedule_time == at("00:00:00")  # the cursor did not move
+    assert not status.history
+    assert counts(status) == {}
+    assert sorted(n.message.split()[1] for n in effects.notes) == sorted(
+        [squatter.name, manual.name]
+    )
+    assert {(n.type, n.reason) for n in effects.notes} == {("Warning", "ForeignJob")}
+    planned = _plan(case)
+    assert all(d.job not in (squatter.name, manual.name) for d in planned.deletes)
+    assert planned.foreign == {squatter.name, manual.name}
+    assert [s.body["metadata"]["name"] for s in planned.starts] == [scheduled_name(at("01:00:00"))]
+
+
+def test_a_squatter_is_reported_once() -> None:
+    squatter = obs("nightly-squat", scheduled=FUTURE, owner_uid=None)
+    case = Case(jobs=[squatter], warned=frozenset({"nightly-squat"}))
+    _, effects = fold_jobs(*case.inputs())
+    assert effects.notes == ()
+
+
+def test_a_job_of_ours_is_still_adopted() -> None:
+    """The same Job, owned by this schedule's uid, is a lost run: adopted."""
+    mine = obs("nightly-lost", scheduled=at("00:30:00"))
+    case = Case(jobs=[mine], status={"lastScheduleTime": format_time(at("00:00:00"))})
+    inp, given = case.inputs()
+    status, effects = fold_jobs(inp, given)
+    assert [e.job for e in status.history or []] == ["nightly-lost"]
+    assert status.last_schedule_time == at("00:30:00")
+    assert effects.notes == ()
+
+
+def test_a_running_entry_whose_job_was_replaced_by_a_squatter_ends() -> None:
+    """Our Job deleted and a tenant's put in its name: the run is not the squatter's."""
+    squatter = obs(PREV, result="Succeeded", finish=at("00:30:00"), owner_uid=None)
+    case = Case(history=[running(PREV)], jobs=[squatter])
+    status, _ = fold_jobs(*case.inputs())
+    [entry] = status.history or []
+    assert (entry.result, entry.reason) == ("Terminated", "JobDeleted")

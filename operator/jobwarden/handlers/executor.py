@@ -97,6 +97,7 @@ class Executor:
             now=now,
             policy=self._policy,
             refused=memory.refused,
+            warned=memory.foreign,
         )
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
@@ -247,6 +248,7 @@ class Executor:
             await self._kube.post_event(
                 regarding=_ref(obj), type_=note.type, reason=note.reason, message=note.message
             )
+        memory.foreign = decision.foreign  # their Events are posted: not again
         _count_finished(obj, decision)
         await self._destroy(obj, decision, progress)
         if memory.refused:

@@ -44,7 +44,18 @@ def observed(body: dict[str, Any]) -> Observed:
         annotations=meta.get("annotations") or {},
         spec=body.get("spec") or {},
         status=body.get("status") or {},
+        deleting=_deletion_time(meta.get("deletionTimestamp")),
     )
+
+
+def _deletion_time(value: object) -> datetime | None:
+    """metadata.deletionTimestamp; one that cannot be read still means deleted (now)."""
+    if not value:
+        return None
+    try:
+        return parse_time(value) or utcnow()
+    except (ValueError, TypeError, OverflowError):
+        return utcnow()
 
 
 # What ``observed`` reads from metadata; the rest (managedFields above all) is not kept.
@@ -54,6 +65,7 @@ _KEPT_METADATA = (
     "uid",
     "generation",
     "creationTimestamp",
+    "deletionTimestamp",
     "annotations",
     "resourceVersion",
 )
@@ -115,6 +127,8 @@ class ScheduleMemory:
     refused: Mapping[str, Refusal] = field(default_factory=lambda: NOTHING)
     # Names this process created, until a status write has recorded them: never created again.
     created: frozenset[str] = frozenset()
+    # Jobs under this schedule's label it does not own, reported already (once each).
+    foreign: frozenset[str] = frozenset()
     ahead: Ahead | None = None
     # The error boundary: consecutive failures, when to retry, the error last logged
     # (so a repeated failure is not logged again), whether it was reported on the object.

@@ -83,8 +83,14 @@ def read(
     now: datetime,
     policy: Policy,
     refused: Mapping[str, Refusal | str],
+    warned: frozenset[str] = frozenset(),
 ) -> Inputs:
-    """What every later step reads; the spec parsed, or the error that makes it invalid."""
+    """What every later step reads; the spec parsed, or the error that makes it invalid.
+
+    Only Jobs whose JobSchedule ownerReference carries this schedule's uid are
+    its runs; any other Job indexed under it (a tenant's, with our labels) is
+    ``foreign``: never adopted, deleted or counted.
+    """
     refusals = {name: Refusal.of(value) for name, value in refused.items()}
     try:
         spec = parse_spec(obj.spec)
@@ -102,7 +108,13 @@ def read(
         # A Job holding a refused name is not this schedule's (a squatter's):
         # it is neither adopted nor deleted. Nor is one whose name this
         # schedule could never have given (longer than a run's name).
-        jobs={j.name: j for j in jobs if j.name not in refusals and len(j.name) <= MAX_NAME},
+        jobs={
+            j.name: j
+            for j in jobs
+            if j.owner_uid == obj.uid and j.name not in refusals and len(j.name) <= MAX_NAME
+        },
+        foreign=tuple(j for j in jobs if j.owner_uid != obj.uid),
+        warned=warned,
         pending=pending,
         refused=refusals,
         now=now,
@@ -128,15 +140,25 @@ def plan(
     now: datetime,
     policy: Policy,
     refused: Mapping[str, Refusal | str] = _NONE_REFUSED,
+    warned: frozenset[str] = frozenset(),
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
     ``refused``: Job names whose create the API refused, with a ``Refusal`` (or
     the API's message alone, meaning ``JobRejected``). Each is recorded as a
-    Failed run and never created again.
+    Failed run and never created again. ``warned``: the foreign Jobs reported
+    already (``Plan.foreign`` of an earlier plan), not reported again.
     """
     inp = _step(
-        "read", read, obj=obj, jobs=jobs, pending=pending, now=now, policy=policy, refused=refused
+        "read",
+        read,
+        obj=obj,
+        jobs=jobs,
+        pending=pending,
+        now=now,
+        policy=policy,
+        refused=refused,
+        warned=warned,
     )
     prev = _step("read", load_status, obj.status)
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)

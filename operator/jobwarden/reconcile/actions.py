@@ -28,6 +28,33 @@ def stale_threshold(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
     return policy.default_stale_after
 
 
+GRACE_MAX = 999_999_999  # seconds (nine digits, some 31 years): any more is a typo
+
+
+def parse_grace(value: str | None) -> tuple[int | None, str | None]:
+    """The pods' deletion grace period a terminate asks for, and what is wrong with it.
+
+    Unset or blank: None (each pod's own grace period). A whole number of seconds
+    from 0 to ``GRACE_MAX`` in ASCII digits is used; anything else (negative,
+    exponent, words, too many digits) is ignored: the terminate is graceful, and
+    the problem comes back to be reported as a Warning naming the annotation.
+    The value is read only when a terminate fires, so it is reported once per
+    terminate request, not on every reconcile.
+    """
+    text = (value or "").strip()
+    if not text:
+        return None, None
+    # Nine digits at most: int() of thousands of digits raises (and costs) before any compare.
+    if text.isascii() and text.isdigit() and len(text) <= len(str(GRACE_MAX)):
+        return int(text), None
+    shown = text if len(text) <= 40 else text[:40] + "..."
+    return None, (
+        f"{labels.TERMINATE_GRACE_ANNOTATION}={shown!r} ignored: not a whole number of "
+        f"seconds from 0 to {GRACE_MAX}; the runs are terminated gracefully "
+        "(each pod's own grace period)"
+    )
+
+
 def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dict[str, Any]:
     assert inp.spec is not None  # runs start only from a valid spec
     return build_job(
@@ -143,8 +170,7 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
 
     token = new_token(inp, status, labels.TERMINATE_ANNOTATION)
     if token is not None:
-        grace_text = obj.annotations.get(labels.TERMINATE_GRACE_ANNOTATION, "").strip()
-        grace = int(grace_text) if grace_text.isdigit() and len(grace_text) < 10 else None
+        grace, problem = parse_grace(obj.annotations.get(labels.TERMINATE_GRACE_ANNOTATION))
         stopped = _running_indexes(history)
         for i in stopped:
             stop(
@@ -162,6 +188,8 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
                 + (" (pods force-deleted)" if grace == 0 else ""),
             )
         )
+        if problem is not None:
+            notes.append(Note("Warning", "BadGracePeriod", problem))
         force = grace == 0
         handled[labels.TERMINATE_ANNOTATION] = token_hash(token)
 
@@ -177,7 +205,15 @@ def act_on_running(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus,
         name = job_name(
             schedule=obj.name, scheduled=now, trigger=labels.TRIGGER_MANUAL, token=token
         )
-        if name not in inp.jobs and hist.find(history, name) is None:
+        if obj.deleting is not None:
+            notes.append(
+                Note(
+                    "Warning",
+                    "Deleting",
+                    "Run requested, not started: the schedule is being deleted",
+                )
+            )
+        elif name not in inp.jobs and hist.find(history, name) is None:
             run = launch(
                 inp,
                 active=len(hist.running(history)),

@@ -30,8 +30,8 @@ def start_due(
     """Start, skip or record as missed every run due by now; ``started``: Jobs this plan
     has started already (a run-now), which Replace does not replace."""
     spec, timeline, obj, now = inp.spec, inp.timeline, inp.obj, inp.now
-    if spec is None or timeline is None or suspended(inp, status):
-        return status, NO_EFFECTS
+    if spec is None or timeline is None or suspended(inp, status) or obj.deleting is not None:
+        return status, NO_EFFECTS  # deleting: nothing starts, and nothing is missed either
     cursor = status.last_schedule_time  # orphans were adopted by ``fold_jobs`` already
     counts = status.executions
     scheduled = counts.scheduled if counts else 0

@@ -14,6 +14,7 @@ from jobwarden import labels
 from jobwarden.api.status import ScheduleStatus
 from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Refusal, evolve
 from jobwarden.runs import history as hist
+from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import job_name
 
 
@@ -33,6 +34,16 @@ def token_hash(token: str) -> str:
 def refusal_note(job: str, refusal: Refusal) -> Note:
     """The Event for a run whose create was refused: it ends Failed with the API's word."""
     return Note("Warning", refusal.reason, f"Job {job} not created: {refusal.message}")
+
+
+def foreign_note(job: JobObservation) -> Note:
+    """The Event for a Job under this schedule's label that it does not own."""
+    return Note(
+        "Warning",
+        "ForeignJob",
+        f"Job {job.name} carries this schedule's labels but is not owned by it "
+        "(no ownerReference to this JobSchedule's uid): not adopted, deleted or counted",
+    )
 
 
 def fold_jobs(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus, Effects]:
@@ -56,7 +67,7 @@ def fold_jobs(inp: Inputs, status: ScheduleStatus) -> tuple[ScheduleStatus, Effe
     )
 
     finished: list[hist.Transition] = []
-    notes: list[Note] = []
+    notes: list[Note] = [foreign_note(o) for o in inp.foreign if o.name not in inp.warned]
     if inp.refused:
         ended = []
         for entry in history:

@@ -35,6 +35,9 @@ class Observed:
     annotations: Mapping[str, str]
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    # metadata.deletionTimestamp: deleted, and held by a finalizer meanwhile.
+    # From then on no run starts (as CronJob's controller), runs going still end.
+    deleting: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -79,6 +82,8 @@ class Plan:
     # A force terminate also clears the schedule's pods an earlier graceful
     # delete left Terminating (a lost node never confirms them).
     force_stuck_pods: bool = False
+    # The foreign Jobs this plan saw (see ``Inputs.foreign``), to be warned of only once.
+    foreign: frozenset[str] = frozenset()
 
     def wake(self, at: datetime | None) -> None:
         if at is not None and (self.wake_at is None or at < self.wake_at):
@@ -125,6 +130,10 @@ class Inputs:
     timeline: Timeline | None
     error: SpecError | None
     jobs: Mapping[str, JobObservation]  # by name, without the names in ``refused``
+    # Jobs with the schedule's label (or name) that this schedule does not own:
+    # never adopted, deleted or counted; each reported once (``warned``: already).
+    foreign: tuple[JobObservation, ...] = ()
+    warned: frozenset[str] = frozenset()
     pending: frozenset[str]
     refused: Mapping[str, Refusal]
     now: datetime

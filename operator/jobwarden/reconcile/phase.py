@@ -55,6 +55,8 @@ def decide(
             phase = "Completed"
         elif held:
             phase = "Suspended"
+        elif obj.deleting is not None:
+            pass  # no next run: none starts any more (the Ready condition says why)
         else:
             next_run = timeline.next_after(max(now, cursor) if cursor else now)
             if next_run is not None:

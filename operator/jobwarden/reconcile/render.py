@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from jobwarden.api.status import DESCRIPTION_LIMIT, Condition, ScheduleStatus, clip
+from jobwarden.api.status import DESCRIPTION_LIMIT, Condition, ScheduleStatus, clip, format_time
 from jobwarden.reconcile.model import Effects, Inputs, Note, Plan
 from jobwarden.reconcile.phase import Decision
 from jobwarden.runs import history as hist
@@ -79,14 +79,7 @@ def render(
             reason="InvalidSpec" if error else "SpecValid",
             message=str(error) if error else "The spec is valid.",
         ),
-        condition(
-            prev,
-            inp,
-            type_="Ready",
-            status="True" if phase == "Active" else "False",
-            reason={"Active": "Scheduling"}.get(phase, phase),
-            message=f"Phase {phase}.",
-        ),
+        _ready(prev, inp, phase),
     ]
     s = status.suspended_by_operator
     if s is not None:
@@ -117,6 +110,9 @@ def render(
         }
     )
     notes = list(effects.notes)
+    prev_ready = next((c for c in prev.conditions or [] if c.type == "Ready"), None)
+    if inp.obj.deleting is not None and (prev_ready is None or prev_ready.reason != DELETING):
+        notes.append(Note("Normal", DELETING, conditions[1].message))
     prev_valid = next((c for c in prev.conditions or [] if c.type == "Valid"), None)
     if error and (prev_valid is None or prev_valid.message != conditions[0].message):
         notes.append(Note("Warning", "InvalidSpec", conditions[0].message))
@@ -131,6 +127,33 @@ def render(
         health=decided.health.state,
         active=len(active),
         force_stuck_pods=effects.force_stuck_pods,
+        foreign=frozenset(o.name for o in inp.foreign),
+    )
+
+
+DELETING = "Deleting"
+
+
+def _ready(prev: ScheduleStatus, inp: Inputs, phase: str) -> Condition:
+    """Ready: True while Active; a schedule being deleted is not, whatever its phase."""
+    deleting = inp.obj.deleting
+    if deleting is not None:
+        return condition(
+            prev,
+            inp,
+            type_="Ready",
+            status="False",
+            reason=DELETING,
+            message=f"Deleted at {format_time(deleting)} and held by a finalizer: "
+            "no run starts any more; runs going still end.",
+        )
+    return condition(
+        prev,
+        inp,
+        type_="Ready",
+        status="True" if phase == "Active" else "False",
+        reason={"Active": "Scheduling"}.get(phase, phase),
+        message=f"Phase {phase}.",
     )
 
 

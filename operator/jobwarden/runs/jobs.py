@@ -151,6 +151,9 @@ class JobObservation:
     stale_deadline: bool
     """True when the run failed on the deadline the operator set at the stale
     threshold: the history shows it as ``Stale``, not as an ordinary failure."""
+    owner_uid: str | None = None
+    """The uid in the Job's JobSchedule ownerReference: a run of the schedule with
+    that uid. None when no JobSchedule owns it (a tenant's Job with our labels)."""
 
     @property
     def finished(self) -> bool:
@@ -179,13 +182,15 @@ def _true_condition(conditions: Sequence[Any], kind: str) -> Mapping[str, Any] |
     return None
 
 
-def _owner_name(meta: Mapping[str, Any]) -> str | None:
-    for raw in _get(meta, "ownerReferences") or []:
+def _owner(meta: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The name and uid of the JobSchedule owning a Job (its first such reference)."""
+    refs = _get(meta, "ownerReferences")
+    for raw in refs if isinstance(refs, list) else []:
         ref = _mapping(raw)
         if ref.get("kind") == KIND and _get(ref, "apiVersion") == API_VERSION:
-            name = ref.get("name")
-            return str(name) if name else None
-    return None
+            name, uid = ref.get("name"), ref.get("uid")
+            return (str(name) if name else None), (str(uid) if uid else None)
+    return None, None
 
 
 def _time(value: object) -> datetime | None:
@@ -239,7 +244,8 @@ def observe_job(job: Mapping[str, Any]) -> JobObservation:
 
     reason = str(cond["reason"]) if cond and cond.get("reason") else None
     message = str(cond["message"]) if cond and cond.get("message") else None
-    schedule = _owner_name(meta) or labels.get(SCHEDULE_LABEL)
+    owner, owner_uid = _owner(meta)
+    schedule = owner or labels.get(SCHEDULE_LABEL)
     active = _get(status, "active")
     return JobObservation(
         name=str(meta.get("name") or ""),
@@ -258,4 +264,5 @@ def observe_job(job: Mapping[str, Any]) -> JobObservation:
             and reason == "DeadlineExceeded"
             and STALE_DEADLINE_ANNOTATION in annotations
         ),
+        owner_uid=owner_uid,
     )
