@@ -114,10 +114,14 @@ def _components(
             liveness.sweep_bound(settings.sweep_interval.total_seconds()),
         ),
     ]
-    for informer in watched.all:
+    # Named by kind and number, not by path: /healthz and the metrics are read by
+    # people who must not learn tenants' namespaces from them (the log has the paths).
+    for number, informer in enumerate(watched.all, start=1):
+        kind = informer.path.rstrip("/").rsplit("/", 1)[-1]
+        log.info("liveness: 'watch %s #%d' is %s", kind, number, informer.name)
         found.append(
             liveness.Component(
-                f"watch {informer.name}",
+                f"watch {kind} #{number}",
                 lambda i=informer: i.last_beat,  # type: ignore[misc]
                 STALE_AFTER_SECONDS,
             )

@@ -254,6 +254,10 @@ class Informer(Generic[V]):
         query.update(extra)
         return query
 
+    @property
+    def path(self) -> str:
+        return self._path
+
     async def run(self) -> None:
         """Forever: list, watch, watch again; relist on 410; back off on errors."""
         backoff = Backoff()

@@ -171,11 +171,6 @@ NAMESPACED_GRANTS = {
     ("", "pods"): {"list", "patch", "delete"},
     ("", "events"): {"create"},
 }
-CLUSTER_GRANTS = {
-    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-}
-# kopf watches namespaces only when it serves a list of them.
-NAMESPACE_GRANTS = {("", "namespaces"): {"list", "watch"}}
 # Secure metrics: each scraper's token and right to /metrics, reviewed (cluster-scoped).
 METRICS_AUTH_GRANTS = {
     ("authentication.k8s.io", "tokenreviews"): {"create"},
@@ -434,7 +429,8 @@ def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
     assert set(roles) == {"jobwarden", "jobwarden-metrics-auth"}
     role, metrics_auth = roles["jobwarden"], roles["jobwarden-metrics-auth"]
     assert role["kind"] == "ClusterRole"
-    assert grants(role) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
+    # Informers by path: no discovery, so no CRD or namespace reads.
+    assert grants(role) == NAMESPACED_GRANTS
     assert grants(metrics_auth) == METRICS_AUTH_GRANTS
     assert not r.all("Role") and not r.all("RoleBinding")
     binding = r.one("ClusterRoleBinding", "jobwarden")
@@ -450,8 +446,10 @@ def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
 
 def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
     r = template(helm, {"watchNamespaces": ["team-a", "team-b", "team-c"]})
-    cluster_role = r.one("ClusterRole", "jobwarden")
-    assert grants(cluster_role) == {**CLUSTER_GRANTS, **NAMESPACE_GRANTS}
+    assert not [d for d in r.all("ClusterRole") if d["metadata"]["name"] == "jobwarden"], (
+        "with a namespace list, the operator gets Roles in those namespaces only"
+    )
+    assert not [d for d in r.all("ClusterRoleBinding") if d["metadata"]["name"] == "jobwarden"]
     roles = {d["metadata"]["namespace"]: d for d in r.all("Role")}
     bindings = {d["metadata"]["namespace"]: d for d in r.all("RoleBinding")}
     assert set(roles) == set(bindings) == {"team-a", "team-b", "team-c"}
@@ -479,7 +477,7 @@ def lease_role(
 
 def test_leader_election_cluster_wide(helm: Path) -> None:
     r = template(helm, HA)
-    assert grants(r.one("ClusterRole", "jobwarden")) == {**CLUSTER_GRANTS, **NAMESPACED_GRANTS}
+    assert grants(r.one("ClusterRole", "jobwarden")) == NAMESPACED_GRANTS
     assert grants(lease_role(r)) == LEASE_GRANTS
     binding = r.one("RoleBinding", "jobwarden-leader-election")
     assert binding["metadata"]["namespace"] == "jobwarden-system"
@@ -504,7 +502,6 @@ def test_leader_election_cluster_wide(helm: Path) -> None:
 def test_leader_election_namespaced(helm: Path) -> None:
     """The Lease lives in the release namespace, whatever namespaces are watched."""
     r = template(helm, {**HA, **NAMESPACED})
-    assert grants(r.one("ClusterRole", "jobwarden")) == {**CLUSTER_GRANTS, **NAMESPACE_GRANTS}
     watched = {
         d["metadata"]["namespace"]: d for d in r.all("Role") if d["metadata"]["name"] == "jobwarden"
     }
@@ -557,8 +554,6 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> None:
     allowed = {
-        **CLUSTER_GRANTS,
-        **NAMESPACE_GRANTS,
         **NAMESPACED_GRANTS,
         **LEASE_GRANTS,
         **METRICS_AUTH_GRANTS,
