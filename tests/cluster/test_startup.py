@@ -225,6 +225,12 @@ def test_healthz_fails_while_the_api_server_is_unreachable_and_recovers(
     pid = plane.pid("kube-apiserver")
     assert pid is not None
     try:
+        # Ready once the scheduler runs after the first listings: waited for, not assumed.
+        wait_for(
+            lambda: _health(op)[1]["heartbeats"]["ready"] is True,
+            timeout=90,
+            what="operator ready",
+        )
         code, body = _health(op)
         assert code == 200 and body["heartbeats"]["ready"] is True, body
         assert any(name.startswith("watch ") for name in body["heartbeats"]["ages"])
