@@ -105,7 +105,9 @@ def test_namespace_of_many_schedules_deleted(
         ]
         _create_many(cluster, a.hostile, schedules + jobs)
         _all_phased(cluster, a.hostile, count, timeout=120)
-        before = set(a.recorders[a.hostile].names())
+        # The test's own Jobs, and whatever the operator made before the delete. The
+        # recorder's watch may still be catching up with the 300 created above.
+        before = {j["metadata"]["name"] for j in jobs} | set(a.recorders[a.hostile].names())
         cluster.kubectl("delete", "namespace", a.hostile, "--wait=false")
         deleting = time.monotonic()
 
@@ -193,11 +195,14 @@ def test_api_server_paused_with_sigstop(
     stall start once, and the victim runs on time and answers run-now."""
     plane = chaos_plane
     with arena(plane.cluster, "sigstop", tmp_path, record_property, cluster_name=plane.name) as a:
+        # Under load a component may have exited meanwhile: every one running, and the
+        # pid read below is the live API server's.
+        plane.start()
         stop_at = seconds_ahead(4)
         _due_during_fault(a, stop_at + STALL / 2)
         wait_for(lambda: utcnow() >= stop_at, timeout=20, what="the moment to stop")
         pid = plane.pid("kube-apiserver")
-        assert pid is not None
+        assert pid is not None, f"kube-apiserver of {plane.name} is not running"
         os.kill(pid, signal.SIGSTOP)
         try:
             _last(STALL)
@@ -224,3 +229,64 @@ def test_etcd_restarted(
         plane.start()
         recovered = time.monotonic()
         a.prove(lambda: _ran_once_after(a, recovered))
+
+
+@pytest.mark.xdist_group("hostile-chaos")
+def test_a_relist_after_410_finds_what_changed_in_the_gap(
+    chaos_plane: SeparateControlPlane, tmp_path: Path, record_property: RecordProperty
+) -> None:
+    """The operator is frozen (SIGSTOP) while a run's Job is deleted and a schedule is
+    created, and the API server restarts: its watch cache starts afresh, so the versions
+    the operator resumes from are gone (410). Its relist finds the deleted Job (the run
+    ends Terminated, reason JobDeleted: no phantom active run) and the new schedule
+    (its run starts)."""
+    plane = chaos_plane
+    with arena(plane.cluster, "relist", tmp_path, record_property, cluster_name=plane.name) as a:
+        cluster = a.cluster
+        cluster.apply(
+            schedule("held", runAt=rfc3339(seconds_ahead(2)), jobTemplate=suspended_template()),
+            namespace=a.hostile,
+        )
+        wait_for(
+            lambda: status_of(cluster, a.hostile, "held").get("activeCount") == 1,
+            timeout=30,
+            what="the held run active",
+        )
+        [job] = jobs_of(cluster, a.hostile, "held")
+        proc = a.operator.proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            cluster.kubectl("delete", "job", job["metadata"]["name"], "-n", a.hostile)
+            born_due = seconds_ahead(25)
+            cluster.apply(
+                schedule("born", runAt=rfc3339(born_due), jobTemplate=suspended_template()),
+                namespace=a.hostile,
+            )
+            plane.kill("kube-apiserver")
+            plane.start()
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+
+        def report() -> str:
+            wait_for(
+                lambda: "expired; listing again" in a.operator.log(),
+                timeout=60,
+                what="a relist after 410",
+            )
+            wait_for(
+                lambda: status_of(cluster, a.hostile, "held").get("activeCount") == 0,
+                timeout=30,
+                what="the deleted Job's run no longer active",
+            )
+            ended = status_of(cluster, a.hostile, "held").get("history") or []
+            reasons = [e.get("reason") for e in ended if e.get("job") == job["metadata"]["name"]]
+            assert reasons == ["JobDeleted"], ended
+            wait_for(
+                lambda: jobs_of(cluster, a.hostile, "born"),
+                timeout=(born_due - utcnow()).total_seconds() + 30,
+                what="the run of the schedule created in the gap",
+            )
+            return "410 relisted; deleted Job ended JobDeleted; new schedule ran"
+
+        a.prove(report)

@@ -29,6 +29,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels, metrics
+from jobwarden.handlers.gate import PriorityGate, Rank
 from jobwarden.handlers.memory import (
     NOTHING,
     Ahead,
@@ -49,6 +50,11 @@ log = logging.getLogger(__name__)
 JobsOf = Callable[[Key], Iterable[JobObservation]]
 # The longest a run's status write waits for a burst of other runs to be created.
 CALM_WAIT = timedelta(seconds=10)
+# Status writes in flight at once: no more than the API threads can send within a
+# call's retry budget (a write queued behind thousands would time out unsent).
+WRITES = 32
+# The rank of a status write that wakes nothing (sorted after every wake-up).
+NEVER = float("inf")
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,8 @@ class Executor:
         self._kube = kube
         self._policy = policy
         self._jobs_of = jobs_of
-        self._slots = asyncio.Semaphore(concurrency)
+        self._slots = PriorityGate(concurrency)
+        self._writes = PriorityGate(WRITES)
         # Reconciles reading, planning or creating, or waiting for a slot to do so.
         self._acting = 0
         self._calm = asyncio.Event()
@@ -116,11 +123,14 @@ class Executor:
 
     # --- the boundary -----------------------------------------------------------------
 
-    async def run(self, key: Key, memory: ScheduleMemory) -> Outcome:
-        """Reconcile ``key``; never raises but for cancellation."""
+    async def run(self, key: Key, memory: ScheduleMemory, *, rank: Rank = (0.0, 0.0)) -> Outcome:
+        """Reconcile ``key``; never raises but for cancellation.
+
+        ``rank`` orders the wait for a slot: lowest first (see ``Scheduler.rank``).
+        """
         progress = _Progress()
         try:
-            outcome = await self.reconcile(key, memory, progress)
+            outcome = await self.reconcile(key, memory, progress, rank=rank)
         except asyncio.CancelledError:
             raise
         except NotLeading:
@@ -199,7 +209,12 @@ class Executor:
     # --- one reconcile ----------------------------------------------------------------
 
     async def reconcile(
-        self, key: Key, memory: ScheduleMemory, progress: _Progress | None = None
+        self,
+        key: Key,
+        memory: ScheduleMemory,
+        progress: _Progress | None = None,
+        *,
+        rank: Rank = (0.0, 0.0),
     ) -> Outcome:
         """Read, plan and create; then, after the slot is freed, record, notify and delete.
 
@@ -215,12 +230,17 @@ class Executor:
         no other reconcile is planning or creating (at most ``CALM_WAIT``): in
         a burst the status writes, Events and the watch events they echo back
         would otherwise take the CPU the remaining Jobs' plans need.
+
+        Slots go to the lowest ``rank`` first, and status writes to the one
+        whose next wake-up is soonest: after a restart beside thousands of
+        schedules, a run due in seconds is neither planned nor recorded behind
+        all of their bookkeeping.
         """
         progress = progress or _Progress()
         self._acting += 1
         self._calm.clear()
         try:
-            async with self._slots:
+            async with self._slots.slot(rank):
                 decided = await self._decide(key, memory, progress)
                 if decided is None:
                     return Outcome(gone=True)
@@ -324,12 +344,14 @@ class Executor:
         if decision.status is None:
             return True
         memory.drop_body()  # stale from now until this write's own event
-        rv = await self._kube.patch_status(
-            namespace=obj.namespace,
-            name=obj.name,
-            status=decision.status,
-            resource_version=version if isinstance(version, str) else None,
-        )
+        soonest = decision.wake_at.timestamp() if decision.wake_at is not None else NEVER
+        async with self._writes.slot((soonest, 0.0)):
+            rv = await self._kube.patch_status(
+                namespace=obj.namespace,
+                name=obj.name,
+                status=decision.status,
+                resource_version=version if isinstance(version, str) else None,
+            )
         if memory.version is not None and memory.version != rv:
             memory.drop_body()  # kept during the write: it may predate it
         if rv is None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from jobwarden import metrics
 from jobwarden.api.status import parse_time
+from jobwarden.handlers.gate import Rank
 from jobwarden.reconcile import Observed, Plan, Refusal
 
 Key = tuple[str, str]  # (namespace, name)
@@ -143,6 +144,30 @@ class ScheduleMemory:
     # A reconcile is running; another one was asked for meanwhile.
     busy: bool = False
     again: bool = False
+    # The wake-up the last plan asked for (a run or a deadline due then), and the
+    # status.nextRun of the newest body seen (epoch seconds): what ``rank`` orders by.
+    planned: datetime | None = None
+    next_run: float | None = None
+
+    def rank(self, now: datetime) -> Rank:
+        """How soon this schedule's reconcile matters; lowest goes first.
+
+        A wake-up its plan asked for (runs due, a stale deadline) goes before
+        any other; then schedules by their next run, one whose next run is not
+        known (never reconciled, or nothing read) counting as due now.
+        """
+        if self.planned is not None and self.planned <= now:
+            return (0.0, self.planned.timestamp())
+        return (1.0, self.next_run if self.next_run is not None else now.timestamp())
+
+    def saw_next_run(self, body: Mapping[str, Any]) -> None:
+        """Note ``status.nextRun`` of a body seen; anything unreadable means not known."""
+        status = body.get("status")
+        try:
+            when = parse_time(status.get("nextRun")) if isinstance(status, Mapping) else None
+            self.next_run = when.timestamp() if when is not None else None
+        except (ValueError, TypeError, OverflowError):
+            self.next_run = None
 
     def keep(self, version: str, body: dict[str, Any]) -> None:
         """Keep ``body`` as the newest state; one that cannot be packed is read afresh later."""

@@ -25,6 +25,7 @@ from typing import Any
 from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
 from jobwarden.handlers.executor import Executor, JobsOf, Outcome
+from jobwarden.handlers.gate import Rank
 from jobwarden.handlers.memory import Gauges, Key, ScheduleMemory, change_mark, utcnow
 from jobwarden.handlers.wakequeue import WakeQueue
 from jobwarden.kube import Kube
@@ -132,6 +133,7 @@ class Scheduler:
         elif not own:
             memory.drop_body()
         if body is not None:
+            memory.saw_next_run(body)
             with contextlib.suppress(Exception):  # a mark that cannot be taken changes nothing
                 memory.changed(change_mark(body))
         if not own:
@@ -202,7 +204,7 @@ class Scheduler:
             if memory.retry_at is not None and memory.retry_at > now:
                 self._queue.wake(key, memory.retry_at)  # woken early: wait out the backoff
                 continue
-            self._spawn(key, memory)
+            self._spawn(key, memory, now)
 
     def _prepare(self, key: Key, at: datetime) -> None:
         """Plan the reconcile due at ``at`` now, as of ``at``, while the loop is idle.
@@ -235,18 +237,19 @@ class Scheduler:
         if at - utcnow() > PREPARE_AHEAD and self._queue.prepare(key, at):
             self._changed.set()
 
-    def _spawn(self, key: Key, memory: ScheduleMemory) -> None:
+    def _spawn(self, key: Key, memory: ScheduleMemory, now: datetime) -> None:
         if memory.busy:
             memory.again = True  # one more pass after the current one
             return
         memory.busy = True
-        task = asyncio.create_task(self._reconcile(key, memory))
+        rank, memory.planned = memory.rank(now), None
+        task = asyncio.create_task(self._reconcile(key, memory, rank))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reconcile(self, key: Key, memory: ScheduleMemory) -> None:
+    async def _reconcile(self, key: Key, memory: ScheduleMemory, rank: Rank = (0.0, 0.0)) -> None:
         try:
-            outcome = await self._executor.run(key, memory)
+            outcome = await self._executor.run(key, memory, rank=rank)
         finally:
             memory.busy = False
             if memory.again:
@@ -264,6 +267,7 @@ class Scheduler:
             self._gauges.count(memory, health=outcome.health, active=outcome.active)
         if outcome.wake_at is not None:
             self.touch(key, outcome.wake_at)
+            memory.planned = None if outcome.failed else outcome.wake_at
             if not outcome.failed:
                 self._prepare_later(key, outcome.wake_at)
 

@@ -1,0 +1,79 @@
+"""After a start beside many schedules, a run due soon is not recorded behind all of them.
+
+Driven through the real Scheduler and plan over ``FakeKube`` whose status
+writes take a little while, as they do when thousands arrive at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobwarden.handlers.executor import WRITES
+from tests.unit.test_executor import FakeKube, scheduler
+
+IDLE = 150
+
+
+def _body(name: str, run_at: datetime, version: int) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": name,
+            "uid": f"uid-{name}",
+            "generation": 1,
+            "resourceVersion": str(version),
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "runAt": run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "x"}],
+                        }
+                    }
+                }
+            },
+        },
+    }
+
+
+class SlowWrites(FakeKube):
+    async def patch_status(self, **kwargs: Any) -> str:
+        await asyncio.sleep(0.002)
+        return await super().patch_status(**kwargs)
+
+
+def test_a_schedule_due_soon_is_written_before_the_bookkeeping_of_idle_ones() -> None:
+    """Never reconciled before, 150 idle schedules (due next year) and then one due in a
+    few seconds arrive together; each needs its first status write. The one due soon is
+    written among the first ``WRITES + 1``, not last, and its run is created."""
+    now = datetime.now(UTC)
+    idle = [_body(f"idle-{i:03d}", now + timedelta(days=365), i) for i in range(IDLE)]
+    soon = _body("soon", now + timedelta(seconds=2), IDLE)
+    kube = SlowWrites(*idle, soon)
+    sched = scheduler(kube)
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(sched.run())
+        for body in [*idle, soon]:
+            name = body["metadata"]["name"]
+            meta = body["metadata"]
+            sched.seen(
+                ("ns", name), resource_version=meta["resourceVersion"], body=copy.deepcopy(body)
+            )
+        async with asyncio.timeout(20):
+            while not any(c.startswith("create soon-") for c in kube.calls):
+                await asyncio.sleep(0.01)
+        loop.cancel()
+        await sched.close()
+
+    asyncio.run(scenario())
+    writes = [c.split(" ", 1)[1] for c in kube.calls if c.startswith("status ")]
+    assert "soon" in writes
+    assert writes.index("soon") <= WRITES, writes.index("soon")
