@@ -12,35 +12,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobwarden.handlers.executor import WRITES
+from tests.unit.test_burst_order import due_body
 from tests.unit.test_executor import FakeKube, scheduler
 
 IDLE = 150
 
 
 def _body(name: str, run_at: datetime, version: int) -> dict[str, Any]:
-    return {
-        "metadata": {
-            "namespace": "ns",
-            "name": name,
-            "uid": f"uid-{name}",
-            "generation": 1,
-            "resourceVersion": str(version),
-            "creationTimestamp": "2026-01-01T00:00:00Z",
-        },
-        "spec": {
-            "runAt": run_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "jobTemplate": {
-                "spec": {
-                    "template": {
-                        "spec": {
-                            "restartPolicy": "Never",
-                            "containers": [{"name": "c", "image": "x"}],
-                        }
-                    }
-                }
-            },
-        },
-    }
+    """A schedule never reconciled (no status), its one run at ``run_at``."""
+    body = due_body(name)
+    body["metadata"]["resourceVersion"] = str(version)
+    body["spec"]["runAt"] = run_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    del body["status"]
+    return body
 
 
 class SlowWrites(FakeKube):
