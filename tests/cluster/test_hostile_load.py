@@ -8,6 +8,7 @@ no other test sees the outage and neither sees the other's aftermath.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import time
@@ -132,11 +133,14 @@ RECOVER_WITHIN = timedelta(seconds=30)
 
 
 @pytest.fixture
-def chaos_plane() -> Iterator[SeparateControlPlane]:
+def chaos_plane(request: pytest.FixtureRequest) -> Iterator[SeparateControlPlane]:
+    """A control plane of this test's own: its name is the session's cluster's, plus the
+    test's, so no other test (or another run beside this one) ever shares it."""
     if os.environ.get("JOBWARDEN_TEST_KUBECONFIG") == "1":
         pytest.skip("needs a local control plane of its own to pause and restart")
     base = os.environ.get("JOBWARDEN_CLUSTER_NAME") or "jobwarden"
-    plane = SeparateControlPlane(f"{base}-chaos")
+    test = hashlib.sha1(request.node.name.encode()).hexdigest()[:6]
+    plane = SeparateControlPlane(f"{base}-chaos-{test}")
     plane.up()
     try:
         plane.install_crds()

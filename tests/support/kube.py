@@ -64,6 +64,10 @@ class Cluster:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ, KUBECONFIG=str(self.kubeconfig))
+        if self.local:
+            # kubectl caches discovery per host:port; a control plane made again on a
+            # port an earlier one used would otherwise "not know" its CRDs.
+            env["KUBECACHEDIR"] = str(self.kubeconfig.parent / "kubectl-cache")
         if self.bin_dir is not None:
             env["PATH"] = f"{self.bin_dir}:{env.get('PATH', '')}"
         return env

@@ -9,6 +9,7 @@ import pytest
 
 from jobwarden.handlers.gate import PriorityGate, Rank
 from jobwarden.handlers.memory import ScheduleMemory
+from tests.unit.test_executor import FakeKube, scheduler
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -119,7 +120,7 @@ def test_a_gate_needs_a_place() -> None:
 
 
 def test_a_planned_wake_up_that_has_come_goes_before_any_bookkeeping() -> None:
-    due = ScheduleMemory(planned=T0 - timedelta(seconds=1))
+    due = ScheduleMemory(urgent_at=T0 - timedelta(seconds=1))
     fresh = ScheduleMemory()  # nothing known: counts as due now
     idle = ScheduleMemory(next_run=(T0 + timedelta(days=300)).timestamp())
     ranks = {name: m.rank(T0) for name, m in {"due": due, "fresh": fresh, "idle": idle}.items()}
@@ -127,7 +128,7 @@ def test_a_planned_wake_up_that_has_come_goes_before_any_bookkeeping() -> None:
 
 
 def test_a_planned_wake_up_still_ahead_ranks_by_the_next_run() -> None:
-    memory = ScheduleMemory(planned=T0 + timedelta(minutes=5), next_run=T0.timestamp() + 60)
+    memory = ScheduleMemory(urgent_at=T0 + timedelta(minutes=5), next_run=T0.timestamp() + 60)
     assert memory.rank(T0) == (1.0, T0.timestamp() + 60)
 
 
@@ -148,3 +149,16 @@ def test_the_next_run_is_read_from_status_and_anything_unreadable_is_not_known(
     memory = ScheduleMemory(next_run=1.0)
     memory.saw_next_run({"status": status})
     assert memory.next_run == expected
+
+
+def test_a_change_to_a_known_schedule_is_urgent_and_a_first_sighting_is_not() -> None:
+    """A listing after a start brings every schedule (bookkeeping, by next run); a later
+    change someone made (run-now, an edit) is acted on before that bookkeeping."""
+    sched = scheduler(FakeKube())
+    body = {"metadata": {"namespace": "ns", "name": "s", "generation": 1}, "status": {}}
+    sched.seen(("ns", "s"), resource_version="1", body=body)
+    first = sched._memory[("ns", "s")]
+    assert first.urgent_at is None
+    assert first.rank(datetime.now(UTC))[0] == 1.0
+    sched.seen(("ns", "s"), resource_version="2", body=body)
+    assert first.rank(datetime.now(UTC) + timedelta(seconds=1))[0] == 0.0

@@ -144,20 +144,22 @@ class ScheduleMemory:
     # A reconcile is running; another one was asked for meanwhile.
     busy: bool = False
     again: bool = False
-    # The wake-up the last plan asked for (a run or a deadline due then), and the
+    # From when this schedule's reconcile is urgent (the wake-up its plan asked for:
+    # a run or a deadline due then; or a change someone made to it), and the
     # status.nextRun of the newest body seen (epoch seconds): what ``rank`` orders by.
-    planned: datetime | None = None
+    urgent_at: datetime | None = None
     next_run: float | None = None
 
     def rank(self, now: datetime) -> Rank:
         """How soon this schedule's reconcile matters; lowest goes first.
 
-        A wake-up its plan asked for (runs due, a stale deadline) goes before
-        any other; then schedules by their next run, one whose next run is not
-        known (never reconciled, or nothing read) counting as due now.
+        Urgent ones first (runs or a deadline due, a user's change such as
+        run-now), in order of time; then the rest, the bookkeeping a start or
+        a takeover brings, by their next run, one whose next run is not known
+        (never reconciled, or nothing read) counting as due now.
         """
-        if self.planned is not None and self.planned <= now:
-            return (0.0, self.planned.timestamp())
+        if self.urgent_at is not None and self.urgent_at <= now:
+            return (0.0, self.urgent_at.timestamp())
         return (1.0, self.next_run if self.next_run is not None else now.timestamp())
 
     def saw_next_run(self, body: Mapping[str, Any]) -> None:

@@ -124,10 +124,13 @@ class Scheduler:
         reconcile it triggers reads afresh), until our write's own event comes.
         """
         memory = self._memory.get(key)
+        known = memory is not None
         if memory is None:
             memory = self._memory[key] = ScheduleMemory()
         memory.ahead = None
         own = resource_version is not None and memory.written == resource_version
+        if known and not own:
+            memory.urgent_at = utcnow()  # someone changed it (run-now, an edit): act first
         if body is not None and resource_version is not None and (own or memory.written is None):
             memory.keep(resource_version, body)
         elif not own:
@@ -242,7 +245,7 @@ class Scheduler:
             memory.again = True  # one more pass after the current one
             return
         memory.busy = True
-        rank, memory.planned = memory.rank(now), None
+        rank, memory.urgent_at = memory.rank(now), None
         task = asyncio.create_task(self._reconcile(key, memory, rank))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -267,7 +270,8 @@ class Scheduler:
             self._gauges.count(memory, health=outcome.health, active=outcome.active)
         if outcome.wake_at is not None:
             self.touch(key, outcome.wake_at)
-            memory.planned = None if outcome.failed else outcome.wake_at
+            if not outcome.failed:  # kept if a change came meanwhile: that is sooner
+                memory.urgent_at = min(memory.urgent_at or outcome.wake_at, outcome.wake_at)
             if not outcome.failed:
                 self._prepare_later(key, outcome.wake_at)
 
