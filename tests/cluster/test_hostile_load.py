@@ -1,9 +1,10 @@
 """Hostile tenants, part 3: load and faults. 500 schedules applied at once, a namespace
-full of schedules being deleted, the API server paused with SIGSTOP, etcd restarted.
+full of schedules being deleted, the API server paused with SIGSTOP, etcd restarted,
+and a relist after a 410 from an API server restarted while the operator was frozen.
 
-The two control-plane faults each break a control plane of their own (named
-after this session's, ``<name>-chaos``; one at a time, in one xdist group), so
-no other test sees the outage and neither sees the other's aftermath.
+The control-plane faults each break a control plane of their own (named after
+this session's cluster and the test, ``<name>-chaos-<hash>``), so no other test
+sees the outage and none sees another's aftermath.
 """
 
 from __future__ import annotations

@@ -261,14 +261,31 @@ class JobRecorder:
     def names(self) -> list[str]:
         return [j.name for j in self.snapshot()]
 
-    def _list_version(self, api: client.BatchV1Api) -> str:
+    def _record(self, body: dict[str, Any], known: set[str]) -> None:
+        # Keyed by uid: a Job deleted and created again under the same name is
+        # recorded twice, as it should be.
+        meta = body.get("metadata") or {}
+        uid = meta.get("uid", "")
+        if uid in known:
+            return
+        known.add(uid)
+        seen = SeenJob(meta.get("name", ""), utcnow(), parse_time(meta["creationTimestamp"]), body)
+        with self._lock:
+            self.added.append(seen)
+
+    def _list(self, api: client.BatchV1Api, known: set[str]) -> str:
+        """List the namespace's Jobs, record those not seen yet; the list's version."""
         resp: Any = api.list_namespaced_job(self.namespace, _preload_content=False)
-        return str(json.loads(resp.data)["metadata"]["resourceVersion"])
+        listing = json.loads(resp.data)
+        for item in listing.get("items") or []:
+            self._record(item, known)
+        return str(listing["metadata"]["resourceVersion"])
 
     def _run(self) -> None:
+        """Watch, and survive what the API server does: a 410 or a restart relists."""
         api = client.BatchV1Api(self.cluster.api)
-        resource_version = self._list_version(api)
         known: set[str] = set()
+        resource_version = self._list(api, known)
         self._ready.set()
         while not self._stop.is_set():
             w = watch.Watch()  # type: ignore[no-untyped-call]
@@ -282,24 +299,24 @@ class JobRecorder:
                     body: dict[str, Any] = event["raw_object"]
                     meta = body.get("metadata") or {}
                     resource_version = meta.get("resourceVersion", resource_version)
-                    name = meta.get("name", "")
-                    # Keyed by uid: a Job deleted and created again under the
-                    # same name is recorded twice, as it should be.
-                    uid = meta.get("uid", "")
-                    if event["type"] == "ADDED" and uid not in known:
-                        known.add(uid)
-                        seen = SeenJob(name, utcnow(), parse_time(meta["creationTimestamp"]), body)
-                        with self._lock:
-                            self.added.append(seen)
+                    if event["type"] == "ADDED":
+                        self._record(body, known)
                     if self._stop.is_set():
                         break
-            except client.ApiException as exc:
-                if exc.status == 410:  # too old: start over from a fresh list
-                    resource_version = self._list_version(api)
-                else:
-                    time.sleep(0.2)
+            except Exception as exc:  # a test's recorder outlives API outages
+                if not (isinstance(exc, client.ApiException) and exc.status == 410):
+                    time.sleep(0.2)  # the API server is away: do not spin
+                resource_version = self._relist(api, known, resource_version)
             finally:
                 w.stop()  # type: ignore[no-untyped-call]
+
+    def _relist(self, api: client.BatchV1Api, known: set[str], version: str) -> str:
+        """A fresh list (what was created in a gap is recorded); the old version if it fails."""
+        try:
+            return self._list(api, known)
+        except Exception:  # still down: the next round tries again
+            time.sleep(0.5)
+            return version
 
     @contextmanager
     def running(self) -> Iterator[JobRecorder]:
