@@ -162,6 +162,9 @@ cmd_up() {
   # clear each other's half-started cluster and share one create.log.
   lock "${TMPDIR:-/tmp}/jobwarden-cluster-up.lock" 300 "another cluster to start"
   if api_ready; then
+    # kube-controller-manager and kube-scheduler exit when they cannot renew their
+    # leases (a loaded machine); kwokctl starts whatever is not running.
+    without_locks "$bin/kwokctl" start cluster --name "$name" >/dev/null 2>&1 || true
     say "cluster '$name' is already up"
     echo "$kubeconfig"
     return
