@@ -3,7 +3,8 @@
 Run with ``.venv/bin/python bench/startup.py [--counts 1000 10000 50000]``.
 
 For each N, a namespace gets N JobSchedules that are not due (a ``runAt``
-next year) and N suspended Jobs labelled for them, created in parallel.
+next year) and N suspended Jobs labelled for and owned by them (as runs the
+operator made), created in parallel.
 Then the operator starts (as after a crash or a rollout) and, once it answers
 /healthz (its informers are still listing), a fresh schedule is applied whose
 one run is due ``--due-after`` seconds after the start (or 10 s after the
@@ -47,13 +48,36 @@ class Executable(Operator):
         return [str(self.exe)]
 
 
-def _job(i: int) -> dict[str, Any]:
+def _job(i: int, uid: str) -> dict[str, Any]:
+    """A run of schedule ``i``: labelled for it and owned by it, as the operator makes them
+    (a Job without the owner is a tenant's, and gets a ForeignJob Warning instead)."""
+    name = f"s-{i:05d}"
+    owner = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "JobSchedule", "name": name, "uid": uid}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": f"s-{i:05d}-1", "labels": {SCHEDULE_LABEL: f"s-{i:05d}"}},
+        "metadata": {
+            "name": f"{name}-1",
+            "labels": {SCHEDULE_LABEL: name},
+            "ownerReferences": [{**owner, "controller": True}],
+        },
         "spec": job_template(suspend=True)["spec"],
     }
+
+
+def _uids(bench: Bench, namespace: str) -> dict[str, str]:
+    """Every schedule's uid in ``namespace``, listed in pages."""
+    uids: dict[str, str] = {}
+    token = None
+    while True:
+        page = bench.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, limit=5000, _continue=token
+        )
+        for item in page["items"]:
+            uids[item["metadata"]["name"]] = item["metadata"]["uid"]
+        token = page["metadata"].get("continue")
+        if not token:
+            return uids
 
 
 def fill(bench: Bench, namespace: str, n: int) -> float:
@@ -70,7 +94,8 @@ def fill(bench: Bench, namespace: str, n: int) -> float:
     def create_job(body: dict[str, Any]) -> object:
         return bench.batch.create_namespaced_job(namespace, body, _preload_content=False)
 
-    bulk(create_job, [_job(i) for i in range(n)], threads=48)
+    uids = _uids(bench, namespace)
+    bulk(create_job, [_job(i, uids[f"s-{i:05d}"]) for i in range(n)], threads=48)
     return time.monotonic() - began
 
 

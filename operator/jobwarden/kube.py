@@ -16,6 +16,7 @@ are tried once; the elector retries them on its own clock.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -135,6 +136,9 @@ class Kube:
     ) -> None:
         self._transport = Transport(api, workers=workers, timeouts=timeouts, retry=retry, gate=gate)
         self._call = self._transport.call
+        # Events are best effort: a flood of them (a Warning for each of 50,000 foreign
+        # Jobs after a restart) may hold a few API threads, never all of them.
+        self._events = asyncio.Semaphore(max(1, workers // 4))
 
     def guard(self, gate: Gate) -> None:
         """Send acting calls only within ``gate``'s lease term from now on."""
@@ -362,13 +366,14 @@ class Kube:
             "count": 1,
         }
         try:
-            await self._call(
-                "POST",
-                _path(EVENTS_PATH, namespace=regarding.namespace),
-                urgent=False,
-                acting=True,
-                body=body,
-            )
+            async with self._events:
+                await self._call(
+                    "POST",
+                    _path(EVENTS_PATH, namespace=regarding.namespace),
+                    urgent=False,
+                    acting=True,
+                    body=body,
+                )
         except (ApiException, ApiUnavailable) as exc:
             log.warning(
                 "could not record event %s on %s/%s: %s",
