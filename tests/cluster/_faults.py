@@ -339,6 +339,11 @@ class SeparateControlPlane:
         self.name = name
         self.env = dict(os.environ, JOBWARDEN_CLUSTER_NAME=name)
 
+    @classmethod
+    def beside(cls, suffix: str) -> SeparateControlPlane:
+        """A plane named after this session's cluster: runs side by side never share one."""
+        return cls(f"{os.environ.get('JOBWARDEN_CLUSTER_NAME') or 'jobwarden'}-{suffix}")
+
     def _script(self, *args: str) -> str:
         out = subprocess.run(
             ["bash", str(CLUSTER_SH), *args],

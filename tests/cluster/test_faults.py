@@ -157,9 +157,7 @@ RESUME_WITHIN = timedelta(seconds=30)
 def faults_plane() -> Iterator[SeparateControlPlane]:
     if os.environ.get("JOBWARDEN_TEST_KUBECONFIG") == "1":
         pytest.skip("needs a local control plane of its own to restart its API server")
-    plane = SeparateControlPlane(
-        f"{os.environ.get('JOBWARDEN_CLUSTER_NAME') or 'jobwarden'}-faults"
-    )
+    plane = SeparateControlPlane.beside("faults")
     plane.up()
     try:
         plane.install_crds()

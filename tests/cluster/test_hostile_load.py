@@ -139,9 +139,8 @@ def chaos_plane(request: pytest.FixtureRequest) -> Iterator[SeparateControlPlane
     test's, so no other test (or another run beside this one) ever shares it."""
     if os.environ.get("JOBWARDEN_TEST_KUBECONFIG") == "1":
         pytest.skip("needs a local control plane of its own to pause and restart")
-    base = os.environ.get("JOBWARDEN_CLUSTER_NAME") or "jobwarden"
     test = hashlib.sha1(request.node.name.encode()).hexdigest()[:6]
-    plane = SeparateControlPlane(f"{base}-chaos-{test}")
+    plane = SeparateControlPlane.beside(f"chaos-{test}")
     plane.up()
     try:
         plane.install_crds()

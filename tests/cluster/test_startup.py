@@ -195,8 +195,7 @@ def test_a_job_deleted_while_the_operator_is_down_leaves_no_active_run(
 def liveness_plane() -> Iterator[SeparateControlPlane]:
     if os.environ.get("JOBWARDEN_TEST_KUBECONFIG") == "1":
         pytest.skip("needs a local control plane of its own to stop its API server")
-    base = os.environ.get("JOBWARDEN_CLUSTER_NAME", "jobwarden")
-    plane = SeparateControlPlane(f"{base}-liveness")
+    plane = SeparateControlPlane.beside("liveness")
     plane.up()
     try:
         plane.install_crds()

@@ -126,7 +126,7 @@ class Executor:
     async def run(self, key: Key, memory: ScheduleMemory, *, rank: Rank = (0.0, 0.0)) -> Outcome:
         """Reconcile ``key``; never raises but for cancellation.
 
-        ``rank`` orders the wait for a slot: lowest first (see ``Scheduler.rank``).
+        ``rank`` orders the wait for a slot: lowest first (see ``ScheduleMemory.rank``).
         """
         progress = _Progress()
         try:

@@ -250,7 +250,7 @@ class Scheduler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _reconcile(self, key: Key, memory: ScheduleMemory, rank: Rank = (0.0, 0.0)) -> None:
+    async def _reconcile(self, key: Key, memory: ScheduleMemory, rank: Rank) -> None:
         try:
             outcome = await self._executor.run(key, memory, rank=rank)
         finally:
@@ -270,9 +270,9 @@ class Scheduler:
             self._gauges.count(memory, health=outcome.health, active=outcome.active)
         if outcome.wake_at is not None:
             self.touch(key, outcome.wake_at)
-            if not outcome.failed:  # kept if a change came meanwhile: that is sooner
-                memory.urgent_at = min(memory.urgent_at or outcome.wake_at, outcome.wake_at)
             if not outcome.failed:
+                # An earlier urgent_at (a change that came meanwhile) is kept: it is sooner.
+                memory.urgent_at = min(memory.urgent_at or outcome.wake_at, outcome.wake_at)
                 self._prepare_later(key, outcome.wake_at)
 
     async def reconcile(self, key: Key) -> None:
@@ -280,7 +280,7 @@ class Scheduler:
         memory = self._memory.get(key)
         if memory is None:
             memory = self._memory[key] = ScheduleMemory()
-        await self._reconcile(key, memory)
+        await self._reconcile(key, memory, memory.rank(utcnow()))
 
     async def close(self) -> None:
         for task in list(self._tasks):
