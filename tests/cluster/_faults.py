@@ -402,14 +402,17 @@ class SeparateControlPlane:
         )
         return out.returncode == 0
 
-    def start(self) -> None:
-        """Start whatever is not running (kwokctl skips live components), until all run.
+    def start(self, *, need: tuple[str, ...] | None = None) -> None:
+        """Start whatever is not running (kwokctl skips live components), until ``need``
+        (default: every component) runs and the API server is ready.
 
         kube-controller-manager exits by itself when it cannot renew its own
         lease during an outage, possibly after the first start: so check again.
+        A test that needs only the API server says so, and does not wait on that.
         """
+        needed = need or self.COMPONENTS
 
-        def all_running() -> bool:
+        def running() -> bool:
             subprocess.run(
                 [str(self.bin_dir / "kwokctl"), "start", "cluster", "--name", self.name],
                 capture_output=True,
@@ -418,13 +421,13 @@ class SeparateControlPlane:
                 timeout=180,
                 check=False,
             )
-            return self.ready() and all(self.pid(c) is not None for c in self.COMPONENTS)
+            return self.ready() and all(self.pid(c) is not None for c in needed)
 
         wait_for(
-            all_running,
+            running,
             timeout=120,
             interval=1.0,
-            what=f"every component of {self.name} running and the API server ready",
+            what=f"{', '.join(needed)} of {self.name} running and the API server ready",
         )
 
     def install_crds(self) -> None:
