@@ -57,5 +57,10 @@ ACTION_ANNOTATIONS: Final = (RUN_NOW_ANNOTATION, TERMINATE_ANNOTATION, RESUME_AN
 
 FIELD_MANAGER: Final = "jobwarden"
 
-# Environment variable set in every container of a created Job.
+# Environment variables set in every container of a created Job (runs/context.py).
+SCHEDULE_ENV: Final = "JOBWARDEN_SCHEDULE"
 SCHEDULED_TIME_ENV: Final = "JOBWARDEN_SCHEDULED_TIME"
+# The schedule's instant before this run's scheduled time: the data interval's start.
+PREVIOUS_SCHEDULED_TIME_ENV: Final = "JOBWARDEN_PREVIOUS_SCHEDULED_TIME"
+TRIGGER_ENV: Final = "JOBWARDEN_TRIGGER"
+RUN_ENV_NAMES: Final = (SCHEDULE_ENV, SCHEDULED_TIME_ENV, PREVIOUS_SCHEDULED_TIME_ENV, TRIGGER_ENV)

@@ -18,6 +18,7 @@ from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperat
 from jobwarden.reconcile.fold import new_token, refusal_note, token_hash
 from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Policy, Start, evolve
 from jobwarden.runs import history as hist
+from jobwarden.runs.context import RunContext
 from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
 
@@ -55,6 +56,20 @@ def parse_grace(value: str | None) -> tuple[int | None, str | None]:
     )
 
 
+def previous_scheduled(inp: Inputs, scheduled: datetime) -> datetime | None:
+    """The schedule's instant before ``scheduled``: where the run's data interval starts.
+
+    For a manual run (``scheduled`` is when it was asked for) that is the last
+    scheduled instant before it, so a run-now covers what came since.
+    """
+    if inp.timeline is None:
+        return None
+    return inp.timeline.last_at_or_before(scheduled - _TICK)
+
+
+_TICK = timedelta(microseconds=1)
+
+
 def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dict[str, Any]:
     assert inp.spec is not None  # runs start only from a valid spec
     return build_job(
@@ -62,8 +77,12 @@ def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dic
         schedule_uid=inp.obj.uid,
         namespace=inp.obj.namespace,
         job_template=inp.spec.job_template,
-        scheduled=scheduled,
-        trigger=trigger,
+        context=RunContext(
+            schedule=inp.obj.name,
+            scheduled=scheduled,
+            trigger=trigger,
+            previous=previous_scheduled(inp, scheduled),
+        ),
         name=name,
         stale_after_seconds=inp.stale_seconds,
     )

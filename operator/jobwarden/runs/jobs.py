@@ -20,10 +20,10 @@ from jobwarden.labels import (
     SCHEDULE_LABEL,
     SCHEDULED_AT_LABEL,
     SCHEDULED_TIME_ANNOTATION,
-    SCHEDULED_TIME_ENV,
     STALE_DEADLINE_ANNOTATION,
     TRIGGER_LABEL,
 )
+from jobwarden.runs.context import RunContext, set_run_env
 from jobwarden.runs.naming import schedule_label_value
 
 JobResult = Literal["Running", "Succeeded", "Failed"]
@@ -35,25 +35,13 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _set_env(container: MutableMapping[str, Any], value: str) -> None:
-    """Give ``container`` our env var, replacing any of the same name.
-
-    Replacing rather than skipping matters: a template that hard-codes the
-    variable (copied from an old run, say) must still see the real time.
-    """
-    env = [e for e in container.get("env") or [] if _mapping(e).get("name") != SCHEDULED_TIME_ENV]
-    env.append({"name": SCHEDULED_TIME_ENV, "value": value})
-    container["env"] = env
-
-
 def build_job(
     *,
     schedule_name: str,
     schedule_uid: str,
     namespace: str,
     job_template: Mapping[str, Any],
-    scheduled: datetime,
-    trigger: str,
+    context: RunContext,
     name: str,
     stale_after_seconds: int | None,
 ) -> dict[str, Any]:
@@ -67,8 +55,10 @@ def build_job(
       controller stops a stale run even while the operator is down; a tighter
       deadline from the template is kept.
 
+    Every container (and init container) gets the run's env vars (``context``).
     The template is deep-copied and never modified.
     """
+    scheduled, trigger = context.scheduled, context.trigger
     template = copy.deepcopy(dict(job_template))
     meta_in = _mapping(template.get("metadata"))
     spec: dict[str, Any] = dict(_mapping(template.get("spec")))
@@ -102,7 +92,7 @@ def build_job(
         if isinstance(containers, list):
             for container in containers:
                 if isinstance(container, MutableMapping):
-                    _set_env(container, when)
+                    set_run_env(container, context)
     pod["spec"] = pod_spec
     spec["template"] = pod
 
