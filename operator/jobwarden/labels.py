@@ -34,6 +34,11 @@ SCHEDULED_TIME_ANNOTATION: Final = f"{_PREFIX}scheduled-time"
 SCHEDULED_AT_LABEL: Final = f"{_PREFIX}scheduled-at"
 # Label, opt-in on any Job: hold it to a stale threshold (a duration like "90m").
 STALE_AFTER_LABEL: Final = f"{_PREFIX}stale-after"
+# Label, opt-in on any Job: report (or terminate) it when no pod of it runs within
+# this long of its creation (a duration like "10m").
+START_DEADLINE_LABEL: Final = f"{_PREFIX}start-deadline"
+# Annotation on the operator's Jobs: the start deadline in seconds, fixed at creation.
+START_DEADLINE_ANNOTATION: Final = f"{_PREFIX}start-deadline-seconds"
 # Annotation: set when the operator capped activeDeadlineSeconds at the stale
 # threshold, so a DeadlineExceeded failure reads back as a stale run.
 STALE_DEADLINE_ANNOTATION: Final = f"{_PREFIX}stale-deadline-seconds"

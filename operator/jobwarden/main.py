@@ -166,6 +166,7 @@ def _configure(settings: Settings, background: Background) -> None:
         jobs = schedules.ScheduleJobs()
         policy = Policy(
             default_stale_after=settings.stale_after,
+            default_start_deadline=settings.start_deadline,
             unhealthy_after=settings.unhealthy_after,
             dry_run=settings.dry_run,
         )

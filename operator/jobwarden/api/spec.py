@@ -45,7 +45,7 @@ WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"
 # below stays far inside datetime's year 9999 and inside Job names' year 3870.
 MIN_YEAR: Final = 2000
 MAX_YEAR: Final = 2999
-# Durations (staleAfter, startingDeadlineSeconds): ten years.
+# Durations (staleAfter, startDeadline, startingDeadlineSeconds): ten years.
 MAX_DURATION_SECONDS: Final = 3650 * 86400
 MAX_INTERVAL: Final = 1000
 MAX_EXECUTIONS: Final = 100_000_000
@@ -145,6 +145,7 @@ class JobScheduleSpec(_Model):
     suspend_after_failures: Annotated[int, Field(strict=True, ge=1, le=MAX_LIMIT)] | None = None
     stale_after: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     stale_action: Literal["Terminate", "Report"] = "Terminate"
+    start_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     history_limit: _Limit = 20
 
     @field_validator("job_template", mode="before")
@@ -292,11 +293,12 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
                 parse_date_time(value)
             except ValueError as exc:
                 raise SpecError(f"spec.{name}", str(exc)) from exc
-    if spec.stale_after is not None:
-        try:
-            parse_duration(spec.stale_after)
-        except ValueError as exc:
-            raise SpecError("spec.staleAfter", str(exc)) from exc
+    for name, text in (("staleAfter", spec.stale_after), ("startDeadline", spec.start_deadline)):
+        if text is not None:
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                raise SpecError(f"spec.{name}", str(exc)) from exc
     return spec
 
 

@@ -88,7 +88,9 @@ Message = Annotated[str, _clip(MESSAGE_LIMIT)]
 
 Phase = Literal["Active", "Suspended", "Completed", "Invalid"]
 Trigger = Literal["Schedule", "Manual", "CatchUp"]
-RunResult = Literal["Running", "Succeeded", "Failed", "Terminated", "Stale", "Missed", "Skipped"]
+RunResult = Literal[
+    "Running", "Succeeded", "Failed", "Terminated", "Stale", "NeverStarted", "Missed", "Skipped"
+]
 HealthState = Literal["Healthy", "Degraded", "Unhealthy"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -99,6 +101,7 @@ RUN_RESULTS: tuple[RunResult, ...] = (
     "Failed",
     "Terminated",
     "Stale",
+    "NeverStarted",
     "Missed",
     "Skipped",
 )
@@ -127,6 +130,7 @@ class Executions(_Model):
     failed: int = Field(default=0, ge=0)
     terminated: int = Field(default=0, ge=0)
     stale: int = Field(default=0, ge=0)
+    never_started: int = Field(default=0, ge=0)
     missed: int = Field(default=0, ge=0)
     skipped: int = Field(default=0, ge=0)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,8 +42,10 @@ from jobwarden.handlers.memory import (
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
 from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
+from jobwarden.reconcile.starting import REPORTED
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import schedule_label_value
+from jobwarden.safety.start import NotStarted, needs_probe, why_not_started
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,17 @@ class Executor:
 
     # --- planning ---------------------------------------------------------------------
 
-    def plan(self, key: Key, memory: ScheduleMemory, obj: Observed, *, now: datetime) -> Plan:
-        """The pure plan for ``obj`` with its Jobs as indexed, creates in flight and refusals."""
+    def plan(
+        self,
+        key: Key,
+        memory: ScheduleMemory,
+        obj: Observed,
+        *,
+        now: datetime,
+        probed: Mapping[str, NotStarted | None] | None = None,
+    ) -> Plan:
+        """The pure plan for ``obj`` with its Jobs as indexed, creates in flight and refusals;
+        ``probed``: why runs past their start deadline did not start (``probe_starts``)."""
         return plan(
             obj=obj,
             jobs=list(self._jobs_of(key)),
@@ -105,7 +116,23 @@ class Executor:
             policy=self._policy,
             refused=memory.refused,
             warned=memory.foreign,
+            probed=probed or {},
         )
+
+    async def probe_starts(self, key: Key, *, now: datetime) -> dict[str, NotStarted | None]:
+        """Why each of ``key``'s runs past its start deadline has not started (None: it has).
+
+        Only runs whose Job status shows no pod that ran are listed, so a
+        schedule whose runs start costs no call here.
+        """
+        probed: dict[str, NotStarted | None] = {}
+        for obs in self._jobs_of(key):
+            if not obs.finished and needs_probe(
+                created=obs.created, deadline=obs.start_deadline, started=obs.pods_started, now=now
+            ):
+                pods = await self._kube.job_pods(namespace=obs.namespace, job=obs.name)
+                probed[obs.name] = why_not_started(pods=pods, suspended=obs.suspended)
+        return probed
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
         """A plan for the wake-up at ``at`` from the kept body, when it starts runs.
@@ -304,10 +331,13 @@ class Executor:
             return None
         progress.step, progress.body = "parse schedule", body
         obj = observed(body)
-        progress.step, progress.obj = "plan", obj
+        progress.step, progress.obj = "read pods", obj
+        probed = await self.probe_starts(key, now=utcnow())
+        progress.step = "plan"
         meta = body.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        return obj, self.plan(key, memory, obj, now=utcnow()), fed, version
+        decision = self.plan(key, memory, obj, now=utcnow(), probed=probed)
+        return obj, decision, fed, version
 
     async def _create(
         self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: _Progress
@@ -397,6 +427,8 @@ def _count_finished(obj: Observed, decision: Plan) -> None:
         if t.result == "StaleReported":
             metrics.STALE_RUNS.labels(obj.namespace, "Report").inc()
             continue
+        if t.result == REPORTED:
+            continue  # still running: its end is counted when it comes
         metrics.RUNS.labels(obj.namespace, obj.name, t.result).inc()
         if t.result == "Stale":
             metrics.STALE_RUNS.labels(obj.namespace, "Terminate").inc()

@@ -29,6 +29,12 @@ def stale_threshold(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
     return policy.default_stale_after
 
 
+def start_deadline(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
+    if spec is not None and spec.start_deadline:
+        return parse_duration(spec.start_deadline)
+    return policy.default_start_deadline
+
+
 GRACE_MAX = 999_999_999  # seconds (nine digits, some 31 years): any more is a typo
 
 
@@ -85,6 +91,7 @@ def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dic
         ),
         name=name,
         stale_after_seconds=inp.stale_seconds,
+        start_deadline_seconds=inp.start_seconds,
     )
 
 

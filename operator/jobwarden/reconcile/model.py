@@ -11,6 +11,7 @@ from jobwarden.api.spec import JobScheduleSpec, SpecError
 from jobwarden.api.status import ScheduleStatus
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
+from jobwarden.safety.start import NotStarted
 from jobwarden.schedule.timeline import Timeline
 
 
@@ -19,6 +20,7 @@ class Policy:
     """The operator settings a decision depends on."""
 
     default_stale_after: timedelta = timedelta(hours=6)
+    default_start_deadline: timedelta = timedelta(hours=1)
     unhealthy_after: int = 3
     dry_run: bool = False
 
@@ -140,6 +142,10 @@ class Inputs:
     policy: Policy
     threshold: timedelta  # the stale threshold
     stale_seconds: int | None  # the deadline a new Job gets, when it may be terminated
+    start_seconds: int | None = None  # the start deadline a new Job carries
+    # Runs past their start deadline whose pods were listed: why they did not start,
+    # or None when a pod has run after all. A run not listed here is not judged yet.
+    probed: Mapping[str, NotStarted | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
