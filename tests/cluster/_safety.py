@@ -32,12 +32,18 @@ SWEEP_SECONDS = 2.0  # the operator fixture's JOBWARDEN_SWEEP_INTERVAL
 
 
 def pod_template(
-    *, run_seconds: float | None = None, fail: bool = False, hold_terminating: bool = False
+    *,
+    run_seconds: float | None = None,
+    fail: bool = False,
+    hold_terminating: bool = False,
+    waiting_reason: str | None = None,
 ) -> dict[str, Any]:
     """A pod the fake nodes run for ``run_seconds`` (None: until deleted).
 
     ``hold_terminating`` makes a graceful delete leave the pod Terminating, as
     a node that stopped answering would; only a force delete removes it.
+    ``waiting_reason`` keeps the pod Pending for ever, its containers waiting
+    with that reason (an image that never pulls: ``ImagePullBackOff``).
     """
     annotations: dict[str, str] = {}
     if run_seconds is not None:
@@ -46,6 +52,8 @@ def pod_template(
         annotations["jobwarden.test/fail"] = "true"
     if hold_terminating:
         annotations["jobwarden.test/hold-terminating"] = "true"
+    if waiting_reason is not None:
+        annotations["jobwarden.test/waiting-reason"] = waiting_reason
     return {
         "metadata": {"annotations": annotations},
         "spec": {
