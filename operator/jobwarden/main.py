@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from jobwarden import __version__, liveness, metrics
-from jobwarden.handlers import schedules, sweep, watches
+from jobwarden.handlers import schedules, startguard, sweep, watches
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
@@ -97,6 +97,7 @@ def _components(
     scheduler: Scheduler,
     started: list[bool],
     warden: sweep.Sweep,
+    guard: startguard.StartGuard,
     watched: watches.Watches,
     settings: Settings,
 ) -> list[liveness.Component]:
@@ -111,6 +112,11 @@ def _components(
         liveness.Component(
             "sweep",
             lambda: warden.last_beat,
+            liveness.sweep_bound(settings.sweep_interval.total_seconds()),
+        ),
+        liveness.Component(
+            "start guard",
+            lambda: guard.last_beat,
             liveness.sweep_bound(settings.sweep_interval.total_seconds()),
         ),
     ]
@@ -172,6 +178,12 @@ def _configure(settings: Settings, background: Background) -> None:
         )
         scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of)
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
+        guard = startguard.StartGuard(
+            kube=kube,
+            scheduler=scheduler,
+            interval=settings.sweep_interval,
+            dry_run=settings.dry_run,
+        )
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
         watched = watches.build(
             connection=connection,
@@ -181,6 +193,7 @@ def _configure(settings: Settings, background: Background) -> None:
             scheduler=scheduler,
             jobs=jobs,
             warden=warden,
+            guard=guard,
         )
         started: list[bool] = []
         judged.extend(
@@ -188,6 +201,7 @@ def _configure(settings: Settings, background: Background) -> None:
                 scheduler=scheduler,
                 started=started,
                 warden=warden,
+                guard=guard,
                 watched=watched,
                 settings=settings,
             )
@@ -214,6 +228,7 @@ def _configure(settings: Settings, background: Background) -> None:
             background.start(informer.run(), name=f"jobwarden watch {informer.name}")
         background.start(schedule_when_jobs_listed(), name="jobwarden scheduler")
         background.start(warden.run(), name="jobwarden sweep")
+        background.start(guard.run(), name="jobwarden start guard")
         if settings.lease:
             # A standby until the Lease is won. The elector has its own client and
             # threads, so renewals never queue behind a burst of reconciles.

@@ -76,13 +76,13 @@ def schedule(name: str, *, template: dict[str, Any] | None = None, **spec: Any) 
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": body}
 
 
-def plain_job(name: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """A Job not made by any schedule, running until deleted."""
+def plain_job(name: str, *, labels: dict[str, str] | None = None, **pod: Any) -> dict[str, Any]:
+    """A Job not made by any schedule, running until deleted (``pod``: see ``pod_template``)."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "labels": dict(labels or {})},
-        "spec": {"backoffLimit": 0, "template": pod_template()},
+        "spec": {"backoffLimit": 0, "template": pod_template(**pod)},
     }
 
 

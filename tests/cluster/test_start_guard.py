@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.cluster._safety import events, job, job_template, pods_of_job, schedule
+from tests.cluster._safety import (
+    events,
+    job,
+    job_template,
+    plain_job,
+    pods_of_job,
+    schedule,
+    wait_job_started,
+)
 from tests.support.checks import entry, run_reason, run_result
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
@@ -110,3 +118,38 @@ def test_report_marks_a_run_that_never_started_and_keeps_its_job(
     assert job(cluster, namespace, name) is not None
     pods = pods_of_job(cluster, namespace, name)
     assert [p["status"]["phase"] for p in pods] == ["Pending"]
+
+
+def test_any_job_opts_in_by_label(
+    cluster: Cluster, namespace: str, operator: OperatorProcess
+) -> None:
+    """A Job labelled jobwarden.io/start-deadline whose pod never pulls is deleted with
+    a NeverStarted Event on the Job naming the pod's reason; one whose pod runs, and
+    an unlabelled one that never pulls, are left alone; a bad label is reported."""
+    start = "jobwarden.io/start-deadline"
+    cluster.apply(
+        plain_job("stuck", labels={start: "3s"}, waiting_reason="ImagePullBackOff"),
+        namespace=namespace,
+    )
+    cluster.apply(plain_job("running", labels={start: "3s"}), namespace=namespace)
+    cluster.apply(plain_job("unlabelled", waiting_reason="ImagePullBackOff"), namespace=namespace)
+    cluster.apply(plain_job("typo", labels={start: "3x"}), namespace=namespace)
+    wait_job_started(cluster, namespace, "running")
+
+    warnings = wait_for(
+        lambda: events(cluster, namespace, "stuck", reason="NeverStarted"),
+        timeout=30,
+        what="a NeverStarted Event on the Job",
+    )
+    assert [(e["type"], e["involvedObject"]["kind"]) for e in warnings] == [("Warning", "Job")]
+    assert warnings[0]["message"].startswith("ImagePullBackOff: "), warnings[0]
+    wait_for(lambda: job(cluster, namespace, "stuck") is None, timeout=15, what="Job deleted")
+    bad = wait_for(
+        lambda: events(cluster, namespace, "typo", reason="BadStartDeadline"),
+        timeout=20,
+        what="the bad label reported",
+    )
+    assert start in bad[0]["message"]
+    for name in ("running", "unlabelled", "typo"):
+        assert job(cluster, namespace, name) is not None, name
+        assert not events(cluster, namespace, name, reason="NeverStarted"), name
