@@ -46,7 +46,10 @@ STALE_DEADLINE_ANNOTATION: Final = f"{_PREFIX}stale-deadline-seconds"
 TRIGGER_SCHEDULE: Final = "Schedule"
 TRIGGER_MANUAL: Final = "Manual"
 TRIGGER_CATCH_UP: Final = "CatchUp"
-TRIGGERS: Final = frozenset({TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP})
+TRIGGER_AFTER: Final = "After"
+TRIGGERS: Final = frozenset({TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP, TRIGGER_AFTER})
+# Annotation on a run started by its upstreams: their Jobs, in spec.after order.
+UPSTREAM_JOBS_ANNOTATION: Final = f"{_PREFIX}upstream-jobs"
 
 # --- action annotations on the JobSchedule ------------------------------------------------
 
@@ -68,4 +71,17 @@ SCHEDULED_TIME_ENV: Final = "JOBWARDEN_SCHEDULED_TIME"
 # The schedule's instant before this run's scheduled time: the data interval's start.
 PREVIOUS_SCHEDULED_TIME_ENV: Final = "JOBWARDEN_PREVIOUS_SCHEDULED_TIME"
 TRIGGER_ENV: Final = "JOBWARDEN_TRIGGER"
-RUN_ENV_NAMES: Final = (SCHEDULE_ENV, SCHEDULED_TIME_ENV, PREVIOUS_SCHEDULED_TIME_ENV, TRIGGER_ENV)
+# For a run started by its upstreams (trigger After): their Jobs and results, comma-
+# separated in spec.after order, and the scheduled time they share.
+UPSTREAM_JOB_ENV: Final = "JOBWARDEN_UPSTREAM_JOB"
+UPSTREAM_RESULT_ENV: Final = "JOBWARDEN_UPSTREAM_RESULT"
+UPSTREAM_SCHEDULED_TIME_ENV: Final = "JOBWARDEN_UPSTREAM_SCHEDULED_TIME"
+RUN_ENV_NAMES: Final = (
+    SCHEDULE_ENV,
+    SCHEDULED_TIME_ENV,
+    PREVIOUS_SCHEDULED_TIME_ENV,
+    TRIGGER_ENV,
+    UPSTREAM_JOB_ENV,
+    UPSTREAM_RESULT_ENV,
+    UPSTREAM_SCHEDULED_TIME_ENV,
+)

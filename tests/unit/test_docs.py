@@ -146,6 +146,9 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 def _holds(fragment: Any, path: list[str]) -> bool:
     if not path:
         return True
+    if path[0].endswith("[]"):  # a list of objects: some item sets the rest of the path
+        items = fragment.get(path[0][:-2]) if isinstance(fragment, Mapping) else None
+        return isinstance(items, list) and any(_holds(item, path[1:]) for item in items)
     return (
         isinstance(fragment, Mapping)
         and path[0] in fragment

@@ -111,6 +111,9 @@ def test_env_in_every_container_replacing_ours() -> None:
         {"name": SCHEDULED_TIME_ENV, "value": "2024-03-31T01:30:00Z"},
         {"name": "JOBWARDEN_PREVIOUS_SCHEDULED_TIME", "value": "2024-03-30T01:30:00Z"},
         {"name": "JOBWARDEN_TRIGGER", "value": "Schedule"},
+        {"name": "JOBWARDEN_UPSTREAM_JOB", "value": ""},
+        {"name": "JOBWARDEN_UPSTREAM_RESULT", "value": ""},
+        {"name": "JOBWARDEN_UPSTREAM_SCHEDULED_TIME", "value": ""},
     ]
     for container in pod["containers"] + pod["initContainers"]:
         ours = [e for e in container["env"] if e["name"].startswith("JOBWARDEN_")]

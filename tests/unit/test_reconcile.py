@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from jobwarden import labels
 from jobwarden.api.status import Executions, format_time
-from jobwarden.reconcile import Deletion, Observed, Plan, Policy, plan
+from jobwarden.reconcile import ChainView, Deletion, Observed, Plan, Policy, plan
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import job_name
 from jobwarden.safety.start import NotStarted
@@ -86,6 +86,8 @@ class World:
     deleted: list[Deletion] = field(default_factory=list)
     # The pod listings the executor would make for runs past their start deadline.
     probed: dict[str, NotStarted | None] = field(default_factory=dict)
+    # What the namespace shows a chained schedule of its upstreams (spec.after).
+    chain: ChainView = field(default_factory=ChainView)
 
     @classmethod
     def of(cls, **spec: Any) -> World:
@@ -120,6 +122,7 @@ class World:
             now=now,
             policy=self.policy,
             probed=self.probed,
+            chain=self.chain,
         )
 
     def step(self, now: datetime) -> Plan:

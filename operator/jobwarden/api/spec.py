@@ -29,6 +29,7 @@ __all__ = [
     "Every",
     "JobScheduleSpec",
     "SpecError",
+    "Upstream",
     "Weekday",
     "load_zone",
     "nesting_depth",
@@ -58,6 +59,10 @@ MAX_SCHEDULE_LENGTH: Final = 256
 MAX_ZONE_LENGTH: Final = 64
 MAX_DATE_TIME_LENGTH: Final = 64
 MAX_DURATION_LENGTH: Final = 64
+MAX_UPSTREAMS: Final = 10  # entries in spec.after
+MAX_NAME_LENGTH: Final = 253  # a JobSchedule's name (a DNS subdomain)
+MAX_NAMESPACE_LENGTH: Final = 63
+DEFAULT_AFTER_DEADLINE: Final = "1h"
 # The CRD types jobTemplate down to its last field, about 20 levels; an object
 # stored before that schema (or by a client that bypassed it) may nest deeper,
 # and deep copies and JSON encoders recurse.
@@ -121,6 +126,14 @@ class Every(_Model):
         return value
 
 
+class Upstream(_Model):
+    """A schedule whose runs start this one: ``after: [{schedule: extract}]``."""
+
+    schedule: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+    namespace: Annotated[str, Field(max_length=MAX_NAMESPACE_LENGTH)] | None = None
+    result: Literal["Succeeded", "Failed", "Any"] = "Succeeded"
+
+
 class JobScheduleSpec(_Model):
     """The whole spec. Build it with :func:`parse_spec`, which also runs the cross-field checks."""
 
@@ -146,6 +159,8 @@ class JobScheduleSpec(_Model):
     stale_after: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     stale_action: Literal["Terminate", "Report"] = "Terminate"
     start_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
+    after: list[Upstream] | None = Field(default=None, min_length=1, max_length=MAX_UPSTREAMS)
+    after_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     history_limit: _Limit = 20
 
     @field_validator("job_template", mode="before")
@@ -293,13 +308,36 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
                 parse_date_time(value)
             except ValueError as exc:
                 raise SpecError(f"spec.{name}", str(exc)) from exc
-    for name, text in (("staleAfter", spec.stale_after), ("startDeadline", spec.start_deadline)):
+    durations = (
+        ("staleAfter", spec.stale_after),
+        ("startDeadline", spec.start_deadline),
+        ("afterDeadline", spec.after_deadline),
+    )
+    for name, text in durations:
         if text is not None:
             try:
                 parse_duration(text)
             except ValueError as exc:
                 raise SpecError(f"spec.{name}", str(exc)) from exc
+    _check_after(spec)
     return spec
+
+
+def _check_after(spec: JobScheduleSpec) -> None:
+    """What the list alone says of ``after``; the namespace's schedules are judged later."""
+    if spec.after_deadline is not None and not spec.after:
+        raise SpecError("spec.afterDeadline", "only allowed with after")
+    seen: set[str] = set()
+    for i, upstream in enumerate(spec.after or ()):
+        if "/" in upstream.schedule:
+            raise SpecError(
+                f"spec.after[{i}].schedule",
+                f"{upstream.schedule!r}: an upstream must be a JobSchedule in this namespace, "
+                "named without a namespace",
+            )
+        if upstream.schedule in seen:
+            raise SpecError(f"spec.after[{i}].schedule", f"{upstream.schedule!r} is listed twice")
+        seen.add(upstream.schedule)
 
 
 def _check_when(spec: JobScheduleSpec) -> None:
@@ -312,8 +350,8 @@ def _check_when(spec: JobScheduleSpec) -> None:
         )
         if value is not None
     ]
-    if not given:
-        raise SpecError("spec.schedule", "one of schedule, runAt or every is required")
+    if not given and not spec.after:
+        raise SpecError("spec.schedule", "one of schedule, runAt, every or after is required")
     if len(given) > 1:
         raise SpecError(
             f"spec.{given[1]}",

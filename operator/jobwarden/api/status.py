@@ -87,7 +87,7 @@ Reason = Annotated[str, _clip(REASON_LIMIT)]
 Message = Annotated[str, _clip(MESSAGE_LIMIT)]
 
 Phase = Literal["Active", "Suspended", "Completed", "Invalid"]
-Trigger = Literal["Schedule", "Manual", "CatchUp"]
+Trigger = Literal["Schedule", "Manual", "CatchUp", "After"]
 RunResult = Literal[
     "Running", "Succeeded", "Failed", "Terminated", "Stale", "NeverStarted", "Missed", "Skipped"
 ]
@@ -200,6 +200,7 @@ class ScheduleStatus(_Model):
     schedule_description: Annotated[str, _clip(DESCRIPTION_LIMIT)] | None = None
     next_run_time: Timestamp | None = None
     last_schedule_time: Timestamp | None = None
+    last_after_time: Timestamp | None = None
     last_successful_time: Timestamp | None = None
     last_failure_time: Timestamp | None = None
     last_result: RunResult | None = None

@@ -14,6 +14,7 @@ returns a new one with the effects it asks for (nothing is edited in place):
 3. ``act_on_running``: action annotations, the lifting of a suspension, stale runs;
    ``guard_starts``: runs whose pods did not start within the start deadline;
 4. ``start_due``: start, skip or record missed the runs due by now;
+   ``start_after``: the runs their upstreams' runs start (``spec.after``);
 5. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
 6. ``render``: the derived fields, conditions, the merge patch, the plan.
 
@@ -32,9 +33,12 @@ from pydantic import ValidationError
 from jobwarden.api.spec import SpecError, parse_spec
 from jobwarden.api.status import ScheduleStatus
 from jobwarden.reconcile.actions import act_on_running, stale_threshold, start_deadline
+from jobwarden.reconcile.chain import check_chain, start_after
 from jobwarden.reconcile.due import start_due
 from jobwarden.reconcile.fold import fold_jobs
 from jobwarden.reconcile.model import (
+    NO_CHAIN,
+    ChainView,
     Deletion,
     Inputs,
     Note,
@@ -54,6 +58,7 @@ from jobwarden.safety.start import NotStarted
 from jobwarden.schedule.timeline import build_timeline
 
 __all__ = [
+    "ChainView",
     "Deletion",
     "Note",
     "Observed",
@@ -89,6 +94,7 @@ def read(
     refused: Mapping[str, Refusal | str],
     warned: frozenset[str] = frozenset(),
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
+    chain: ChainView = NO_CHAIN,
 ) -> Inputs:
     """What every later step reads; the spec parsed, or the error that makes it invalid.
 
@@ -100,6 +106,7 @@ def read(
     try:
         spec = parse_spec(obj.spec)
         timeline = build_timeline(spec, key=obj.key, created=obj.created)
+        check_chain(spec, namespace=obj.namespace, name=obj.name, view=chain)
         error = None
     except SpecError as exc:
         spec, timeline, error = None, None, exc
@@ -130,6 +137,7 @@ def read(
         stale_seconds=None if reporting else max(1, int(threshold.total_seconds())),
         start_seconds=max(1, int(start.total_seconds())),
         probed=probed,
+        chain=chain,
     )
 
 
@@ -150,6 +158,7 @@ def plan(
     refused: Mapping[str, Refusal | str] = _NONE_REFUSED,
     warned: frozenset[str] = frozenset(),
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
+    chain: ChainView = NO_CHAIN,
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
@@ -158,6 +167,8 @@ def plan(
     Failed run and never created again. ``warned``: the foreign Jobs reported
     already (``Plan.foreign`` of an earlier plan), not reported again. ``probed``:
     runs past their start deadline whose pods were listed (see ``Inputs.probed``).
+    ``chain``: the upstreams of a chained schedule (``spec.after``) as the namespace
+    shows them.
     """
     inp = _step(
         "read",
@@ -170,6 +181,7 @@ def plan(
         refused=refused,
         warned=warned,
         probed=probed,
+        chain=chain,
     )
     prev = _step("read", load_status, obj.status)
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)
@@ -178,7 +190,8 @@ def plan(
     acted += guarded
     started = frozenset(s.body["metadata"]["name"] for s in acted.starts)
     status, due = _step("start_due", start_due, inp, status, started=started)
+    status, chained = _step("start_after", start_after, inp, status)
     status, effects, decided = _step(
-        "decide", decide, inp, status, acted=acted, so_far=folded + acted + due
+        "decide", decide, inp, status, acted=acted, so_far=folded + acted + due + chained
     )
     return _step("render", render, inp, prev=prev, status=status, effects=effects, decided=decided)

@@ -76,7 +76,13 @@ def previous_scheduled(inp: Inputs, scheduled: datetime) -> datetime | None:
 _TICK = timedelta(microseconds=1)
 
 
-def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dict[str, Any]:
+def render_job(
+    inp: Inputs,
+    name: str,
+    scheduled: datetime,
+    trigger: str,
+    upstreams: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
     assert inp.spec is not None  # runs start only from a valid spec
     return build_job(
         schedule_name=inp.obj.name,
@@ -88,6 +94,7 @@ def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dic
             scheduled=scheduled,
             trigger=trigger,
             previous=previous_scheduled(inp, scheduled),
+            upstreams=upstreams,
         ),
         name=name,
         stale_after_seconds=inp.stale_seconds,
@@ -115,6 +122,7 @@ def launch(
     scheduled: datetime,
     due: datetime,
     reason: str | None = None,
+    upstreams: tuple[tuple[str, str], ...] = (),
 ) -> Launch:
     """A run that came due (or was requested): started, refused, or over the cap.
 
@@ -153,12 +161,15 @@ def launch(
         )
     body = None
     if name not in inp.jobs and name not in inp.pending:
-        body = Start(render_job(inp, name, scheduled, trigger), due)
+        body = Start(render_job(inp, name, scheduled, trigger, upstreams), due)
     entry = HistoryEntry(
         job=name, trigger=wire, scheduled_time=scheduled, result="Running", reason=reason
     )
     if trigger == labels.TRIGGER_MANUAL:
         note = Note("Normal", "ManualRun", f"Run requested: started Job {name}")
+    elif upstreams:
+        jobs = ", ".join(job for job, _ in upstreams)
+        note = Note("Normal", "Started", f"Started Job {name} (After {jobs})")
     else:
         note = Note("Normal", "Started", f"Started Job {name} ({trigger})")
     return Launch(entry, body, None, note, "")

@@ -124,6 +124,22 @@ class PlanStepError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ChainView:
+    """What the namespace shows a chained schedule (``spec.after``) of its upstreams.
+
+    ``graph``: every JobSchedule of the namespace reachable upstream from this
+    one, with the names in its own ``after`` (a name missing: no such
+    schedule). ``jobs``: the Jobs of each upstream, as the operator indexes them.
+    """
+
+    graph: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    jobs: Mapping[str, tuple[JobObservation, ...]] = field(default_factory=dict)
+
+
+NO_CHAIN = ChainView()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Inputs:
     """Everything a step may read: the schedule, its parsed spec, its Jobs, the clock."""
 
@@ -146,6 +162,7 @@ class Inputs:
     # Runs past their start deadline whose pods were listed: why they did not start,
     # or None when a pod has run after all. A run not listed here is not judged yet.
     probed: Mapping[str, NotStarted | None] = field(default_factory=dict)
+    chain: ChainView = NO_CHAIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,9 @@ class RunContext:
     scheduled: datetime
     trigger: str
     previous: datetime | None = None
+    upstreams: tuple[tuple[str, str], ...] = ()
+    """(Job, result) of each upstream run that started it (trigger After), in
+    ``spec.after`` order; their scheduled time is this run's."""
 
     def env(self) -> list[dict[str, str]]:
         """The env entries, in ``RUN_ENV_NAMES`` order, as a container spec holds them."""
@@ -42,6 +45,9 @@ class RunContext:
             format_time(self.scheduled),
             format_time(self.previous) if self.previous is not None else "",
             self.trigger,
+            ",".join(job for job, _ in self.upstreams),
+            ",".join(result for _, result in self.upstreams),
+            format_time(self.scheduled) if self.upstreams else "",
         )
         return [{"name": n, "value": v} for n, v in zip(RUN_ENV_NAMES, values, strict=True)]
 

@@ -24,6 +24,7 @@ from jobwarden.labels import (
     STALE_DEADLINE_ANNOTATION,
     START_DEADLINE_ANNOTATION,
     TRIGGER_LABEL,
+    UPSTREAM_JOBS_ANNOTATION,
 )
 from jobwarden.runs.context import RunContext, set_run_env
 from jobwarden.runs.naming import schedule_label_value
@@ -80,6 +81,8 @@ def build_job(
     )
     annotations = dict(_mapping(meta_in.get("annotations")))
     annotations[SCHEDULED_TIME_ANNOTATION] = when
+    if context.upstreams:
+        annotations[UPSTREAM_JOBS_ANNOTATION] = ",".join(job for job, _ in context.upstreams)
 
     if stale_after_seconds is not None:
         current = spec.get("activeDeadlineSeconds")

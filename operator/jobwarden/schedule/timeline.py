@@ -20,7 +20,7 @@ from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
 from jobwarden.schedule.walltime import local_date, parse_instant, resolve, upper_wall
 
-__all__ = ["Timeline", "WallSource", "build_timeline"]
+__all__ = ["NoClock", "Timeline", "WallSource", "build_timeline"]
 
 _TICK: Final = timedelta(microseconds=1)
 # Candidate wall times examined per lookup beyond one per excluded date. A
@@ -38,6 +38,16 @@ class WallSource(Protocol):
     def prev_wall(self, at_or_before: datetime) -> datetime | None:
         """The last wall time at or before ``at_or_before``."""
         ...
+
+
+class NoClock:
+    """The wall source of a schedule that runs only after others (``after``, no clock)."""
+
+    def next_wall(self, after: datetime) -> datetime | None:
+        return None
+
+    def prev_wall(self, at_or_before: datetime) -> datetime | None:
+        return None
 
 
 class Timeline:
@@ -66,6 +76,11 @@ class Timeline:
         self.end = end
         self.exclude = exclude
         self._budget = _BASE_BUDGET + 2 * len(exclude)
+
+    @property
+    def clockless(self) -> bool:
+        """No instant of its own: the schedule runs only after its upstreams."""
+        return isinstance(self._source, NoClock)
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first scheduled instant strictly after ``t``; None when there are no more."""
@@ -202,7 +217,9 @@ def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
         return CronSource(spec.schedule, hash_id=key)
     every = spec.every
     if every is None:
-        raise ValueError("spec has none of schedule, runAt or every")
+        if spec.after:
+            return NoClock()
+        raise ValueError("spec has none of schedule, runAt, every or after")
     times = parse_times(every.times)
     if every.period == "Day":
         return DailySource(anchor=anchor, interval=every.interval, times=times)
