@@ -29,6 +29,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels, metrics
+from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.gate import PriorityGate, Rank
 from jobwarden.handlers.memory import (
     NOTHING,
@@ -84,10 +85,19 @@ class _Progress:
 class Executor:
     """Reconciles one schedule at a time per key; many keys at once, bounded by slots."""
 
-    def __init__(self, *, kube: Kube, policy: Policy, jobs_of: JobsOf, concurrency: int) -> None:
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        policy: Policy,
+        jobs_of: JobsOf,
+        concurrency: int,
+        chains: ChainIndex | None = None,
+    ) -> None:
         self._kube = kube
         self._policy = policy
         self._jobs_of = jobs_of
+        self._chains = chains or ChainIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
         # Reconciles reading, planning or creating, or waiting for a slot to do so.
@@ -117,6 +127,7 @@ class Executor:
             refused=memory.refused,
             warned=memory.foreign,
             probed=probed or {},
+            chain=self._chains.view(key, self._jobs_of),
         )
 
     async def probe_starts(self, key: Key, *, now: datetime) -> dict[str, NotStarted | None]:
