@@ -71,7 +71,11 @@ def job_template(**pod: Any) -> dict[str, Any]:
 def schedule(name: str, *, template: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     """A JobSchedule manifest; unless ``spec`` says when it runs, its one run is far
     away, so only run-now tokens start work."""
-    when = {} if {"schedule", "every", "runAt"} & set(spec) else {"runAt": "2099-01-01T00:00:00Z"}
+    when = (
+        {}
+        if {"schedule", "every", "runAt", "after"} & set(spec)
+        else {"runAt": "2099-01-01T00:00:00Z"}
+    )
     body = {**when, "jobTemplate": template or job_template(), **spec}
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": body}
 

@@ -38,6 +38,16 @@ def _env(job: dict[str, Any]) -> dict[str, str]:
     return {e["name"]: e.get("value", "") for e in container.get("env") or []}
 
 
+def _report(*, deadline: str) -> dict[str, Any]:
+    """report, after extract and load (the fan-in)."""
+    return schedule(
+        "report",
+        after=[{"schedule": "extract"}, {"schedule": "load"}],
+        afterDeadline=deadline,
+        jobTemplate=job_template(run_seconds=1),
+    )
+
+
 def _after_runs(here: Schedules, name: str) -> list[dict[str, Any]]:
     return [e for e in history(here.status(name)) if e.get("trigger") == "After"]
 
@@ -53,14 +63,7 @@ def test_extract_then_load_then_report_with_one_upstream_failing(
     quick = job_template(run_seconds=1)
     here.apply(schedule("extract", schedule=_cron(m1), jobTemplate=quick))
     here.apply(schedule("load", after=[{"schedule": "extract"}], jobTemplate=quick))
-    here.apply(
-        schedule(
-            "report",
-            after=[{"schedule": "extract"}, {"schedule": "load"}],
-            afterDeadline="5m",
-            jobTemplate=quick,
-        )
-    )
+    here.apply(_report(deadline="5m"))
     here.apply(schedule("broken", schedule=_cron(m1), jobTemplate=job_template(fail=True)))
     here.apply(schedule("audit", after=[{"schedule": "broken"}], jobTemplate=quick))
     here.apply(
@@ -106,14 +109,7 @@ def test_extract_then_load_then_report_with_one_upstream_failing(
     assert alert["executions"]["scheduled"] == 1
 
     # Never twice: a spec change (a fresh reconcile of each) starts nothing more.
-    here.apply(
-        schedule(
-            "report",
-            after=[{"schedule": "extract"}, {"schedule": "load"}],
-            afterDeadline="6m",
-            jobTemplate=quick,
-        )
-    )
+    here.apply(_report(deadline="6m"))
     here.wait("report", generation_seen(2), timeout=15, what="the edit reconciled")
     assert len(here.jobs("report")) == 1
     assert [e["result"] for e in _after_runs(here, "report")] == ["Succeeded"]
