@@ -177,7 +177,7 @@ def summarize(
             reported = result == "Running" and entry.get("reason") == "StaleReported"
             if reported or (result == "Stale" and recent):
                 summary.stale.append(_run(namespace, name, entry))
-            elif result == "Failed" and recent:
+            elif result in ("Failed", "NeverStarted") and recent:
                 summary.failed.append(_run(namespace, name, entry))
     return summary
 
