@@ -40,13 +40,14 @@ from jobwarden.handlers.memory import (
     unpack,
     utcnow,
 )
+from jobwarden.handlers.startguard import probe_starts
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
 from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
 from jobwarden.reconcile.starting import REPORTED
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import schedule_label_value
-from jobwarden.safety.start import NotStarted, needs_probe, why_not_started
+from jobwarden.safety.start import NotStarted
 
 log = logging.getLogger(__name__)
 
@@ -129,21 +130,6 @@ class Executor:
             probed=probed or {},
             chain=self._chains.view(key, self._jobs_of),
         )
-
-    async def probe_starts(self, key: Key, *, now: datetime) -> dict[str, NotStarted | None]:
-        """Why each of ``key``'s runs past its start deadline has not started (None: it has).
-
-        Only runs whose Job status shows no pod that ran are listed, so a
-        schedule whose runs start costs no call here.
-        """
-        probed: dict[str, NotStarted | None] = {}
-        for obs in self._jobs_of(key):
-            if not obs.finished and needs_probe(
-                created=obs.created, deadline=obs.start_deadline, started=obs.pods_started, now=now
-            ):
-                pods = await self._kube.job_pods(namespace=obs.namespace, job=obs.name)
-                probed[obs.name] = why_not_started(pods=pods, suspended=obs.suspended)
-        return probed
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
         """A plan for the wake-up at ``at`` from the kept body, when it starts runs.
@@ -343,7 +329,7 @@ class Executor:
         progress.step, progress.body = "parse schedule", body
         obj = observed(body)
         progress.step, progress.obj = "read pods", obj
-        probed = await self.probe_starts(key, now=utcnow())
+        probed = await probe_starts(self._kube, self._jobs_of(key), now=utcnow())
         progress.step = "plan"
         meta = body.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None

@@ -1,4 +1,5 @@
-"""The start guard for Jobs that opt in by label (``jobwarden.io/start-deadline``).
+"""The start guard's calls: the pods of runs past their start deadline, for a schedule's
+plan (``probe_starts``), and the Jobs that opt in by label (``jobwarden.io/start-deadline``).
 
 A schedule's runs are guarded by their schedule's plan; any other Job in a
 watched namespace opts in with the label. An informer feeds this guard one
@@ -17,16 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobwarden import labels
-from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, ObjectRef
-from jobwarden.runs.jobs import observe_job
+from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.safety.start import (
+    NotStarted,
     describe,
     needs_probe,
     parse_start_label,
@@ -34,6 +35,9 @@ from jobwarden.safety.start import (
     why_not_started,
 )
 from jobwarden.watching import Change, ObjectKey
+
+if TYPE_CHECKING:  # the scheduler's executor calls probe_starts: no import at run time
+    from jobwarden.handlers.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,22 @@ class StartCandidate:
     started: bool
     suspended: bool
     error: str | None = None
+
+
+async def probe_starts(
+    kube: Kube, jobs: Iterable[JobObservation], *, now: datetime
+) -> dict[str, NotStarted | None]:
+    """Why each of a schedule's runs past its start deadline has not started (None: it has),
+    for its plan. Only runs whose Job status shows no pod that ran are listed, so a
+    schedule whose runs start costs no call here."""
+    probed: dict[str, NotStarted | None] = {}
+    for obs in jobs:
+        if not obs.finished and needs_probe(
+            created=obs.created, deadline=obs.start_deadline, started=obs.pods_started, now=now
+        ):
+            pods = await kube.job_pods(namespace=obs.namespace, job=obs.name)
+            probed[obs.name] = why_not_started(pods=pods, suspended=obs.suspended)
+    return probed
 
 
 def candidate(body: Mapping[str, Any]) -> StartCandidate | None:
