@@ -9,7 +9,7 @@ a run whose pod runs alone.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from tests.cluster._safety import (
     events,
@@ -35,6 +35,7 @@ from tests.support.schedules import (
 DEADLINE = timedelta(seconds=5)
 # The wake-up at the deadline, a LIST of pods, the plan and the status write, on 2 busy cores.
 MARGIN = timedelta(seconds=6)
+RUNS_PAST = 20  # seconds a run whose pod starts keeps running: past its 15 s deadline
 
 
 def _run(here: Schedules, name: str) -> str:
@@ -54,13 +55,8 @@ def test_a_pod_that_never_pulls_is_recorded_never_started_within_its_deadline(
     here = Schedules(cluster, namespace)
     pulls = job_template(waiting_reason="ImagePullBackOff")
     here.apply(schedule("stuck", template=pulls, startDeadline=f"{DEADLINE.seconds}s"))
-    here.apply(
-        schedule(
-            "fine",
-            template=job_template(run_seconds=DEADLINE.seconds + 4),
-            startDeadline=f"{DEADLINE.seconds}s",
-        )
-    )
+    # Room for a loaded machine to start the pod; the run outlives its deadline.
+    here.apply(schedule("fine", template=job_template(run_seconds=RUNS_PAST), startDeadline="15s"))
     with record_jobs(cluster, namespace) as recorder:
         stuck = _run(here, "stuck")
         fine = _run(here, "fine")
@@ -93,7 +89,10 @@ def test_a_pod_that_never_pulls_is_recorded_never_started_within_its_deadline(
     wait_for(lambda: not pods_of_job(cluster, namespace, stuck), timeout=20, what="pods gone")
 
     done = here.wait(
-        "fine", run_result(fine, "Succeeded"), timeout=30, what="the run whose pod runs succeeded"
+        "fine",
+        run_result(fine, "Succeeded"),
+        timeout=RUNS_PAST + 30,
+        what="the run whose pod runs succeeded",
     )
     assert executions(done).get("neverStarted", 0) == 0
     assert not events(cluster, namespace, "fine", reason="NeverStarted")
@@ -131,7 +130,7 @@ def test_any_job_opts_in_by_label(
         plain_job("stuck", labels={start: "3s"}, waiting_reason="ImagePullBackOff"),
         namespace=namespace,
     )
-    cluster.apply(plain_job("running", labels={start: "3s"}), namespace=namespace)
+    cluster.apply(plain_job("running", labels={start: "15s"}), namespace=namespace)
     cluster.apply(plain_job("unlabelled", waiting_reason="ImagePullBackOff"), namespace=namespace)
     cluster.apply(plain_job("typo", labels={start: "3x"}), namespace=namespace)
     wait_job_started(cluster, namespace, "running")
@@ -150,6 +149,15 @@ def test_any_job_opts_in_by_label(
         what="the bad label reported",
     )
     assert start in bad[0]["message"]
+    running = job(cluster, namespace, "running")
+    assert running is not None
+    created = parse_time(running["metadata"]["creationTimestamp"])
+    # Past the running Job's deadline and two sweeps (every 2 s): it was judged started.
+    wait_for(
+        lambda: datetime.now(UTC) > created + timedelta(seconds=15 + 5),
+        timeout=30,
+        what="past the running Job's deadline",
+    )
     for name in ("running", "unlabelled", "typo"):
         assert job(cluster, namespace, name) is not None, name
         assert not events(cluster, namespace, name, reason="NeverStarted"), name

@@ -24,7 +24,12 @@ T0 = datetime(2024, 1, 1, 12, tzinfo=UTC)
 
 
 def _job(
-    *, started: bool = False, result: str = "Running", stale_seconds: str | None = None
+    *,
+    started: bool = False,
+    result: str = "Running",
+    stale_seconds: str | None = None,
+    start_seconds: str | None = None,
+    ready: int = 0,
 ) -> JobSeen:
     status: dict[str, Any] = {}
     if started:
@@ -35,6 +40,10 @@ def _job(
             {"type": kind, "status": "True", "lastTransitionTime": "2024-01-01T12:05:00Z"}
         ]
     annotations = {labels.STALE_DEADLINE_ANNOTATION: stale_seconds} if stale_seconds else {}
+    if start_seconds:
+        annotations[labels.START_DEADLINE_ANNOTATION] = start_seconds
+    if ready:
+        status["ready"] = ready
     return see_job(
         {
             "metadata": {
@@ -42,6 +51,7 @@ def _job(
                 "name": "nightly-1",
                 "labels": {labels.SCHEDULE_LABEL: "nightly"},
                 "annotations": annotations,
+                "creationTimestamp": "2024-01-01T12:00:00Z",
             },
             "status": status,
         }
@@ -57,6 +67,24 @@ FAILED = _job(started=True, result="Failed")
 CASES = [
     # (old, new, wake): new running Job: written to status when it was created
     ("created", None, CREATED, None),
+    (
+        "created with a start deadline: wake at it",
+        None,
+        _job(start_seconds="300"),
+        Wake(T0 + timedelta(seconds=300)),
+    ),
+    (
+        "listed after a restart, pods not running: at the start deadline",
+        None,
+        _job(started=True, start_seconds="300"),
+        Wake(T0 + timedelta(seconds=300)),
+    ),
+    (
+        "listed with a pod running: no start deadline to wait for",
+        None,
+        _job(started=True, start_seconds="300", ready=1),
+        None,
+    ),
     ("listed running", None, STARTED, None),
     ("listed finished", None, SUCCEEDED, Wake()),
     ("no change", STARTED, STARTED, None),

@@ -21,6 +21,7 @@ from jobwarden.handlers.chains import after_names
 from jobwarden.handlers.scheduler import Key, Scheduler
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.safety.stale import parse_deadline_seconds
+from jobwarden.safety.start import start_deadline_at
 from jobwarden.watching import Change
 
 _LABEL_KEY = re.compile(
@@ -108,7 +109,9 @@ def job_wake(old: JobSeen | None, new: JobSeen | None) -> Wake | None:
     """Whether a Job's change from ``old`` to ``new`` (None: absent) wakes its schedule.
 
     A new running Job was written to status when it was created: nothing to
-    do. An end (finished, or deleted) is news at once. A start sets the run's
+    do, but for its start deadline (when it first appears, or is listed after a
+    restart), which nothing else would wake it for. An end (finished, or
+    deleted) is news at once. A start sets the run's
     stale deadline: a Job the operator may terminate carries its threshold,
     so the wake-up at the deadline costs no call; otherwise (staleAction
     Report, dry run) only the spec knows it, and a reconcile now reads it.
@@ -117,7 +120,13 @@ def job_wake(old: JobSeen | None, new: JobSeen | None) -> Wake | None:
         return None if old is None else Wake()
     started = new.obs.start_time is not None
     if old is None:
-        return Wake() if new.obs.finished else None
+        if new.obs.finished:
+            return Wake()
+        obs = new.obs
+        at = start_deadline_at(
+            created=obs.created, deadline=obs.start_deadline, started=obs.pods_started
+        )
+        return None if at is None else Wake(at)
     if (old.obs.result, old.obs.start_time is not None) == (new.obs.result, started):
         return None
     if new.obs.finished:
