@@ -42,7 +42,7 @@ from jobwarden.handlers.memory import (
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
 from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
-from jobwarden.runs.jobs import JobObservation
+from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import schedule_label_value
 
 log = logging.getLogger(__name__)
@@ -95,11 +95,18 @@ class Executor:
 
     # --- planning ---------------------------------------------------------------------
 
-    def plan(self, key: Key, memory: ScheduleMemory, obj: Observed, *, now: datetime) -> Plan:
-        """The pure plan for ``obj`` with its Jobs as indexed, creates in flight and refusals."""
+    def plan(
+        self,
+        memory: ScheduleMemory,
+        obj: Observed,
+        *,
+        jobs: list[JobObservation],
+        now: datetime,
+    ) -> Plan:
+        """The pure plan for ``obj`` with its Jobs, creates in flight and refusals."""
         return plan(
             obj=obj,
-            jobs=list(self._jobs_of(key)),
+            jobs=jobs,
             pending=memory.pending,
             now=now,
             policy=self._policy,
@@ -116,21 +123,30 @@ class Executor:
         if memory.body is None or memory.version is None:
             return None
         obj = observed(unpack(memory.body))
-        decision = self.plan(key, memory, obj, now=at)
+        decision = self.plan(memory, obj, jobs=list(self._jobs_of(key)), now=at)
         if not decision.starts:
             return None
         return Ahead(at=at, resource_version=memory.version, obj=obj, plan=decision)
 
     # --- the boundary -----------------------------------------------------------------
 
-    async def run(self, key: Key, memory: ScheduleMemory, *, rank: Rank = (0.0, 0.0)) -> Outcome:
+    async def run(
+        self,
+        key: Key,
+        memory: ScheduleMemory,
+        *,
+        rank: Rank = (0.0, 0.0),
+        indexed: bool = True,
+    ) -> Outcome:
         """Reconcile ``key``; never raises but for cancellation.
 
         ``rank`` orders the wait for a slot: lowest first (see ``ScheduleMemory.rank``).
+        ``indexed``: whether every Job is listed, so the index holds this
+        schedule's Jobs; until then they are read from the API server.
         """
         progress = _Progress()
         try:
-            outcome = await self.reconcile(key, memory, progress, rank=rank)
+            outcome = await self.reconcile(key, memory, progress, rank=rank, indexed=indexed)
         except asyncio.CancelledError:
             raise
         except NotLeading:
@@ -215,6 +231,7 @@ class Executor:
         progress: _Progress | None = None,
         *,
         rank: Rank = (0.0, 0.0),
+        indexed: bool = True,
     ) -> Outcome:
         """Read, plan and create; then, after the slot is freed, record, notify and delete.
 
@@ -241,7 +258,7 @@ class Executor:
         self._calm.clear()
         try:
             async with self._slots.slot(rank):
-                decided = await self._decide(key, memory, progress)
+                decided = await self._decide(key, memory, progress, indexed=indexed)
                 if decided is None:
                     return Outcome(gone=True)
                 obj, decision, fed, version = decided
@@ -276,7 +293,7 @@ class Executor:
         return Outcome(wake_at=decision.wake_at, health=decision.health, active=decision.active)
 
     async def _decide(
-        self, key: Key, memory: ScheduleMemory, progress: _Progress
+        self, key: Key, memory: ScheduleMemory, progress: _Progress, *, indexed: bool
     ) -> tuple[Observed, Plan, frozenset[str], str | None] | None:
         """The plan made ahead when it still holds, else one made now; None if gone.
 
@@ -304,10 +321,36 @@ class Executor:
             return None
         progress.step, progress.body = "parse schedule", body
         obj = observed(body)
+        if indexed:
+            jobs = list(self._jobs_of(key))
+        else:
+            progress.step = "list Jobs"
+            jobs = await self._read_jobs(key)
         progress.step, progress.obj = "plan", obj
         meta = body.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        return obj, self.plan(key, memory, obj, now=utcnow()), fed, version
+        return obj, self.plan(memory, obj, jobs=jobs, now=utcnow()), fed, version
+
+    async def _read_jobs(self, key: Key) -> list[JobObservation]:
+        """``key``'s Jobs from the API server, as the index would hold them once listed.
+
+        Before the Jobs' first listing is complete, a Job missing from the index
+        may only be unlisted yet: a schedule due meanwhile asks for its own.
+        """
+        namespace, name = key
+        found = await self._kube.list_jobs(
+            namespace=namespace,
+            selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(name)}",
+        )
+        jobs = []
+        for body in found:
+            try:
+                job = observe_job(body)
+            except Exception:  # the index skips it too (Informer._receive)
+                continue
+            if (job.namespace, job.schedule) == key:
+                jobs.append(job)
+        return jobs
 
     async def _create(
         self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: _Progress
