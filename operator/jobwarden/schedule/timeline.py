@@ -15,7 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Protocol
 
 from jobwarden.api.spec import WEEKDAYS, JobScheduleSpec, load_zone
-from jobwarden.schedule.calendar import DailySource, MonthlySource, WeeklySource, parse_times
+from jobwarden.schedule.calendar import (
+    DailySource,
+    MonthlySource,
+    MonthRule,
+    WeeklySource,
+    parse_times,
+)
 from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
 from jobwarden.schedule.walltime import local_date, parse_instant, resolve, upper_wall
@@ -209,9 +215,14 @@ def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
     if every.period == "Week":
         weekdays = [WEEKDAYS.index(d) for d in every.weekdays or ()]
         return WeeklySource(anchor=anchor, interval=every.interval, weekdays=weekdays, times=times)
-    return MonthlySource(
-        anchor=anchor, interval=every.interval, month_days=every.month_days or (), times=times
+    # Business days are weekdays not in exclude: a listed holiday is not one.
+    days = MonthRule(
+        month_days=every.month_days or (),
+        weekdays=every.ranked_weekdays(),
+        business_days=every.business_days or (),
+        holidays=frozenset(spec.exclude),
     )
+    return MonthlySource(anchor=anchor, interval=every.interval, days=days, times=times)
 
 
 def _utc(t: datetime) -> datetime:
