@@ -28,6 +28,7 @@ from pydantic.alias_generators import to_camel
 __all__ = [
     "Every",
     "JobScheduleSpec",
+    "Recurrence",
     "SpecError",
     "Weekday",
     "load_zone",
@@ -56,6 +57,7 @@ MAX_MONTH_DAYS: Final = 32
 MAX_WEEKDAYS_OF_MONTH: Final = 42  # six ranks of seven weekdays
 MAX_BUSINESS_DAY: Final = 23  # a month has at most 23 weekdays
 MAX_EXCLUDE: Final = 1000
+MAX_RECURRENCES: Final = 16
 MAX_SCHEDULE_LENGTH: Final = 256
 MAX_ZONE_LENGTH: Final = 64
 MAX_DATE_TIME_LENGTH: Final = 64
@@ -159,12 +161,22 @@ class Every(_Model):
         return value
 
 
+class Recurrence(_Model):
+    """One entry of ``recurrences``: a cron expression or a calendar recurrence."""
+
+    schedule: Annotated[str, Field(max_length=MAX_SCHEDULE_LENGTH)] | None = None
+    every: Every | None = None
+
+
 class JobScheduleSpec(_Model):
     """The whole spec. Build it with :func:`parse_spec`, which also runs the cross-field checks."""
 
     schedule: Annotated[str, Field(max_length=MAX_SCHEDULE_LENGTH)] | None = None
     run_at: _DateTimeText | None = None
     every: Every | None = None
+    recurrences: list[Recurrence] | None = Field(
+        default=None, min_length=1, max_length=MAX_RECURRENCES
+    )
     time_zone: Annotated[str, Field(max_length=MAX_ZONE_LENGTH)] = "UTC"
     start_at: _DateTimeText | None = None
     end_at: _DateTimeText | None = None
@@ -323,7 +335,10 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
     except ValueError as exc:
         raise SpecError("spec.timeZone", str(exc)) from exc
     if spec.every is not None:
-        _check_every(spec.every)
+        _check_every(spec.every, path="spec.every")
+    for i, entry in enumerate(spec.recurrences or ()):
+        if entry.every is not None:
+            _check_every(entry.every, path=f"spec.recurrences[{i}].every")
     for name, value in (("runAt", spec.run_at), ("startAt", spec.start_at), ("endAt", spec.end_at)):
         if value is not None:
             try:
@@ -345,25 +360,30 @@ def _check_when(spec: JobScheduleSpec) -> None:
             ("schedule", spec.schedule),
             ("runAt", spec.run_at),
             ("every", spec.every),
+            ("recurrences", spec.recurrences),
         )
         if value is not None
     ]
     if not given:
-        raise SpecError("spec.schedule", "one of schedule, runAt or every is required")
+        raise SpecError("spec.schedule", "one of schedule, runAt, every or recurrences is required")
     if len(given) > 1:
         raise SpecError(
             f"spec.{given[1]}",
-            f"only one of schedule, runAt or every may be set (found {', '.join(given)})",
+            "only one of schedule, runAt, every or recurrences may be set "
+            f"(found {', '.join(given)})",
         )
+    for i, entry in enumerate(spec.recurrences or ()):
+        if (entry.schedule is None) == (entry.every is None):
+            raise SpecError(f"spec.recurrences[{i}]", "exactly one of schedule or every")
 
 
-def _check_every(every: Every) -> None:
+def _check_every(every: Every, *, path: str) -> None:
     if every.period == "Week" and every.weekdays is None:
-        raise SpecError("spec.every.weekdays", "required when period is Week")
+        raise SpecError(f"{path}.weekdays", "required when period is Week")
     monthly = (every.month_days, every.weekdays_of_month, every.business_days)
     if every.period == "Month" and all(value is None for value in monthly):
         raise SpecError(
-            "spec.every.monthDays",
+            f"{path}.monthDays",
             "required when period is Month, unless weekdaysOfMonth or businessDays is set",
         )
     for field, value, period in (
@@ -373,7 +393,7 @@ def _check_every(every: Every) -> None:
         ("businessDays", every.business_days, "Month"),
     ):
         if every.period != period and value is not None:
-            raise SpecError(f"spec.every.{field}", f"only allowed when period is {period}")
+            raise SpecError(f"{path}.{field}", f"only allowed when period is {period}")
 
 
 def _translate(exc: ValidationError) -> SpecError:

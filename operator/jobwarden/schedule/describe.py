@@ -25,7 +25,16 @@ def describe(spec: JobScheduleSpec) -> str:
         return " ".join(spec.schedule.split()) + suffix
     if spec.every is not None:
         return _every(spec.every) + suffix
+    if spec.recurrences:
+        parts = [_entry(e.schedule, e.every) for e in spec.recurrences]
+        return "; ".join(parts) + suffix
     return "unscheduled"
+
+
+def _entry(schedule: str | None, every: Every | None) -> str:
+    if schedule is not None:
+        return " ".join(schedule.split())
+    return _every(every) if every is not None else "unscheduled"
 
 
 def _every(every: Every) -> str:

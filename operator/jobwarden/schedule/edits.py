@@ -32,6 +32,7 @@ TIMING_FIELDS: Final = frozenset(
         "schedule",
         "run_at",
         "every",
+        "recurrences",
         "time_zone",
         "start_at",
         "end_at",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Protocol
 
-from jobwarden.api.spec import WEEKDAYS, JobScheduleSpec, load_zone
+from jobwarden.api.spec import WEEKDAYS, Every, JobScheduleSpec, load_zone
 from jobwarden.schedule.calendar import (
     DailySource,
     MonthlySource,
@@ -24,6 +24,7 @@ from jobwarden.schedule.calendar import (
 )
 from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
+from jobwarden.schedule.union import UnionSource
 from jobwarden.schedule.walltime import local_date, parse_instant, resolve, upper_wall
 
 __all__ = ["Timeline", "WallSource", "build_timeline"]
@@ -204,11 +205,30 @@ def build_timeline(spec: JobScheduleSpec, *, key: str, created: datetime) -> Tim
 
 
 def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
-    if spec.schedule is not None:
-        return CronSource(spec.schedule, hash_id=key)
-    every = spec.every
+    holidays = frozenset(spec.exclude)
+    if spec.recurrences:
+        return UnionSource(
+            [
+                _one(entry.schedule, entry.every, key=key, anchor=anchor, holidays=holidays)
+                for entry in spec.recurrences
+            ]
+        )
+    return _one(spec.schedule, spec.every, key=key, anchor=anchor, holidays=holidays)
+
+
+def _one(
+    schedule: str | None,
+    every: Every | None,
+    *,
+    key: str,
+    anchor: date,
+    holidays: frozenset[date],
+) -> WallSource:
+    """The source of one recurrence: a cron expression or an ``every``."""
+    if schedule is not None:
+        return CronSource(schedule, hash_id=key)
     if every is None:
-        raise ValueError("spec has none of schedule, runAt or every")
+        raise ValueError("a recurrence has neither schedule nor every")
     times = parse_times(every.times)
     if every.period == "Day":
         return DailySource(anchor=anchor, interval=every.interval, times=times)
@@ -220,7 +240,7 @@ def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
         month_days=every.month_days or (),
         weekdays=every.ranked_weekdays(),
         business_days=every.business_days or (),
-        holidays=frozenset(spec.exclude),
+        holidays=holidays,
     )
     return MonthlySource(anchor=anchor, interval=every.interval, days=days, times=times)
 
