@@ -39,6 +39,15 @@ def _fp(**spec: Any) -> str:
         ({"schedule": "0 9 * * *"}, {"every": {"period": "Day", "times": ["09:00"]}}),
         ({"every": {"period": "Day"}}, {"every": {"period": "Day", "interval": 2}}),
         ({"runAt": "2024-01-01T13:39:00Z"}, {"runAt": "2024-01-01T13:39:30Z"}),
+        ({"schedule": "0 2 * * *"}, {"schedule": "0 2 * * *", "dst": {"repeatedTime": "Both"}}),
+        (
+            {"recurrences": [{"schedule": "0 9 * * *"}]},
+            {"recurrences": [{"schedule": "0 9 * * *"}, {"schedule": "0 12 * * 6"}]},
+        ),
+        (
+            {"every": {"period": "Month", "businessDays": [1]}},
+            {"every": {"period": "Month", "businessDays": [1, -1]}},
+        ),
     ],
 )
 def test_each_timing_field_changes_the_fingerprint(

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "Dst",
     "Every",
     "JobScheduleSpec",
     "Recurrence",
@@ -161,6 +162,13 @@ class Every(_Model):
         return value
 
 
+class Dst(_Model):
+    """What a wall-clock time that a DST change skips or repeats becomes."""
+
+    missing_time: Literal["RunAfter", "Skip"] = "RunAfter"
+    repeated_time: Literal["First", "Second", "Both"] = "First"
+
+
 class Recurrence(_Model):
     """One entry of ``recurrences``: a cron expression or a calendar recurrence."""
 
@@ -178,6 +186,7 @@ class JobScheduleSpec(_Model):
         default=None, min_length=1, max_length=MAX_RECURRENCES
     )
     time_zone: Annotated[str, Field(max_length=MAX_ZONE_LENGTH)] = "UTC"
+    dst: Dst | None = None
     start_at: _DateTimeText | None = None
     end_at: _DateTimeText | None = None
     max_executions: Annotated[int, Field(strict=True, ge=1, le=MAX_EXECUTIONS)] | None = None

@@ -34,6 +34,7 @@ TIMING_FIELDS: Final = frozenset(
         "every",
         "recurrences",
         "time_zone",
+        "dst",
         "start_at",
         "end_at",
         "exclude",

@@ -11,6 +11,7 @@ pass through a repeated hour yields none.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Protocol
 
@@ -25,9 +26,9 @@ from jobwarden.schedule.calendar import (
 from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
 from jobwarden.schedule.union import UnionSource
-from jobwarden.schedule.walltime import local_date, parse_instant, resolve, upper_wall
+from jobwarden.schedule.walltime import exists, local_date, parse_instant, resolve, upper_wall
 
-__all__ = ["Timeline", "WallSource", "build_timeline"]
+__all__ = ["DEFAULT_DST", "DstPolicy", "Timeline", "WallSource", "build_timeline"]
 
 _TICK: Final = timedelta(microseconds=1)
 # Candidate wall times examined per lookup beyond one per excluded date. A
@@ -47,6 +48,23 @@ class WallSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DstPolicy:
+    """``spec.dst``: what a wall time that does not exist, or occurs twice, becomes.
+
+    ``skip_missing``: a time in a gap has no run (else the first instant after
+    it). ``passes``: for a repeated time, its first occurrence (False), its
+    second (True), or both (False, True): the search runs once per pass and
+    the earliest answer wins, a time that is not repeated giving one instant.
+    """
+
+    skip_missing: bool = False
+    passes: tuple[bool, ...] = (False,)
+
+
+DEFAULT_DST: Final = DstPolicy()
+
+
 class Timeline:
     """The scheduled instants of one spec. Aware datetimes in, aware UTC out.
 
@@ -63,10 +81,12 @@ class Timeline:
         start: datetime | None = None,
         end: datetime | None = None,
         exclude: frozenset[date] = frozenset(),
+        dst: DstPolicy = DEFAULT_DST,
     ) -> None:
         if (source is None) == (once is None):
             raise ValueError("a timeline needs exactly one of source or once")
         self.tz = tz
+        self.dst = dst
         self._source = source
         self._once = once
         self.start = start
@@ -83,14 +103,21 @@ class Timeline:
             run = self._once
             ok = run > t and (self.end is None or run <= self.end)
             return run if ok and local_date(run, self.tz) not in self.exclude else None
+        found = [r for second in self.dst.passes if (r := self._next(t, second)) is not None]
+        return min(found, default=None)
+
+    def _next(self, t: datetime, second: bool) -> datetime | None:
         assert self._source is not None
-        wall: datetime | None = upper_wall(t, self.tz)
+        wall: datetime | None = upper_wall(t, self.tz, second=second)
         for _ in range(self._budget):
             assert wall is not None
             candidate = self._source.next_wall(wall)
             if candidate is None:
                 return None
-            run = resolve(candidate, self.tz)
+            if self.dst.skip_missing and not exists(candidate, self.tz):
+                wall = candidate
+                continue
+            run = resolve(candidate, self.tz, second=second)
             if self.end is not None and run > self.end:
                 return None
             day = local_date(run, self.tz)
@@ -111,13 +138,20 @@ class Timeline:
             run = self._once
             ok = run <= t and (self.start is None or run >= self.start)
             return run if ok and local_date(run, self.tz) not in self.exclude else None
+        found = [r for second in self.dst.passes if (r := self._last(t, second)) is not None]
+        return max(found, default=None)
+
+    def _last(self, t: datetime, second: bool) -> datetime | None:
         assert self._source is not None
-        wall = upper_wall(t, self.tz)
+        wall = upper_wall(t, self.tz, second=second)
         for _ in range(self._budget):
             candidate = self._source.prev_wall(wall)
             if candidate is None:
                 return None
-            run = resolve(candidate, self.tz)
+            if self.dst.skip_missing and not exists(candidate, self.tz):
+                wall = candidate - _TICK
+                continue
+            run = resolve(candidate, self.tz, second=second)
             if self.start is not None and run < self.start:
                 return None
             day = local_date(run, self.tz)
@@ -201,7 +235,18 @@ def build_timeline(spec: JobScheduleSpec, *, key: str, created: datetime) -> Tim
         once = parse_instant(spec.run_at, tz)
         return Timeline(tz=tz, once=once, start=start, end=end, exclude=exclude)
     source = _source(spec, key=key, anchor=local_date(start or _utc(created), tz))
-    return Timeline(tz=tz, source=source, start=start, end=end, exclude=exclude)
+    return Timeline(
+        tz=tz, source=source, start=start, end=end, exclude=exclude, dst=_dst_policy(spec)
+    )
+
+
+def _dst_policy(spec: JobScheduleSpec) -> DstPolicy:
+    if spec.dst is None:
+        return DEFAULT_DST
+    passes = {"First": (False,), "Second": (True,), "Both": (False, True)}
+    return DstPolicy(
+        skip_missing=spec.dst.missing_time == "Skip", passes=passes[spec.dst.repeated_time]
+    )
 
 
 def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
