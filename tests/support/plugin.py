@@ -25,6 +25,7 @@ COMMANDS = (
     "terminate",
     "health",
     "can-i",
+    "dashboard",
 )
 
 # ``kubectl jobwarden list``: kubectl's printer columns, with the phase after the schedule.
