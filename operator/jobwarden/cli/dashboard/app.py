@@ -28,13 +28,16 @@ from jobwarden.cli.dashboard.security import SECURITY_HEADERS, Session, security
 from jobwarden.cli.dashboard.views import overview, schedule_page
 from jobwarden.cli.errors import CliError, Forbidden
 
-__all__ = ["DASHBOARD", "Dashboard", "DashboardClient", "build_app"]
+__all__ = ["DASHBOARD", "RUNNER_OPTIONS", "Dashboard", "DashboardClient", "build_app"]
 
 PAGES: Final = {"overview": "overview.html", "schedule": "schedule.html", "compose": "compose.html"}
 CONTENT_TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 # A comment line on an idle stream, so that proxies and the browser keep it open.
 KEEPALIVE_SECONDS: Final = 15.0
 MAX_BODY: Final = 256 * 1024
+# How the server runs: no access log (request lines carry the token on the first
+# visit and schedule names after it), and Ctrl-C left to the command line.
+RUNNER_OPTIONS: Final[dict[str, Any]] = {"access_log": None, "handle_signals": False}
 
 
 class DashboardClient(Schedules, Protocol):

@@ -2,8 +2,7 @@
 
 The socket is bound before anything else so that the port (a free one by
 default) is known for the URL and the session's cookie name. The server's
-access log is off: request lines carry the token on the first visit and
-schedule names after it, and neither belongs in a terminal's scrollback.
+access log is off (:data:`~jobwarden.cli.dashboard.app.RUNNER_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from datetime import datetime
 from aiohttp import web
 
 from jobwarden.cli.client import Client
-from jobwarden.cli.dashboard.app import Dashboard, build_app
+from jobwarden.cli.dashboard.app import RUNNER_OPTIONS, Dashboard, build_app
 from jobwarden.cli.dashboard.hub import Hub, start_watch
 from jobwarden.cli.dashboard.security import Session
 from jobwarden.cli.errors import CliError
@@ -58,7 +57,7 @@ async def _serve(
     session = Session(port=sock.getsockname()[1])
     hub = Hub()
     board = Dashboard(session=session, hub=hub, client=client, clock=clock, namespace=namespace)
-    runner = web.AppRunner(build_app(board), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(board), **RUNNER_OPTIONS)
     await runner.setup()
     stop = threading.Event()
     try:
