@@ -67,7 +67,7 @@ def test_active_runs_are_measured_against_their_own_stale_threshold() -> None:
         _obj("slow", active=[{"name": "j2", "startTime": _at(45)}]),
         _obj("waiting", active=[{"name": "j3"}]),
     ]
-    active = {r["name"]: r for r in overview(items, now=NOW)["active"]}
+    active = {r["schedule"]: r for r in overview(items, now=NOW)["active"]}
     assert active["fast"]["elapsedSeconds"] == 45 * 60
     assert active["fast"]["staleAfterSeconds"] == 30 * 60 and active["fast"]["stale"] is True
     assert active["slow"]["staleAfterSeconds"] == 6 * 3600 and active["slow"]["stale"] is False

@@ -185,16 +185,18 @@ class App:
         return 0
 
     def cmd_dashboard(self, args: argparse.Namespace) -> int:
-        from jobwarden.cli.dashboard.server import serve  # aiohttp only for this command
+        from jobwarden.cli.dashboard.server import Serve, serve  # aiohttp for this one only
 
         client = self.client(args)
         return serve(
-            client=client,
-            namespace=None if args.all_namespaces else client.namespace,
-            port=args.port,
-            open_browser=args.open,
-            console=self.console,
-            clock=self.clock,
+            Serve(
+                client=client,
+                namespace=None if args.all_namespaces else client.namespace,
+                port=args.port,
+                open_browser=args.open,
+                console=self.console,
+                clock=self.clock,
+            )
         )
 
     # -- actions ----------------------------------------------------------------------------

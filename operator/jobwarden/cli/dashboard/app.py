@@ -30,7 +30,8 @@ from jobwarden.cli.errors import CliError, Forbidden
 
 __all__ = ["DASHBOARD", "RUNNER_OPTIONS", "Dashboard", "DashboardClient", "build_app"]
 
-PAGES: Final = {"overview": "overview.html", "schedule": "schedule.html", "compose": "compose.html"}
+# Each page: its ``<main>`` (pages/NAME.html, with static/NAME.js) and its title.
+PAGES: Final = {"overview": "overview", "schedule": "schedule", "compose": "compose a schedule"}
 CONTENT_TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 # A comment line on an idle stream, so that proxies and the browser keep it open.
 KEEPALIVE_SECONDS: Final = 15.0
@@ -83,7 +84,14 @@ def _json(data: Any, *, status: int = 200) -> web.Response:
 def _page(name: str) -> Callable[[web.Request], Any]:
     async def handler(request: web.Request) -> web.Response:
         board = request.app[DASHBOARD]
-        html = _asset("pages", PAGES[name]).decode().replace("{{csrf}}", board.session.csrf)
+        html = (
+            _asset("pages", "layout.html")
+            .decode()
+            .replace("{{main}}", _asset("pages", f"{name}.html").decode())
+            .replace("{{page}}", name)
+            .replace("{{title}}", PAGES[name])
+            .replace("{{csrf}}", board.session.csrf)
+        )
         return web.Response(text=html, content_type="text/html")
 
     return handler

@@ -13,6 +13,7 @@ import socket
 import threading
 import webbrowser
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from jobwarden.cli.errors import CliError
 from jobwarden.cli.follow import follow
 from jobwarden.cli.output import Console
 
-__all__ = ["bind", "serve"]
+__all__ = ["Serve", "bind", "serve"]
 
 ADDRESS = "127.0.0.1"
 
@@ -44,61 +45,50 @@ def bind(port: int) -> socket.socket:
     return sock
 
 
-async def _serve(
-    *,
-    client: Client,
-    namespace: str | None,
-    port: int,
-    open_browser: bool,
-    console: Console,
-    clock: Callable[[], datetime],
-) -> None:
-    sock = bind(port)
-    session = Session(port=sock.getsockname()[1])
-    hub = Hub()
-    board = Dashboard(session=session, hub=hub, client=client, clock=clock, namespace=namespace)
-    runner = web.AppRunner(build_app(board), **RUNNER_OPTIONS)
-    await runner.setup()
-    stop = threading.Event()
-    try:
-        await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
-        start_watch(
-            hub,
-            loop=asyncio.get_running_loop(),
-            changes=lambda: follow(client, namespace=namespace),
-            stop=stop,
+@dataclass(frozen=True, kw_only=True)
+class Serve:
+    """One ``dashboard`` command: whom it acts as, what it shows, where it listens."""
+
+    client: Client
+    namespace: str | None  # None: every namespace
+    port: int
+    open_browser: bool
+    console: Console
+    clock: Callable[[], datetime]
+
+    async def run(self) -> None:
+        """Bind, print the URL, follow the schedules and serve until cancelled."""
+        sock = bind(self.port)
+        session = Session(port=sock.getsockname()[1])
+        hub = Hub()
+        board = Dashboard(
+            session=session, hub=hub, client=self.client, clock=self.clock, namespace=self.namespace
         )
-        url = session.url()
-        scope = f'namespace "{namespace}"' if namespace else "all namespaces"
-        console.print(f"Serving the jobwarden dashboard for {scope} at {url}")
-        console.print("Press Ctrl-C to stop.")
-        if open_browser:
-            await asyncio.to_thread(webbrowser.open, url)
-        await asyncio.Event().wait()
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await runner.cleanup()
+        runner = web.AppRunner(build_app(board), **RUNNER_OPTIONS)
+        await runner.setup()
+        stop = threading.Event()
+        try:
+            await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+            start_watch(
+                hub,
+                loop=asyncio.get_running_loop(),
+                changes=lambda: follow(self.client, namespace=self.namespace),
+                stop=stop,
+            )
+            url = session.url()
+            scope = f'namespace "{self.namespace}"' if self.namespace else "all namespaces"
+            self.console.print(f"Serving the jobwarden dashboard for {scope} at {url}")
+            self.console.print("Press Ctrl-C to stop.")
+            if self.open_browser:
+                await asyncio.to_thread(webbrowser.open, url)
+            await asyncio.Event().wait()
+        finally:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
 
 
-def serve(
-    *,
-    client: Client,
-    namespace: str | None,
-    port: int,
-    open_browser: bool,
-    console: Console,
-    clock: Callable[[], datetime],
-) -> int:
+def serve(command: Serve) -> int:
     """Serve until interrupted (Ctrl-C ends the command with status 130)."""
-    asyncio.run(
-        _serve(
-            client=client,
-            namespace=namespace,
-            port=port,
-            open_browser=open_browser,
-            console=console,
-            clock=clock,
-        )
-    )
+    asyncio.run(command.run())
     return 0

@@ -19,7 +19,7 @@ from jobwarden.api.spec import load_zone, parse_duration
 from jobwarden.api.status import format_time, parse_time
 from jobwarden.cli.describe import events_table, history_newest_first, next_runs
 from jobwarden.cli.output import stripped
-from jobwarden.cli.summary import Run, summarize
+from jobwarden.cli.summary import summarize
 from jobwarden.cli.tables import by_namespace_and_name, schedule_text
 
 __all__ = ["overview", "schedule_page", "timeline"]
@@ -79,10 +79,6 @@ def schedule_row(obj: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _run(run: Run) -> dict[str, Any]:
-    return {**run.to_api(), "name": run.schedule}
-
-
 def overview(
     items: Sequence[Mapping[str, Any]],
     *,
@@ -98,14 +94,15 @@ def overview(
     namespaces = sorted({_key(o)[0] for o in items})
     shown = [o for o in items if namespace in (None, "", _key(o)[0])]
     summary = summarize(shown, now=now, since=since)
+    api = summary.to_api()  # the same lists ``kubectl jobwarden health -o json`` prints
     thresholds = {_key(o): stale_after(o.get("spec") or {}) for o in shown}
     active = []
-    for run in summary.active:
+    for run, entry in zip(summary.active, api["activeRuns"], strict=True):
         limit = thresholds.get((run.namespace, run.schedule), DEFAULT_STALE_AFTER)
         elapsed = (now - run.start_time).total_seconds() if run.start_time else None
         active.append(
             {
-                **_run(run),
+                **entry,
                 "elapsedSeconds": elapsed,
                 "staleAfterSeconds": limit.total_seconds(),
                 "stale": elapsed is not None and elapsed > limit.total_seconds(),
@@ -117,23 +114,13 @@ def overview(
         "now": format_time(now),
         "namespace": namespace or None,
         "namespaces": namespaces,
-        "counts": dict(summary.counts),
+        "counts": api["schedulesByHealth"],
         "schedules": rows,
-        "attention": [
-            {
-                "namespace": a.namespace,
-                "name": a.name,
-                "state": a.state,
-                "reason": a.reason,
-                "consecutiveFailures": a.consecutive_failures,
-                "message": a.message,
-            }
-            for a in summary.attention
-        ],
+        "attention": api["needsAttention"],
         "active": active,
-        "stale": [_run(r) for r in summary.stale],
-        "failed": [_run(r) for r in summary.failed],
-        "sinceSeconds": int(since.total_seconds()),
+        "stale": api["staleRuns"],
+        "failed": api["recentlyFailedRuns"],
+        "sinceSeconds": api["sinceSeconds"],
     }
 
 

@@ -114,3 +114,8 @@ const JW = (() => {
 
   return { h, call, stream, duration, ago, local, fill, scheduleLink, badge, result, confirm, showError };
 })();
+
+// The page's own link in the navigation.
+for (const link of document.querySelectorAll(".top nav a")) {
+  if (link.getAttribute("href") === location.pathname) link.setAttribute("aria-current", "page");
+}

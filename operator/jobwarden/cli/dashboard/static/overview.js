@@ -15,7 +15,7 @@
   }
 
   function runCell(run) {
-    return scheduleLink(run.namespace, run.name);
+    return scheduleLink(run.namespace, run.schedule);
   }
 
   function render() {
@@ -36,7 +36,7 @@
       h("td", { text: a.reason || "" }), h("td", { text: a.consecutiveFailures }),
       h("td", { text: a.message || "" }))), "every schedule is healthy");
 
-    const active = data.active.filter((r) => matches(`${r.namespace}/${r.name} ${r.job}`));
+    const active = data.active.filter((r) => matches(`${r.namespace}/${r.schedule} ${r.job}`));
     fill(document.getElementById("active"), active.map((r) => {
       const share = r.elapsedSeconds === null ? 0 : r.elapsedSeconds / r.staleAfterSeconds;
       return h("tr", { cls: r.stale ? "stale" : "" },
@@ -48,12 +48,12 @@
         }), h("span", { cls: "muted", text: ` ${duration(r.elapsedSeconds)} of ${duration(r.staleAfterSeconds)}` + (r.stale ? " (stale)" : "") })));
     }), "no run is active");
 
-    const stale = data.stale.filter((r) => matches(`${r.namespace}/${r.name} ${r.job}`));
+    const stale = data.stale.filter((r) => matches(`${r.namespace}/${r.schedule} ${r.job}`));
     fill(document.getElementById("stale"), stale.map((r) => h("tr", {},
       h("td", {}, runCell(r)), h("td", { text: r.job || "" }), h("td", {}, result(r.result)),
       h("td", { text: ago(r.startTime, data.now) }), h("td", { text: r.reason || "" }))), "none");
 
-    const failed = data.failed.filter((r) => matches(`${r.namespace}/${r.name} ${r.job}`));
+    const failed = data.failed.filter((r) => matches(`${r.namespace}/${r.schedule} ${r.job}`));
     fill(document.getElementById("failed"), failed.map((r) => h("tr", {},
       h("td", {}, runCell(r)), h("td", { text: r.job || "" }), h("td", { text: r.trigger || "" }),
       h("td", { text: ago(r.completionTime || r.startTime, data.now) }),
