@@ -1,4 +1,4 @@
-"""The dashboard's door: token to cookie, cookie on every request, Host, CSRF, headers.
+"""The dashboard's server: its door (token to cookie, Host, CSRF, headers), stream and endpoints.
 
 Driven through aiohttp's own test server and client (real HTTP on loopback),
 against a fake API client: these rules are the server's, not the cluster's.
@@ -7,6 +7,7 @@ against a fake API client: these rules are the server's, not the cluster's.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ def _schedule(name: str = "nightly") -> dict[str, Any]:
     }
 
 
-Scenario = Callable[[ClientSession, str, Session], Awaitable[None]]
+Scenario = Callable[[ClientSession, str, Session, Hub], Awaitable[None]]
 
 
 def _drive(scenario: Scenario, *, fake: FakeClient | None = None) -> FakeClient:
@@ -55,7 +56,7 @@ def _drive(scenario: Scenario, *, fake: FakeClient | None = None) -> FakeClient:
         try:
             # unsafe=True: accept cookies from an IP address, as browsers do.
             async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
-                await scenario(http, f"http://127.0.0.1:{session.port}", session)
+                await scenario(http, f"http://127.0.0.1:{session.port}", session, hub)
         finally:
             await server.close()
 
@@ -69,7 +70,7 @@ async def _signed_in(http: ClientSession, base: str, session: Session) -> None:
 
 
 def test_the_token_becomes_a_strict_httponly_cookie_and_leaves_the_url() -> None:
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         url = f"{base}/compose?token={session.token}&x=1"
         async with http.get(url, allow_redirects=False) as r:
             assert r.status == 302
@@ -86,7 +87,7 @@ def test_the_token_becomes_a_strict_httponly_cookie_and_leaves_the_url() -> None
 
 @pytest.mark.parametrize("path", ["/", "/compose", "/api/overview", "/static/common.js"])
 def test_without_the_cookie_nothing_is_served(path: str) -> None:
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         async with http.get(f"{base}{path}") as r:
             assert r.status == 403
             assert "printed" in await r.text()
@@ -95,7 +96,7 @@ def test_without_the_cookie_nothing_is_served(path: str) -> None:
 
 
 def test_a_wrong_token_or_cookie_is_refused() -> None:
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         async with http.get(f"{base}/?token=guess", allow_redirects=False) as r:
             assert r.status == 403
             assert "Set-Cookie" not in r.headers
@@ -124,7 +125,7 @@ def test_host_header_must_name_loopback(host: str | None, allowed: bool) -> None
 
 
 def test_a_rebound_host_is_refused_even_with_the_cookie() -> None:
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         await _signed_in(http, base, session)
         async with http.get(f"{base}/api/overview", headers={"Host": "attacker.example"}) as r:
             assert r.status == 421
@@ -135,7 +136,7 @@ def test_a_rebound_host_is_refused_even_with_the_cookie() -> None:
 def test_actions_need_the_csrf_header_of_this_session() -> None:
     path = "/api/schedules/team/nightly/actions/run"
 
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         await _signed_in(http, base, session)
         async with http.post(f"{base}{path}", json={}) as r:
             assert r.status == 403
@@ -150,7 +151,7 @@ def test_actions_need_the_csrf_header_of_this_session() -> None:
 
 
 def test_the_page_holds_the_csrf_value_and_no_inline_script() -> None:
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         await _signed_in(http, base, session)
         for page in ("/", "/compose", "/schedules/team/nightly"):
             async with http.get(f"{base}{page}") as r:
@@ -166,7 +167,7 @@ def test_the_page_holds_the_csrf_value_and_no_inline_script() -> None:
     "path", ["/", "/api/overview", "/static/dashboard.css", "/nowhere", "/?token=bad"]
 )
 def test_every_response_carries_the_security_headers(path: str) -> None:
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         await _signed_in(http, base, session)
         async with http.get(f"{base}{path}") as r:
             for name, value in SECURITY_HEADERS.items():
@@ -181,7 +182,7 @@ def test_every_response_carries_the_security_headers(path: str) -> None:
 def test_a_refused_action_returns_the_api_servers_reason() -> None:
     fake = FakeClient(objects=[_schedule()], refuse_patches=True, denied=frozenset())
 
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         await _signed_in(http, base, session)
         path = f"{base}/api/schedules/team/nightly/actions/suspend"
         async with http.post(path, json={}, headers={CSRF_HEADER: session.csrf}) as r:
@@ -195,7 +196,7 @@ def test_a_refused_action_returns_the_api_servers_reason() -> None:
 def test_nothing_secret_or_user_named_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
 
-    async def scenario(http: ClientSession, base: str, session: Session) -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
         await _signed_in(http, base, session)
         async with http.get(f"{base}/schedules/team/nightly") as r:
             assert r.status == 200
@@ -205,3 +206,89 @@ def test_nothing_secret_or_user_named_is_logged(caplog: pytest.LogCaptureFixture
         ]
 
     _drive(scenario)
+
+
+# --- the live stream and the endpoints -----------------------------------------------------
+
+
+async def _next_event(lines: Any) -> tuple[str, dict[str, Any]]:
+    """The next server-sent event (skipping keepalive comments)."""
+    event, data = "", ""
+    async for raw in lines:
+        line = raw.decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and event:
+            return event, json.loads(data)
+    raise AssertionError("the stream ended")
+
+
+def test_the_stream_sends_the_overview_again_when_a_schedule_changes() -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
+        await _signed_in(http, base, session)
+        async with http.get(f"{base}/api/stream") as r:
+            assert r.headers["Content-Type"] == "text/event-stream"
+            event, first = await _next_event(r.content)
+            assert event == "overview" and first["schedules"][0]["lastResult"] is None
+            changed = _schedule()
+            changed["status"] = {"history": [{"job": "j1", "result": "Failed"}]}
+            hub.apply(Change(type="MODIFIED", objects=[changed]))
+            event, second = await _next_event(r.content)
+            assert second["schedules"][0]["lastResult"] == "Failed"
+
+    _drive(scenario)
+
+
+def test_a_schedule_stream_sends_only_when_its_object_changes() -> None:
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
+        await _signed_in(http, base, session)
+        async with http.get(f"{base}/api/stream?namespace=team&name=nightly") as r:
+            event, page = await _next_event(r.content)
+            assert event == "schedule" and page["name"] == "nightly"
+            other = _schedule("other")
+            hub.apply(Change(type="ADDED", objects=[other]))  # not this page's schedule
+            changed = _schedule()
+            changed["metadata"]["resourceVersion"] = "8"
+            changed["spec"]["suspend"] = True
+            hub.apply(Change(type="MODIFIED", objects=[changed]))
+            event, page = await _next_event(r.content)
+            assert event == "schedule" and page["row"]["suspended"] is True
+            hub.apply(Change(type="DELETED", objects=[changed]))
+            assert (await _next_event(r.content))[0] == "gone"
+
+    _drive(scenario)
+
+
+def test_compose_previews_and_apply_is_a_separate_request() -> None:
+    form = {"name": "made", "namespace": "team", "preset": "cron", "schedule": "0 6 * * *"}
+
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
+        await _signed_in(http, base, session)
+        headers = {CSRF_HEADER: session.csrf}
+        async with http.post(f"{base}/api/compose", json=form, headers=headers) as r:
+            body = await r.json()
+            assert body["runs"][0]["utc"] == "2027-01-02T06:00:00Z" and body["error"] is None
+            assert "name: made" in body["yaml"]
+        async with http.post(f"{base}/api/apply", json=form, headers=headers) as r:
+            assert r.status == 200 and (await r.json())["name"] == "made"
+
+    fake = _drive(scenario)
+    (applied,) = fake.applied
+    assert applied["spec"]["schedule"] == "0 6 * * *"
+
+
+def test_an_apply_the_api_server_refuses_says_so() -> None:
+    fake = FakeClient(objects=[_schedule()], refuse_patches=True)
+    form = {"name": "made", "preset": "daily"}
+
+    async def scenario(http: ClientSession, base: str, session: Session, hub: Hub) -> None:
+        await _signed_in(http, base, session)
+        headers = {CSRF_HEADER: session.csrf}
+        async with http.post(f"{base}/api/apply", json=form, headers=headers) as r:
+            assert r.status == 403
+            assert "forbidden: cannot patch" in (await r.json())["error"]
+
+    _drive(scenario, fake=fake)
+    assert fake.applied == []
