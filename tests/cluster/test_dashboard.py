@@ -11,6 +11,7 @@ temporary folder) for people to look at.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -108,11 +109,14 @@ def base(url: str) -> str:
 
 
 def screenshot(driver: Any, path: Path, *, width: int = 1280) -> None:
-    """The whole page at ``width``, then the window back to 1280x800."""
+    """The whole page (not only the window) at ``width``, then the window back to 1280x800."""
     driver.set_window_size(width, 800)
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(max(800, int(height) + 20), 6000))
-    driver.save_screenshot(str(path))
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))
     driver.set_window_size(1280, 800)
 
 
@@ -142,6 +146,16 @@ def test_overview_reflects_a_run_within_seconds_of_its_job_finishing(
 ) -> None:
     cluster.apply(schedule("quick", template=job_template(run_seconds=1)), namespace=namespace)
     cluster.apply(schedule("steady", template=job_template(run_seconds=1)), namespace=namespace)
+    # Two more, so that the overview (and its screenshot) shows a failed and an active run.
+    cluster.apply(schedule("flaky", template=job_template(fail=True)), namespace=namespace)
+    cluster.apply(
+        schedule("long", template=job_template(run_seconds=None), staleAfter="10m"),
+        namespace=namespace,
+    )
+    for name in ("flaky", "long"):
+        cluster.kubectl(
+            "annotate", "jobschedule", name, "-n", namespace, f"{labels.RUN_NOW_ANNOTATION}=first"
+        )
     with dashboard(cluster, "-n", namespace) as url:
         browser.get(url)
         assert "token=" not in browser.current_url  # traded for the cookie
@@ -173,6 +187,16 @@ def test_overview_reflects_a_run_within_seconds_of_its_job_finishing(
         )
         seen_after = datetime.now(UTC) - finished
         assert seen_after < timedelta(seconds=15)
+        wait_for(
+            lambda: shown(browser, f'#failed tr a[href$="/{namespace}/flaky"]'),
+            timeout=30,
+            what="the failed run in the overview",
+        )
+        wait_for(
+            lambda: shown(browser, "#active progress"),
+            timeout=30,
+            what="the active run against its stale threshold",
+        )
         screenshot(browser, artifacts / "overview.png")
         screenshot(browser, artifacts / "overview-narrow.png", width=NARROW)
         check_layout(browser)
@@ -194,6 +218,17 @@ def test_overview_reflects_a_run_within_seconds_of_its_job_finishing(
         screenshot(browser, artifacts / "schedule.png")
         screenshot(browser, artifacts / "schedule-narrow.png", width=NARROW)
         check_layout(browser)
+
+        # An action the user may take: the dashboard's Run now starts a second run.
+        browser.find_element(By.ID, "act-run").click()
+        confirm(browser)
+        ok = wait_for(lambda: shown(browser, "#action-ok"), timeout=15, what="the run request")
+        assert "run requested" in ok.text
+        wait_for(
+            lambda: len(cluster.jobs(namespace, f"{labels.SCHEDULE_LABEL}=quick")) == 2,
+            timeout=30,
+            what="the dashboard's run's Job",
+        )
 
 
 def test_an_action_the_users_rbac_forbids_shows_the_refusal_and_changes_nothing(
@@ -242,8 +277,9 @@ def test_an_action_the_users_rbac_forbids_shows_the_refusal_and_changes_nothing(
             assert text.startswith("Refused: forbidden:"), text
             # The API server's own words, naming the user and the verb it refused.
             assert f'User "{viewer}" cannot patch resource "jobschedules"' in text, text
+            if action == "suspend":
+                screenshot(browser, artifacts / "schedule-refused.png")
             browser.execute_script("document.getElementById('action-result').replaceChildren()")
-        screenshot(browser, artifacts / "schedule-refused.png")
     after = cluster.schedule(namespace, "guarded")
     assert after["spec"] == before["spec"]
     assert after["metadata"].get("annotations") == before["metadata"].get("annotations")

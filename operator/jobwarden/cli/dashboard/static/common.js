@@ -53,7 +53,7 @@ const JW = (() => {
     if (seconds === null || seconds === undefined) return "";
     let s = Math.max(0, Math.round(seconds));
     const parts = [];
-    for (const [unit, size] of [["d", 86400], ["h", 3600], ["m", 60]]) {
+    for (const [unit, size] of [["y", 31536000], ["d", 86400], ["h", 3600], ["m", 60]]) {
       if (s >= size) { parts.push(Math.floor(s / size) + unit); s %= size; }
     }
     if (!parts.length || (parts.length < 2 && s)) parts.push(s + "s");
