@@ -239,3 +239,15 @@ def test_hub_keeps_one_record_per_schedule_and_wakes_waiters() -> None:
         assert hub.error == "forbidden" and hub.synced
 
     asyncio.run(main())
+
+
+def test_run_lists_keep_the_most_urgent_and_say_how_many_there_are() -> None:
+    history = [
+        {"job": f"f{k:03d}", "result": "Failed", "completionTime": _at(k)} for k in range(150)
+    ]
+    active = [_obj(f"a{k}", active=[{"name": f"j{k}", "startTime": _at(k)}]) for k in range(120)]
+    data = overview([_obj("x", history=history), *active], now=NOW)
+    assert data["totals"] == {"active": 120, "stale": 0, "failed": 150}
+    assert [r["job"] for r in data["failed"]] == [f"f{k:03d}" for k in range(100)]
+    assert [r["job"] for r in data["active"]][:2] == ["j119", "j118"]  # nearest to stale first
+    assert len(data["active"]) == 100

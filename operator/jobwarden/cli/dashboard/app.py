@@ -11,6 +11,7 @@ thread (the Kubernetes client blocks), so the dashboard can do exactly what
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -150,6 +151,14 @@ async def _api_stream(request: web.Request) -> web.StreamResponse:
     name = request.query.get("name")
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
+    with contextlib.suppress(ConnectionError):  # the page went away: nothing left to send
+        await _follow(board, response, namespace=namespace, name=name)
+    return response
+
+
+async def _follow(
+    board: Dashboard, response: web.StreamResponse, *, namespace: str | None, name: str | None
+) -> None:
     seen, shown_version = -1, None
     while True:
         if board.hub.version > seen:

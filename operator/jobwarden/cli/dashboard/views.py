@@ -30,6 +30,9 @@ HEALTH_ORDER: Final = {"Unhealthy": 0, "Degraded": 1, "Unknown": 2, "Healthy": 3
 # Results drawn as gaps in the timeline: runs that never ran.
 GAP_RESULTS: Final = frozenset({"Missed", "Skipped"})
 NEXT_RUNS: Final = 10
+# Runs listed per overview section, most urgent first; the section says how many there are.
+# A thousand failing schedules must not make a page of thousands of rows.
+MAX_RUNS_LISTED: Final = 100
 
 
 def stale_after(spec: Mapping[str, Any]) -> timedelta:
@@ -108,6 +111,10 @@ def overview(
                 "stale": elapsed is not None and elapsed > limit.total_seconds(),
             }
         )
+    # Nearest to (or past) its threshold first; then the newest stale and failed runs.
+    active.sort(key=lambda r: -(r["elapsedSeconds"] or 0) / r["staleAfterSeconds"])
+    stale = sorted(api["staleRuns"], key=_newest, reverse=True)
+    failed = sorted(api["recentlyFailedRuns"], key=_newest, reverse=True)
     rows = [schedule_row(o) for o in by_namespace_and_name(shown)]
     rows.sort(key=lambda r: HEALTH_ORDER[r["health"]])  # stable: by health, then ns/name
     return {
@@ -117,11 +124,17 @@ def overview(
         "counts": api["schedulesByHealth"],
         "schedules": rows,
         "attention": api["needsAttention"],
-        "active": active,
-        "stale": api["staleRuns"],
-        "failed": api["recentlyFailedRuns"],
+        "active": active[:MAX_RUNS_LISTED],
+        "stale": stale[:MAX_RUNS_LISTED],
+        "failed": failed[:MAX_RUNS_LISTED],
+        "totals": {"active": len(active), "stale": len(stale), "failed": len(failed)},
         "sinceSeconds": api["sinceSeconds"],
     }
+
+
+def _newest(run: Mapping[str, Any]) -> str:
+    """A run's latest time as RFC 3339 UTC text, which sorts as the instants do."""
+    return str(run.get("completionTime") or run.get("startTime") or run.get("scheduledTime") or "")
 
 
 def _span(entry: Mapping[str, Any], *, now: datetime) -> tuple[datetime, datetime] | None:

@@ -59,6 +59,12 @@
       h("td", { text: ago(r.completionTime || r.startTime, data.now) }),
       h("td", { text: r.reason || "" }))), "none");
 
+    for (const section of ["active", "stale", "failed"]) {
+      const total = data.totals[section];
+      document.getElementById(section + "-count").textContent =
+        total > data[section].length ? `(the ${data[section].length} most urgent of ${total})` : "";
+    }
+
     const rows = data.schedules.filter((s) => matches(`${s.namespace}/${s.name} ${s.schedule}`));
     fill(document.getElementById("schedules"), rows.map((s) => h("tr", {
       "data-schedule": `${s.namespace}/${s.name}`, "data-last-result": s.lastResult || "",
