@@ -94,9 +94,9 @@ def test_namespace_filter_narrows_everything_but_the_namespace_list() -> None:
 
 
 def test_last_result_is_the_newest_history_entry() -> None:
-    history = [
-        {"job": "older", "result": "Failed", "startTime": _at(120)},
+    history = [  # newest first, as the operator keeps it
         {"job": "newer", "result": "Succeeded", "startTime": _at(5)},
+        {"job": "older", "result": "Failed", "startTime": _at(120)},
     ]
     (row,) = overview([_obj("x", history=history)], now=NOW)["schedules"]
     assert row["lastResult"] == "Succeeded" and row["lastRun"] == _at(5)

@@ -52,9 +52,15 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _last(status: Mapping[str, Any]) -> Mapping[str, Any]:
-    history = [h for h in status.get("history") or [] if isinstance(h, Mapping)]
-    ordered = history_newest_first(history)
-    return ordered[0] if ordered else {}
+    """The newest history entry: the operator keeps history newest first, so the first one.
+
+    (``describe`` sorts again, for a status written out of order; the overview
+    reads a thousand schedules on every change and takes the operator's word.)
+    """
+    for entry in status.get("history") or []:
+        if isinstance(entry, Mapping):
+            return entry
+    return {}
 
 
 def schedule_row(obj: Mapping[str, Any]) -> dict[str, Any]:
