@@ -13,10 +13,11 @@ returns a new one with the effects it asks for (nothing is edited in place):
 2. ``fold_jobs``: adopt lost runs, merge the Jobs' outcomes, end refused creates;
 3. ``act_on_running``: action annotations, the lifting of a suspension, stale runs;
    ``guard_starts``: runs whose pods did not start within the start deadline;
-4. ``start_due``: start, skip or record missed the runs due by now;
+4. ``keep_timing``: since when the timing spec is in force (an edit never back-dates);
+5. ``start_due``: start, skip or record missed the runs due since then, by now;
    ``start_after``: the runs their upstreams' runs start (``spec.after``);
-5. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
-6. ``render``: the derived fields, conditions, the merge patch, the plan.
+6. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
+7. ``render``: the derived fields, conditions, the merge patch, the plan.
 
 A step that fails unexpectedly raises ``PlanStepError`` naming the step.
 """
@@ -35,6 +36,7 @@ from jobwarden.api.status import ScheduleStatus
 from jobwarden.reconcile.actions import act_on_running, stale_threshold, start_deadline
 from jobwarden.reconcile.chain import check_chain, start_after
 from jobwarden.reconcile.due import start_due
+from jobwarden.reconcile.edits import keep_timing
 from jobwarden.reconcile.fold import fold_jobs
 from jobwarden.reconcile.model import (
     NO_CHAIN,
@@ -189,6 +191,7 @@ def plan(
     status, guarded = _step("guard_starts", guard_starts, inp, status)
     acted += guarded
     started = frozenset(s.body["metadata"]["name"] for s in acted.starts)
+    status = _step("keep_timing", keep_timing, inp, status)
     status, due = _step("start_due", start_due, inp, status, started=started)
     status, chained = _step("start_after", start_after, inp, status)
     status, effects, decided = _step(
