@@ -171,3 +171,23 @@ def test_long_shared_beginnings_stay_apart() -> None:
         job_name(schedule=f"{base}{i}", scheduled=T0, trigger=TRIGGER_SCHEDULE) for i in range(500)
     }
     assert len(names) == 500
+
+
+@settings(max_examples=200)
+@given(
+    schedule=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.", min_size=1, max_size=253),
+    seconds=st.integers(min_value=0, max_value=int(datetime(2999, 12, 31, tzinfo=UTC).timestamp())),
+)
+def test_an_after_run_is_named_from_its_time_as_a_label_apart_from_clock_runs(
+    schedule: str, seconds: int
+) -> None:
+    when = datetime.fromtimestamp(seconds, tz=UTC)
+    name = job_name(schedule=schedule, scheduled=when, trigger="After")
+    assert is_dns_label(name), name
+    assert name == job_name(schedule=schedule, scheduled=when, trigger="After")
+    assert name.rsplit("-", 1)[1].startswith("a")
+    assert name != job_name(schedule=schedule, scheduled=when, trigger="Schedule")
+    other = job_name(
+        schedule=schedule, scheduled=when.replace(second=(when.second + 1) % 60), trigger="After"
+    )
+    assert other != name
