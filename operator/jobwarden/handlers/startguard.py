@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from jobwarden import labels
+from jobwarden.handlers.passes import pass_forever
 from jobwarden.kube import Kube, ObjectRef
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.safety.start import (
@@ -175,18 +176,17 @@ class StartGuard:
 
     async def run(self) -> None:
         """Forever: a pass every interval, or at the next deadline when sooner."""
-        delay = self._interval.total_seconds()
-        while True:
-            self.last_beat = time.monotonic()
-            await asyncio.sleep(delay)
-            delay = self._interval.total_seconds()
-            try:
-                await self.pass_once(now=datetime.now(UTC))
-                delay = min(delay, self.until_next(now=datetime.now(UTC)))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("start guard pass failed; next one in %s", self._interval)
+
+        async def one_pass() -> float:
+            await self.pass_once(now=datetime.now(UTC))
+            return self.until_next(now=datetime.now(UTC))
+
+        await pass_forever(
+            interval=self._interval, one_pass=one_pass, beat=self._beat, what="start guard pass"
+        )
+
+    def _beat(self) -> None:
+        self.last_beat = time.monotonic()
 
 
 def _key(c: StartCandidate) -> tuple[str, str]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from jobwarden import labels, metrics
 from jobwarden.api.status import parse_time
+from jobwarden.handlers.passes import pass_forever
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, ObjectRef
 from jobwarden.safety.stale import (
@@ -253,20 +254,18 @@ class Sweep:
 
     async def run(self) -> None:
         """Forever: a pass every interval (sooner for an opt-in deadline); beats each pass."""
-        delay = self._interval.total_seconds()
-        while True:
-            self.last_beat = time.monotonic()
-            await asyncio.sleep(delay)
-            delay = self._interval.total_seconds()
-            try:
-                now = datetime.now(UTC)
-                candidates = self.candidates()
-                await self.sweep_once(candidates, now=now)
-                delay = min(delay, self.until_next_opt_in(candidates, now=datetime.now(UTC)))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("stale sweep failed; next one in %s", self._interval)
+
+        async def one_pass() -> float:
+            candidates = self.candidates()
+            await self.sweep_once(candidates, now=datetime.now(UTC))
+            return self.until_next_opt_in(candidates, now=datetime.now(UTC))
+
+        await pass_forever(
+            interval=self._interval, one_pass=one_pass, beat=self._beat, what="stale sweep"
+        )
+
+    def _beat(self) -> None:
+        self.last_beat = time.monotonic()
 
     @staticmethod
     def until_next_opt_in(candidates: Iterable[StaleCandidate], *, now: datetime) -> float:
