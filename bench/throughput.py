@@ -33,6 +33,7 @@ from objects import cron_at, job_template, jobschedule, not_due_spec
 from jobwarden import labels
 from jobwarden.api.spec import parse_spec
 from jobwarden.kube import JOBS_PATH, send
+from jobwarden.runs.context import RunContext
 from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
 
@@ -59,8 +60,9 @@ def raw_rate(bench: Bench, *, n: int, threads: int) -> tuple[float, float, str]:
                     schedule_uid=owner["metadata"]["uid"],
                     namespace=ns,
                     job_template=spec.job_template,
-                    scheduled=moment,
-                    trigger=labels.TRIGGER_SCHEDULE,
+                    context=RunContext(
+                        schedule="owner", scheduled=moment, trigger=labels.TRIGGER_SCHEDULE
+                    ),
                     name=name,
                     stale_after_seconds=6 * 3600,
                 )

@@ -241,6 +241,19 @@ class Kube:
             jobs=frozenset({job_name}),
         )
 
+    async def job_pods(self, *, namespace: str, job: str) -> list[dict[str, Any]]:
+        """The pods of the Job ``job`` (by the label the Job controller gives them).
+
+        For the start guard, and only for runs past their start deadline whose
+        Job status shows no pod that ran: one LIST each, never a watch on pods.
+        """
+        listed = await self._get(
+            _path(PODS_PATH, namespace=namespace),
+            query=[("labelSelector", f"{JOB_NAME_LABEL}={job}")],
+        )
+        items = (listed or {}).get("items")
+        return [p for p in items if isinstance(p, dict)] if isinstance(items, list) else []
+
     async def force_delete_pods_matching(
         self, *, namespace: str, selector: str, jobs: frozenset[str]
     ) -> int:

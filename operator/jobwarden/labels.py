@@ -34,6 +34,11 @@ SCHEDULED_TIME_ANNOTATION: Final = f"{_PREFIX}scheduled-time"
 SCHEDULED_AT_LABEL: Final = f"{_PREFIX}scheduled-at"
 # Label, opt-in on any Job: hold it to a stale threshold (a duration like "90m").
 STALE_AFTER_LABEL: Final = f"{_PREFIX}stale-after"
+# Label, opt-in on any Job: report (or terminate) it when no pod of it runs within
+# this long of its creation (a duration like "10m").
+START_DEADLINE_LABEL: Final = f"{_PREFIX}start-deadline"
+# Annotation on the operator's Jobs: the start deadline in seconds, fixed at creation.
+START_DEADLINE_ANNOTATION: Final = f"{_PREFIX}start-deadline-seconds"
 # Annotation: set when the operator capped activeDeadlineSeconds at the stale
 # threshold, so a DeadlineExceeded failure reads back as a stale run.
 STALE_DEADLINE_ANNOTATION: Final = f"{_PREFIX}stale-deadline-seconds"
@@ -41,7 +46,10 @@ STALE_DEADLINE_ANNOTATION: Final = f"{_PREFIX}stale-deadline-seconds"
 TRIGGER_SCHEDULE: Final = "Schedule"
 TRIGGER_MANUAL: Final = "Manual"
 TRIGGER_CATCH_UP: Final = "CatchUp"
-TRIGGERS: Final = frozenset({TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP})
+TRIGGER_AFTER: Final = "After"
+TRIGGERS: Final = frozenset({TRIGGER_SCHEDULE, TRIGGER_MANUAL, TRIGGER_CATCH_UP, TRIGGER_AFTER})
+# Annotation on a run started by its upstreams: their Jobs, in spec.after order.
+UPSTREAM_JOBS_ANNOTATION: Final = f"{_PREFIX}upstream-jobs"
 
 # --- action annotations on the JobSchedule ------------------------------------------------
 
@@ -57,5 +65,23 @@ ACTION_ANNOTATIONS: Final = (RUN_NOW_ANNOTATION, TERMINATE_ANNOTATION, RESUME_AN
 
 FIELD_MANAGER: Final = "jobwarden"
 
-# Environment variable set in every container of a created Job.
+# Environment variables set in every container of a created Job (runs/context.py).
+SCHEDULE_ENV: Final = "JOBWARDEN_SCHEDULE"
 SCHEDULED_TIME_ENV: Final = "JOBWARDEN_SCHEDULED_TIME"
+# The schedule's instant before this run's scheduled time: the data interval's start.
+PREVIOUS_SCHEDULED_TIME_ENV: Final = "JOBWARDEN_PREVIOUS_SCHEDULED_TIME"
+TRIGGER_ENV: Final = "JOBWARDEN_TRIGGER"
+# For a run started by its upstreams (trigger After): their Jobs and results, comma-
+# separated in spec.after order, and the scheduled time they share.
+UPSTREAM_JOB_ENV: Final = "JOBWARDEN_UPSTREAM_JOB"
+UPSTREAM_RESULT_ENV: Final = "JOBWARDEN_UPSTREAM_RESULT"
+UPSTREAM_SCHEDULED_TIME_ENV: Final = "JOBWARDEN_UPSTREAM_SCHEDULED_TIME"
+RUN_ENV_NAMES: Final = (
+    SCHEDULE_ENV,
+    SCHEDULED_TIME_ENV,
+    PREVIOUS_SCHEDULED_TIME_ENV,
+    TRIGGER_ENV,
+    UPSTREAM_JOB_ENV,
+    UPSTREAM_RESULT_ENV,
+    UPSTREAM_SCHEDULED_TIME_ENV,
+)

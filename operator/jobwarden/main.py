@@ -13,7 +13,7 @@ from typing import Any
 import kopf
 
 from jobwarden import __version__, liveness, metrics
-from jobwarden.handlers import schedules, sweep, watches
+from jobwarden.handlers import schedules, startguard, sweep, watches
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
@@ -96,6 +96,7 @@ def _components(
     *,
     scheduler: Scheduler,
     warden: sweep.Sweep,
+    guard: startguard.StartGuard,
     watched: watches.Watches,
     settings: Settings,
 ) -> list[liveness.Component]:
@@ -109,6 +110,11 @@ def _components(
         liveness.Component(
             "sweep",
             lambda: warden.last_beat,
+            liveness.sweep_bound(settings.sweep_interval.total_seconds()),
+        ),
+        liveness.Component(
+            "start guard",
+            lambda: guard.last_beat,
             liveness.sweep_bound(settings.sweep_interval.total_seconds()),
         ),
     ]
@@ -164,11 +170,18 @@ def _configure(settings: Settings, background: Background) -> None:
         jobs = schedules.ScheduleJobs()
         policy = Policy(
             default_stale_after=settings.stale_after,
+            default_start_deadline=settings.start_deadline,
             unhealthy_after=settings.unhealthy_after,
             dry_run=settings.dry_run,
         )
         scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of, listed=False)
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
+        guard = startguard.StartGuard(
+            kube=kube,
+            scheduler=scheduler,
+            interval=settings.sweep_interval,
+            dry_run=settings.dry_run,
+        )
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
         watched = watches.build(
             connection=connection,
@@ -178,11 +191,13 @@ def _configure(settings: Settings, background: Background) -> None:
             scheduler=scheduler,
             jobs=jobs,
             warden=warden,
+            guard=guard,
         )
         judged.extend(
             _components(
                 scheduler=scheduler,
                 warden=warden,
+                guard=guard,
                 watched=watched,
                 settings=settings,
             )
@@ -210,6 +225,7 @@ def _configure(settings: Settings, background: Background) -> None:
             background.start(informer.run(), name=f"jobwarden watch {informer.name}")
         background.start(schedule(), name="jobwarden scheduler")
         background.start(warden.run(), name="jobwarden sweep")
+        background.start(guard.run(), name="jobwarden start guard")
         if settings.lease:
             # A standby until the Lease is won. The elector has its own client and
             # threads, so renewals never queue behind a burst of reconciles.

@@ -36,6 +36,7 @@ class Settings:
     namespaces: tuple[str, ...] = ()
     selector: str | None = None
     stale_after: timedelta = timedelta(hours=6)
+    start_deadline: timedelta = timedelta(hours=1)
     sweep_interval: timedelta = timedelta(seconds=60)
     unhealthy_after: int = 3
     dry_run: bool = False
@@ -60,6 +61,7 @@ _ENV = {
     "namespace": "JOBWARDEN_NAMESPACES",
     "selector": "JOBWARDEN_SELECTOR",
     "stale-after": "JOBWARDEN_STALE_AFTER",
+    "start-deadline": "JOBWARDEN_START_DEADLINE",
     "sweep-interval": "JOBWARDEN_SWEEP_INTERVAL",
     "unhealthy-after": "JOBWARDEN_UNHEALTHY_AFTER",
     "dry-run": "JOBWARDEN_DRY_RUN",
@@ -92,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         "--selector", help="only JobSchedules matching this label selector [JOBWARDEN_SELECTOR]"
     )
     p.add_argument("--stale-after", help="default stale threshold, e.g. 6h [JOBWARDEN_STALE_AFTER]")
+    p.add_argument(
+        "--start-deadline",
+        help="default start deadline: a run whose pods are not running this long after its "
+        "Job was created is NeverStarted, e.g. 1h [JOBWARDEN_START_DEADLINE]",
+    )
     p.add_argument(
         "--sweep-interval", help="stale sweep interval, e.g. 60s [JOBWARDEN_SWEEP_INTERVAL]"
     )
@@ -262,6 +269,9 @@ def parse_settings(
         namespaces=namespaces,
         selector=_value(args, env, "selector"),
         stale_after=_duration("stale-after", _value(args, env, "stale-after"), timedelta(hours=6)),
+        start_deadline=_duration(
+            "start-deadline", _value(args, env, "start-deadline"), timedelta(hours=1)
+        ),
         sweep_interval=sweep,
         unhealthy_after=unhealthy if unhealthy is not None else 3,
         dry_run=_bool("dry-run", _value(args, env, "dry-run")),

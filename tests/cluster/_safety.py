@@ -32,12 +32,18 @@ SWEEP_SECONDS = 2.0  # the operator fixture's JOBWARDEN_SWEEP_INTERVAL
 
 
 def pod_template(
-    *, run_seconds: float | None = None, fail: bool = False, hold_terminating: bool = False
+    *,
+    run_seconds: float | None = None,
+    fail: bool = False,
+    hold_terminating: bool = False,
+    waiting_reason: str | None = None,
 ) -> dict[str, Any]:
     """A pod the fake nodes run for ``run_seconds`` (None: until deleted).
 
     ``hold_terminating`` makes a graceful delete leave the pod Terminating, as
     a node that stopped answering would; only a force delete removes it.
+    ``waiting_reason`` keeps the pod Pending for ever, its containers waiting
+    with that reason (an image that never pulls: ``ImagePullBackOff``).
     """
     annotations: dict[str, str] = {}
     if run_seconds is not None:
@@ -46,6 +52,8 @@ def pod_template(
         annotations["jobwarden.test/fail"] = "true"
     if hold_terminating:
         annotations["jobwarden.test/hold-terminating"] = "true"
+    if waiting_reason is not None:
+        annotations["jobwarden.test/waiting-reason"] = waiting_reason
     return {
         "metadata": {"annotations": annotations},
         "spec": {
@@ -63,18 +71,22 @@ def job_template(**pod: Any) -> dict[str, Any]:
 def schedule(name: str, *, template: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     """A JobSchedule manifest; unless ``spec`` says when it runs, its one run is far
     away, so only run-now tokens start work."""
-    when = {} if {"schedule", "every", "runAt"} & set(spec) else {"runAt": "2099-01-01T00:00:00Z"}
+    when = (
+        {}
+        if {"schedule", "every", "runAt", "after"} & set(spec)
+        else {"runAt": "2099-01-01T00:00:00Z"}
+    )
     body = {**when, "jobTemplate": template or job_template(), **spec}
     return {"apiVersion": API_VERSION, "kind": KIND, "metadata": {"name": name}, "spec": body}
 
 
-def plain_job(name: str, *, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """A Job not made by any schedule, running until deleted."""
+def plain_job(name: str, *, labels: dict[str, str] | None = None, **pod: Any) -> dict[str, Any]:
+    """A Job not made by any schedule, running until deleted (``pod``: see ``pod_template``)."""
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {"name": name, "labels": dict(labels or {})},
-        "spec": {"backoffLimit": 0, "template": pod_template()},
+        "spec": {"backoffLimit": 0, "template": pod_template(**pod)},
     }
 
 

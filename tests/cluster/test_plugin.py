@@ -360,9 +360,17 @@ def test_preview_every_example_offline(cluster: Cluster, path: Path, tmp_path: P
         assert value == next(iter(expected.values()))
     else:
         assert value == expected
-    assert all(v for v in expected.values())  # every example has runs ahead of `start`
+    # Every example on a clock has runs ahead of `start` (a chained one may have no clock).
+    clocked = [
+        f"{d['metadata'].get('namespace', 'default')}/{d['metadata']['name']}"
+        for d in docs
+        if {"schedule", "runAt", "every"} & set(d["spec"])
+    ]
+    assert clocked and all(expected[key] for key in clocked)
 
-    table = rows(ok(plugin(cluster, "preview", "-f", str(path), "--from", start, env=offline)))
+    printed = ok(plugin(cluster, "preview", "-f", str(path), "--from", start, env=offline))
+    # The table, without the note under it for each chained schedule.
+    table = [r for r in rows(printed) if len(r) > 1]
     assert table[0] == ["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN"]
     assert {r[1] for r in table[1:]} == {d["metadata"]["name"] for d in docs}
 
@@ -553,3 +561,20 @@ def test_describe_watch_reprints_on_change(cluster: Cluster, namespace: str) -> 
         assert "---" in lines
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 130
+
+
+def test_describe_and_preview_name_a_chains_upstreams_and_downstreams(
+    cluster: Cluster, namespace: str
+) -> None:
+    cluster.apply(manifest("extract"), namespace=namespace)
+    cluster.apply(manifest("report", after=[{"schedule": "extract"}]), namespace=namespace)
+    upstream = ok(plugin(cluster, "describe", "extract", "-n", namespace))
+    assert "Runs Before:            report" in upstream.splitlines()
+    downstream = ok(plugin(cluster, "describe", "report", "-n", namespace)).splitlines()
+    assert "Runs After:             extract (Succeeded)" in downstream
+    assert "Schedule:               after extract" in downstream
+    offline = _env(cluster, KUBECONFIG="/nonexistent")
+    preview = ok(
+        plugin(cluster, "preview", "-f", str(ROOT / "examples" / "chain.yaml"), env=offline)
+    )
+    assert "default/report runs after its upstreams: once extract, load" in preview

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from tests.support.checks import (
     active_count,
@@ -98,8 +99,15 @@ def test_run_at_creates_one_job_on_time(
     containers = job["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 2
     for container in containers:
-        env = {e["name"]: e.get("value") for e in container.get("env") or []}
+        # The API server leaves out an empty value: the variable is set, and empty.
+        env = {e["name"]: e.get("value", "") for e in container.get("env") or []}
         assert parse_time(env["JOBWARDEN_SCHEDULED_TIME"]) == due, container["name"]
+        # A one-time run has no instant before it; the trigger and schedule are named.
+        assert (
+            env["JOBWARDEN_PREVIOUS_SCHEDULED_TIME"],
+            env["JOBWARDEN_TRIGGER"],
+            env["JOBWARDEN_SCHEDULE"],
+        ) == ("", "Schedule", "once"), container["name"]
     assert not cluster.jobs("kube-system", f"{SCHEDULE_LABEL}=once")
 
     [entry] = history(status)
@@ -116,6 +124,12 @@ def test_run_at_creates_one_job_on_time(
     ready = condition(status, "Ready")
     assert ready is not None and (ready["status"], ready["reason"]) == ("False", "Completed")
     assert [j["metadata"]["name"] for j in here.jobs("once")] == [meta["name"]]
+
+
+def _env(job: dict[str, Any]) -> dict[str, str]:
+    """The env of a Job's first container, by name."""
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", "") for e in container.get("env") or []}
 
 
 def _running(cluster: Cluster, namespace: str, job: str) -> bool:
@@ -193,6 +207,20 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
             rfc3339(scheduled)
         )
         assert scheduled <= job.created and job.seen - scheduled <= LATE_ALLOWANCE, job.name
+    # Each run's data interval starts at the instant before it: m2's at m1,
+    # m1's at yesterday's m2.
+    intervals = {
+        rfc3339(parse_time(env["JOBWARDEN_SCHEDULED_TIME"])): env[
+            "JOBWARDEN_PREVIOUS_SCHEDULED_TIME"
+        ]
+        for job in added
+        if job.name.startswith("daily-")
+        for env in [_env(job.body)]
+    }
+    assert intervals == {
+        rfc3339(m1): rfc3339(m2 - timedelta(days=1)),
+        rfc3339(m2): rfc3339(m1),
+    }
     assert by_schedule == {
         "daily": [rfc3339(m1), rfc3339(m2)],
         "capped": [rfc3339(m1)],

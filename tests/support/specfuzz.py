@@ -134,6 +134,8 @@ MIXED_IN: dict[str, st.SearchStrategy[Any]] = {
     "endAt": st.deferred(_date_times),
     "exclude[]": st.deferred(_dates),
     "staleAfter": st.deferred(_durations),
+    "startDeadline": st.deferred(_durations),
+    "afterDeadline": st.deferred(_durations),
     "every": st.deferred(lambda: _every(json_schema(crd_schema("spec"))["properties"]["every"])),
 }
 
@@ -156,6 +158,12 @@ def values(node: dict[str, Any], path: str = "") -> st.SearchStrategy[Any]:
         admitted = st.fixed_dictionaries(
             {k: v for k, v in fields.items() if k in required},
             optional={k: v for k, v in fields.items() if k not in required},
+        )
+    elif node.get("type") == "array" and node.get("items", {}).get("type") == "object":
+        admitted = st.lists(
+            values(node["items"], f"{path}[]"),
+            min_size=node.get("minItems", 0),
+            max_size=node.get("maxItems", 5),
         )
     else:
         admitted = from_schema(node)

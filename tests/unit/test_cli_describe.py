@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobwarden.api.spec import parse_spec
-from jobwarden.cli.describe import describe_text, history_newest_first, next_runs
+from jobwarden.cli.describe import describe_text, downstreams_of, history_newest_first, next_runs
 from jobwarden.cli.summary import summarize, summary_text
 from jobwarden.schedule.timeline import build_timeline
 
@@ -231,3 +231,18 @@ def test_summary_text_says_none_for_empty_sections() -> None:
     )
     assert "Active runs: none" in text
     assert "Failed runs (last 24h): none" in text
+
+
+def test_describe_shows_upstreams_and_downstreams_of_a_chain() -> None:
+    after = {"after": [{"schedule": "extract"}, {"schedule": "load", "result": "Any"}]}
+    obj = _obj(after)
+    siblings = [obj, _obj({"after": [{"schedule": "nightly"}]}), _obj()]
+    siblings[1]["metadata"] = {"name": "publish"}
+    text = describe_text(obj, now=NOW, downstreams=downstreams_of("nightly", siblings))
+    lines = text.splitlines()
+    assert "Runs After:             extract (Succeeded), load (Any)" in lines
+    assert "Runs Before:            publish" in lines
+    assert any(line.startswith("Next Runs (none on a clock: it runs after") for line in lines)
+    forbidden = describe_text(_obj(), now=NOW, downstreams="<unavailable: forbidden>")
+    assert "Runs Before:            <unavailable: forbidden>" in forbidden.splitlines()
+    assert "Runs After:             <none>" in forbidden.splitlines()

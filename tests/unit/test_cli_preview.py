@@ -303,3 +303,19 @@ def test_preview_works_without_any_kubeconfig(
         "2026-06-01T00:00:00Z",
     )
     assert code == 0 and json.loads(out) == ["2027-01-01T14:00:00Z"]
+
+
+def test_a_chained_schedule_is_previewed_as_running_after_its_upstreams() -> None:
+    code, out, err = _cli("preview", "-f", str(EXAMPLES / "chain.yaml"), "--count", "2")
+    assert code == 0, err
+    rows = [line.split() for line in out.splitlines()]
+    report = [r for r in rows if r[:2] == ["default", "report"]]
+    assert report == [["default", "report", "after", "extract,", "load", "<none>", "<none>",
+                       "<none>", "<none>"]]  # fmt: skip
+    notes = [line for line in out.splitlines() if line.startswith("default/")]
+    assert notes[0].startswith("default/load runs after its upstreams: once a run of extract")
+    assert any(
+        n.startswith("default/report runs after its upstreams: once extract, load") for n in notes
+    )
+    assert "default/extract" not in [n.split()[0] for n in notes]  # on the clock only
+    assert _preview_json(EXAMPLES / "chain.yaml")["default/report"] == []

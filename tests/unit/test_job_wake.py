@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
+from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.schedules import (
     JobSeen,
     ScheduleJobs,
@@ -107,6 +108,7 @@ def test_the_jobs_of_a_schedule_follow_changes_and_deletions() -> None:
 class _Scheduler:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.chains = ChainIndex()
 
     def seen(self, key: Any, *, resource_version: str | None, body: Any = None) -> None:
         self.calls.append(("seen", (key, resource_version)))
@@ -146,3 +148,31 @@ def test_a_job_change_indexes_it_tells_the_sweep_and_wakes_its_schedule() -> Non
     ]
     assert jobs.jobs_of(key) == []
     assert len(told) == 2
+
+
+def _schedule(name: str, *after: str) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"after": [{"schedule": a} for a in after]}}
+
+
+def test_an_upstream_arriving_or_leaving_wakes_its_downstreams_and_nothing_else() -> None:
+    scheduler = _Scheduler()
+    sink = schedule_sink(scheduler)  # type: ignore[arg-type]
+    sink(Change(key=("ns", "report"), old=None, new="1", body=_schedule("report", "load")))
+    sink(Change(key=("ns", "load"), old=None, new="2", body=_schedule("load")))
+    sink(Change(key=("ns", "load"), old="2", new="3", body=_schedule("load")))  # its own write
+    sink(Change(key=("ns", "load"), old="3", new=None))
+    touched = [args[0] for call, args in scheduler.calls if call == "touch"]
+    assert touched == [("ns", "report"), ("ns", "report")]
+    assert scheduler.chains.downstreams_of(("ns", "load")) == [("ns", "report")]
+    assert scheduler.chains.graph_from(("ns", "report")) == {}  # load is gone
+
+
+def test_an_upstream_run_ending_wakes_its_downstreams() -> None:
+    scheduler = _Scheduler()
+    scheduler.chains.update(("ns", "report"), ("nightly",))
+    scheduler.chains.update(("ns", "nightly"), ())
+    sink = job_sink(scheduler=scheduler, jobs=ScheduleJobs(), candidates=lambda _: None)  # type: ignore[arg-type]
+    sink(Change(key=("ns", "nightly-1"), old=None, new=CREATED))
+    assert ("touch", (("ns", "report"), None)) not in scheduler.calls
+    sink(Change(key=("ns", "nightly-1"), old=CREATED, new=SUCCEEDED))
+    assert ("touch", (("ns", "report"), None)) in scheduler.calls

@@ -18,6 +18,7 @@ from jobwarden.labels import (
     STALE_DEADLINE_ANNOTATION,
     TRIGGER_LABEL,
 )
+from jobwarden.runs.context import RunContext
 from jobwarden.runs.jobs import JobObservation, build_job, observe_job
 
 T0 = datetime(2024, 3, 31, 1, 30, tzinfo=UTC)
@@ -55,14 +56,21 @@ def template() -> dict[str, Any]:
     }
 
 
-def build(**overrides: Any) -> dict[str, Any]:
+def build(
+    *,
+    scheduled: datetime = T0,
+    previous: datetime | None = None,
+    trigger: str = "Schedule",
+    **overrides: Any,
+) -> dict[str, Any]:
     args: dict[str, Any] = {
         "schedule_name": "nightly",
         "schedule_uid": "uid-1",
         "namespace": "team-a",
         "job_template": template(),
-        "scheduled": T0,
-        "trigger": "Schedule",
+        "context": RunContext(
+            schedule="nightly", scheduled=scheduled, trigger=trigger, previous=previous
+        ),
         "name": "nightly-28530810",
         "stale_after_seconds": 3600,
         **overrides,
@@ -97,11 +105,27 @@ def test_metadata() -> None:
 
 
 def test_env_in_every_container_replacing_ours() -> None:
-    pod = build()["spec"]["template"]["spec"]
+    pod = build(previous=T0 - timedelta(days=1))["spec"]["template"]["spec"]
+    expected = [
+        {"name": "JOBWARDEN_SCHEDULE", "value": "nightly"},
+        {"name": SCHEDULED_TIME_ENV, "value": "2024-03-31T01:30:00Z"},
+        {"name": "JOBWARDEN_PREVIOUS_SCHEDULED_TIME", "value": "2024-03-30T01:30:00Z"},
+        {"name": "JOBWARDEN_TRIGGER", "value": "Schedule"},
+        {"name": "JOBWARDEN_UPSTREAM_JOB", "value": ""},
+        {"name": "JOBWARDEN_UPSTREAM_RESULT", "value": ""},
+        {"name": "JOBWARDEN_UPSTREAM_SCHEDULED_TIME", "value": ""},
+    ]
     for container in pod["containers"] + pod["initContainers"]:
-        ours = [e for e in container["env"] if e["name"] == SCHEDULED_TIME_ENV]
-        assert ours == [{"name": SCHEDULED_TIME_ENV, "value": "2024-03-31T01:30:00Z"}]
-    assert pod["containers"][0]["env"][0] == {"name": "A", "value": "1"}
+        ours = [e for e in container["env"] if e["name"].startswith("JOBWARDEN_")]
+        assert ours == expected, container["name"]
+    # Ours first, so the template's entries may refer to them as $(NAME); theirs kept in order.
+    assert pod["containers"][0]["env"] == [*expected, {"name": "A", "value": "1"}]
+
+
+def test_first_run_has_an_empty_previous_time() -> None:
+    pod = build()["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][1]["env"]}
+    assert env["JOBWARDEN_PREVIOUS_SCHEDULED_TIME"] == ""
 
 
 def test_pod_labels_and_spec_kept() -> None:
@@ -144,7 +168,8 @@ def test_active_deadline(
 
 def test_minimal_template() -> None:
     job = build(job_template={"spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}})
-    assert job["spec"]["template"]["spec"]["containers"][0]["env"][0]["name"] == SCHEDULED_TIME_ENV
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert SCHEDULED_TIME_ENV in [e["name"] for e in env]
     assert job["metadata"]["labels"][SCHEDULE_LABEL] == "nightly"
 
 

@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 
 from jobwarden import labels
 from jobwarden.api.status import Executions, format_time
-from jobwarden.reconcile import Deletion, Observed, Plan, Policy, plan
+from jobwarden.reconcile import ChainView, Deletion, Observed, Plan, Policy, plan
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import job_name
+from jobwarden.safety.start import NotStarted
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)  # every schedule here is created at T0
 H = timedelta(hours=1)
@@ -83,6 +84,10 @@ class World:
     policy: Policy = field(default_factory=Policy)
     plans: list[Plan] = field(default_factory=list)
     deleted: list[Deletion] = field(default_factory=list)
+    # The pod listings the executor would make for runs past their start deadline.
+    probed: dict[str, NotStarted | None] = field(default_factory=dict)
+    # What the namespace shows a chained schedule of its upstreams (spec.after).
+    chain: ChainView = field(default_factory=ChainView)
 
     @classmethod
     def of(cls, **spec: Any) -> World:
@@ -116,6 +121,8 @@ class World:
             pending=pending,
             now=now,
             policy=self.policy,
+            probed=self.probed,
+            chain=self.chain,
         )
 
     def step(self, now: datetime) -> Plan:

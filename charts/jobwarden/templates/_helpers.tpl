@@ -80,7 +80,9 @@ Each verb is a call the operator makes (tests/cluster/test_rbac.py reads
 the API server's audit log to prove it, and that nothing else is needed):
 kopf lists and watches JobSchedules and Jobs; a reconcile GETs its
 JobSchedule and merge-patches its status; runs are Jobs created and deleted
-(history limits, terminate, stale); a forced terminate lists a Job's pods,
+(history limits, terminate, stale, never started); the start guard lists
+the pods of a Job past its start deadline whose status shows no pod that ran
+(never a watch on pods); a forced terminate lists a Job's pods,
 patches away the Job controller's tracking finalizer (else a zero-grace
 delete leaves the pod until kube-controller-manager gets to it) and deletes
 them; Events are created, never patched (kopf's own event posting is

@@ -31,6 +31,7 @@ __all__ = [
     "JobScheduleSpec",
     "Recurrence",
     "SpecError",
+    "Upstream",
     "Weekday",
     "load_zone",
     "nesting_depth",
@@ -47,7 +48,7 @@ WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"
 # below stays far inside datetime's year 9999 and inside Job names' year 3870.
 MIN_YEAR: Final = 2000
 MAX_YEAR: Final = 2999
-# Durations (staleAfter, startingDeadlineSeconds): ten years.
+# Durations (staleAfter, startDeadline, startingDeadlineSeconds): ten years.
 MAX_DURATION_SECONDS: Final = 3650 * 86400
 MAX_INTERVAL: Final = 1000
 MAX_EXECUTIONS: Final = 100_000_000
@@ -63,6 +64,10 @@ MAX_SCHEDULE_LENGTH: Final = 256
 MAX_ZONE_LENGTH: Final = 64
 MAX_DATE_TIME_LENGTH: Final = 64
 MAX_DURATION_LENGTH: Final = 64
+MAX_UPSTREAMS: Final = 10  # entries in spec.after
+MAX_NAME_LENGTH: Final = 253  # a JobSchedule's name (a DNS subdomain)
+MAX_NAMESPACE_LENGTH: Final = 63
+DEFAULT_AFTER_DEADLINE: Final = "1h"
 # The CRD types jobTemplate down to its last field, about 20 levels; an object
 # stored before that schema (or by a client that bypassed it) may nest deeper,
 # and deep copies and JSON encoders recurse.
@@ -176,6 +181,14 @@ class Recurrence(_Model):
     every: Every | None = None
 
 
+class Upstream(_Model):
+    """A schedule whose runs start this one: ``after: [{schedule: extract}]``."""
+
+    schedule: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+    namespace: Annotated[str, Field(max_length=MAX_NAMESPACE_LENGTH)] | None = None
+    result: Literal["Succeeded", "Failed", "Any"] = "Succeeded"
+
+
 class JobScheduleSpec(_Model):
     """The whole spec. Build it with :func:`parse_spec`, which also runs the cross-field checks."""
 
@@ -204,6 +217,9 @@ class JobScheduleSpec(_Model):
     suspend_after_failures: Annotated[int, Field(strict=True, ge=1, le=MAX_LIMIT)] | None = None
     stale_after: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     stale_action: Literal["Terminate", "Report"] = "Terminate"
+    start_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
+    after: list[Upstream] | None = Field(default=None, min_length=1, max_length=MAX_UPSTREAMS)
+    after_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     history_limit: _Limit = 20
 
     @field_validator("job_template", mode="before")
@@ -354,12 +370,36 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
                 parse_date_time(value)
             except ValueError as exc:
                 raise SpecError(f"spec.{name}", str(exc)) from exc
-    if spec.stale_after is not None:
-        try:
-            parse_duration(spec.stale_after)
-        except ValueError as exc:
-            raise SpecError("spec.staleAfter", str(exc)) from exc
+    durations = (
+        ("staleAfter", spec.stale_after),
+        ("startDeadline", spec.start_deadline),
+        ("afterDeadline", spec.after_deadline),
+    )
+    for name, text in durations:
+        if text is not None:
+            try:
+                parse_duration(text)
+            except ValueError as exc:
+                raise SpecError(f"spec.{name}", str(exc)) from exc
+    _check_after(spec)
     return spec
+
+
+def _check_after(spec: JobScheduleSpec) -> None:
+    """What the list alone says of ``after``; the namespace's schedules are judged later."""
+    if spec.after_deadline is not None and not spec.after:
+        raise SpecError("spec.afterDeadline", "only allowed with after")
+    seen: set[str] = set()
+    for i, upstream in enumerate(spec.after or ()):
+        if "/" in upstream.schedule:
+            raise SpecError(
+                f"spec.after[{i}].schedule",
+                f"{upstream.schedule!r}: an upstream must be a JobSchedule in this namespace, "
+                "named without a namespace",
+            )
+        if upstream.schedule in seen:
+            raise SpecError(f"spec.after[{i}].schedule", f"{upstream.schedule!r} is listed twice")
+        seen.add(upstream.schedule)
 
 
 def _check_when(spec: JobScheduleSpec) -> None:
@@ -373,8 +413,10 @@ def _check_when(spec: JobScheduleSpec) -> None:
         )
         if value is not None
     ]
-    if not given:
-        raise SpecError("spec.schedule", "one of schedule, runAt, every or recurrences is required")
+    if not given and not spec.after:
+        raise SpecError(
+            "spec.schedule", "one of schedule, runAt, every, recurrences or after is required"
+        )
     if len(given) > 1:
         raise SpecError(
             f"spec.{given[1]}",

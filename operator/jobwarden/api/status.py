@@ -88,8 +88,10 @@ Reason = Annotated[str, _clip(REASON_LIMIT)]
 Message = Annotated[str, _clip(MESSAGE_LIMIT)]
 
 Phase = Literal["Active", "Suspended", "Completed", "Invalid"]
-Trigger = Literal["Schedule", "Manual", "CatchUp"]
-RunResult = Literal["Running", "Succeeded", "Failed", "Terminated", "Stale", "Missed", "Skipped"]
+Trigger = Literal["Schedule", "Manual", "CatchUp", "After"]
+RunResult = Literal[
+    "Running", "Succeeded", "Failed", "Terminated", "Stale", "NeverStarted", "Missed", "Skipped"
+]
 HealthState = Literal["Healthy", "Degraded", "Unhealthy"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -100,6 +102,7 @@ RUN_RESULTS: tuple[RunResult, ...] = (
     "Failed",
     "Terminated",
     "Stale",
+    "NeverStarted",
     "Missed",
     "Skipped",
 )
@@ -128,6 +131,7 @@ class Executions(_Model):
     failed: int = Field(default=0, ge=0)
     terminated: int = Field(default=0, ge=0)
     stale: int = Field(default=0, ge=0)
+    never_started: int = Field(default=0, ge=0)
     missed: int = Field(default=0, ge=0)
     skipped: int = Field(default=0, ge=0)
 
@@ -210,6 +214,7 @@ class ScheduleStatus(_Model):
     schedule_description: Annotated[str, _clip(DESCRIPTION_LIMIT)] | None = None
     next_run_time: Timestamp | None = None
     last_schedule_time: Timestamp | None = None
+    last_after_time: Timestamp | None = None
     last_successful_time: Timestamp | None = None
     last_failure_time: Timestamp | None = None
     last_result: RunResult | None = None

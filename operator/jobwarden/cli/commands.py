@@ -20,7 +20,7 @@ from jobwarden.cli.access import can_i_report, can_i_table
 from jobwarden.cli.access import permissions as all_permissions
 from jobwarden.cli.actions import take_action
 from jobwarden.cli.client import Client, connect
-from jobwarden.cli.describe import describe_text
+from jobwarden.cli.describe import describe_text, downstreams_of
 from jobwarden.cli.errors import CliError, Forbidden
 from jobwarden.cli.kubeconfig import ConnectOptions, resolve_namespace
 from jobwarden.cli.output import Console, as_list
@@ -31,6 +31,7 @@ from jobwarden.cli.preview import (
     parse_from,
     preview_documents,
     preview_json,
+    preview_notes,
     preview_table,
 )
 from jobwarden.cli.summary import summarize, summary_text
@@ -108,7 +109,15 @@ class App:
         except CliError as exc:
             # Describing needs only 'get'; a user who may not list events still sees the rest.
             note = f"<unavailable: {exc.message}>"
-        return describe_text(obj, now=self.clock(), events=events, events_note=note)
+        downstreams: list[str] | str
+        try:
+            siblings, _ = client.list_schedules(namespace=str(meta.get("namespace")))
+            downstreams = downstreams_of(str(meta.get("name")), siblings)
+        except CliError as exc:
+            downstreams = f"<unavailable: {exc.message}>"
+        return describe_text(
+            obj, now=self.clock(), events=events, events_note=note, downstreams=downstreams
+        )
 
     def cmd_describe(self, args: argparse.Namespace) -> int:
         client = self.client(args)
@@ -148,7 +157,8 @@ class App:
         if args.output:
             self.console.dump(preview_json(previews), output=args.output)
         else:
-            self.console.print("\n".join(preview_table(previews, start=start).lines()))
+            lines = preview_table(previews, start=start).lines()
+            self.console.print("\n".join([*lines, *preview_notes(previews)]))
         return 0
 
     def cmd_health(self, args: argparse.Namespace) -> int:

@@ -29,7 +29,14 @@ from jobwarden.cli.tables import (
 from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.timeline import build_timeline
 
-__all__ = ["NextRuns", "describe_text", "history_newest_first", "next_runs"]
+__all__ = [
+    "NextRuns",
+    "describe_text",
+    "downstreams_of",
+    "history_newest_first",
+    "next_runs",
+    "upstreams_text",
+]
 
 NEXT_RUN_COUNT = 5
 MESSAGE_WIDTH = 80
@@ -80,6 +87,8 @@ def next_runs(obj: Mapping[str, Any], *, now: datetime, count: int = NEXT_RUN_CO
         note = "suspended by the operator after failures: runs start again after resume"
     elif wanted == 0 and spec.max_executions is not None:
         note = f"maxExecutions ({spec.max_executions}) used up"
+    elif timeline.clockless:
+        note = "none on a clock: it runs after its upstreams' runs (see Runs After)"
     elif not runs:
         note = "no more scheduled runs"
     return NextRuns(runs=runs, zone=spec.time_zone, note=note)
@@ -148,14 +157,40 @@ def _local(moment: datetime, zone: str | None) -> str:
     return f"{local.strftime('%Y-%m-%d %H:%M %Z')}"
 
 
+def upstreams_text(spec: Mapping[str, Any]) -> str | None:
+    """``extract (Succeeded), load (Any)``: what ``spec.after`` waits for, as written."""
+    listed = spec.get("after")
+    if not isinstance(listed, list) or not listed:
+        return None
+    return ", ".join(
+        f"{u.get('schedule')} ({u.get('result') or 'Succeeded'})"
+        for u in listed
+        if isinstance(u, Mapping)
+    )
+
+
+def downstreams_of(name: str, schedules: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The schedules (of one namespace) whose ``spec.after`` names ``name``, sorted."""
+    found = []
+    for obj in schedules:
+        listed = (obj.get("spec") or {}).get("after")
+        if isinstance(listed, list) and any(
+            isinstance(u, Mapping) and u.get("schedule") == name for u in listed
+        ):
+            found.append(str((obj.get("metadata") or {}).get("name")))
+    return sorted(found)
+
+
 def describe_text(
     obj: Mapping[str, Any],
     *,
     now: datetime,
     events: Sequence[Mapping[str, Any]] | None = None,
     events_note: str | None = None,
+    downstreams: Sequence[str] | str | None = None,
 ) -> str:
-    """The whole ``describe`` output for one JobSchedule object."""
+    """The whole ``describe`` output for one JobSchedule object; ``downstreams``: the
+    schedules that run after it (a note when they could not be listed)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -198,6 +233,11 @@ def describe_text(
             ("Time Zone", spec.get("timeZone") or "UTC"),
             ("Concurrency Policy", spec.get("concurrencyPolicy") or "Allow"),
             ("Catch Up", spec.get("catchUp") or "Latest"),
+            ("Runs After", upstreams_text(spec)),
+            (
+                "Runs Before",
+                downstreams if isinstance(downstreams, str) else ", ".join(downstreams or ()),
+            ),
             ("Stale After", spec.get("staleAfter") or "<operator default>"),
             ("Suspend", "true" if spec.get("suspend") is True else "false"),
             ("Suspended By Operator", hold_text),

@@ -39,6 +39,7 @@ __all__ = [
     "parse_from",
     "preview_documents",
     "preview_json",
+    "preview_notes",
     "preview_table",
 ]
 
@@ -58,6 +59,7 @@ class Preview:
     description: str
     zone: str
     runs: list[datetime]
+    after: tuple[str, ...] = ()  # the upstreams (spec.after) whose runs also start it
 
     @property
     def key(self) -> str:
@@ -148,6 +150,7 @@ def preview_documents(
                 description=describe(spec),
                 zone=spec.time_zone,
                 runs=timeline.upcoming(start, count=wanted),
+                after=tuple(u.schedule for u in spec.after or ()),
             )
         )
     return previews
@@ -158,6 +161,24 @@ def preview_json(previews: Sequence[Preview]) -> list[str] | dict[str, list[str]
     if len(previews) == 1:
         return [format_time(run) for run in previews[0].runs]
     return {p.key: [format_time(run) for run in p.runs] for p in previews}
+
+
+def preview_notes(previews: Sequence[Preview]) -> list[str]:
+    """A line for each chained schedule: its runs come after its upstreams', not (only)
+    at the times listed."""
+    notes = []
+    for p in previews:
+        if p.after:
+            also = "also " if p.runs else ""
+            if len(p.after) == 1:
+                when = f"once a run of {p.after[0]} ends as asked"
+            else:
+                when = (
+                    f"once {', '.join(p.after)} each have a run for the same scheduled time "
+                    "that ended as asked"
+                )
+            notes.append(f"{p.key} {also}runs after its upstreams: {when} (spec.after)")
+    return notes
 
 
 def preview_table(previews: Sequence[Preview], *, start: datetime) -> Table:

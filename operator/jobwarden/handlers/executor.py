@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels, metrics
+from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.failures import Progress, report_failure
 from jobwarden.handlers.gate import PriorityGate, Rank
 from jobwarden.handlers.memory import (
@@ -41,8 +42,10 @@ from jobwarden.handlers.memory import (
 )
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
+from jobwarden.reconcile.starting import REPORTED
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import schedule_label_value
+from jobwarden.safety.start import NotStarted, needs_probe, why_not_started
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,19 @@ class Outcome:
 class Executor:
     """Reconciles one schedule at a time per key; many keys at once, bounded by slots."""
 
-    def __init__(self, *, kube: Kube, policy: Policy, jobs_of: JobsOf, concurrency: int) -> None:
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        policy: Policy,
+        jobs_of: JobsOf,
+        concurrency: int,
+        chains: ChainIndex | None = None,
+    ) -> None:
         self._kube = kube
         self._policy = policy
         self._jobs_of = jobs_of
+        self._chains = chains or ChainIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
         # Reconciles reading, planning or creating, or waiting for a slot to do so.
@@ -85,13 +97,16 @@ class Executor:
 
     def plan(
         self,
+        key: Key,
         memory: ScheduleMemory,
         obj: Observed,
         *,
         jobs: list[JobObservation],
         now: datetime,
+        probed: Mapping[str, NotStarted | None] | None = None,
     ) -> Plan:
-        """The pure plan for ``obj`` with its Jobs, creates in flight and refusals."""
+        """The pure plan for ``obj`` with its Jobs, creates in flight and refusals;
+        ``probed``: why runs past their start deadline did not start (``probe_starts``)."""
         return plan(
             obj=obj,
             jobs=jobs,
@@ -100,7 +115,26 @@ class Executor:
             policy=self._policy,
             refused=memory.refused,
             warned=memory.foreign,
+            probed=probed or {},
+            chain=self._chains.view(key, self._jobs_of),
         )
+
+    async def probe_starts(
+        self, jobs: list[JobObservation], *, now: datetime
+    ) -> dict[str, NotStarted | None]:
+        """Why each of ``key``'s runs past its start deadline has not started (None: it has).
+
+        Only runs whose Job status shows no pod that ran are listed, so a
+        schedule whose runs start costs no call here.
+        """
+        probed: dict[str, NotStarted | None] = {}
+        for obs in jobs:
+            if not obs.finished and needs_probe(
+                created=obs.created, deadline=obs.start_deadline, started=obs.pods_started, now=now
+            ):
+                pods = await self._kube.job_pods(namespace=obs.namespace, job=obs.name)
+                probed[obs.name] = why_not_started(pods=pods, suspended=obs.suspended)
+        return probed
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
         """A plan for the wake-up at ``at`` from the kept body, when it starts runs.
@@ -111,7 +145,7 @@ class Executor:
         if memory.body is None or memory.version is None:
             return None
         obj = observed(unpack(memory.body))
-        decision = self.plan(memory, obj, jobs=list(self._jobs_of(key)), now=at)
+        decision = self.plan(key, memory, obj, jobs=list(self._jobs_of(key)), now=at)
         if not decision.starts:
             return None
         return Ahead(at=at, resource_version=memory.version, obj=obj, plan=decision)
@@ -267,10 +301,13 @@ class Executor:
         else:
             progress.step = "list Jobs"
             jobs = await self._read_jobs(key)
-        progress.step, progress.obj = "plan", obj
+        progress.step, progress.obj = "read pods", obj
+        probed = await self.probe_starts(jobs, now=utcnow())
+        progress.step = "plan"
         meta = body.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        return obj, self.plan(memory, obj, jobs=jobs, now=utcnow()), fed, version
+        decision = self.plan(key, memory, obj, jobs=jobs, now=utcnow(), probed=probed)
+        return obj, decision, fed, version
 
     async def _read_jobs(self, key: Key) -> list[JobObservation]:
         """``key``'s Jobs from the API server, as the index would hold them once listed.
@@ -381,6 +418,8 @@ def _count_finished(obj: Observed, decision: Plan) -> None:
         if t.result == "StaleReported":
             metrics.STALE_RUNS.labels(obj.namespace, "Report").inc()
             continue
+        if t.result == REPORTED:
+            continue  # still running: its end is counted when it comes
         metrics.RUNS.labels(obj.namespace, obj.name, t.result).inc()
         if t.result == "Stale":
             metrics.STALE_RUNS.labels(obj.namespace, "Terminate").inc()

@@ -24,6 +24,7 @@ from typing import Any
 
 from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
+from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.executor import Executor, JobsOf, Outcome
 from jobwarden.handlers.gate import Rank
 from jobwarden.handlers.memory import Gauges, Key, ScheduleMemory, change_mark, utcnow
@@ -54,11 +55,17 @@ class Scheduler:
         jobs_of: JobsOf,
         concurrency: int = 64,
         listed: bool = True,
+        chains: ChainIndex | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         self._memory: dict[Key, ScheduleMemory] = {}
+        self.chains = chains or ChainIndex()
         self._executor = Executor(
-            kube=kube, policy=policy, jobs_of=jobs_of, concurrency=concurrency
+            kube=kube,
+            policy=policy,
+            jobs_of=jobs_of,
+            concurrency=concurrency,
+            chains=self.chains,
         )
         self._gauges = Gauges()
         self._changed = asyncio.Event()

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobwarden import labels
+from jobwarden.handlers.chains import after_names
 from jobwarden.handlers.scheduler import Key, Scheduler
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.safety.stale import parse_deadline_seconds
@@ -132,6 +133,11 @@ def job_wake(old: JobSeen | None, new: JobSeen | None) -> Wake | None:
         return Wake()
 
 
+def ended(old: JobSeen | None, new: JobSeen | None) -> bool:
+    """Whether a Job's change is its run ending (what a downstream of its schedule waits for)."""
+    return new is not None and new.obs.finished and (old is None or not old.obs.finished)
+
+
 class ScheduleJobs:
     """The Jobs of every schedule, by schedule, as the informer last saw them."""
 
@@ -175,6 +181,10 @@ def job_sink(
         wake = job_wake(change.old, change.new)
         if wake is not None:
             scheduler.touch(seen.key, wake.at)
+        if ended(change.old, change.new):
+            # A run ended: the schedules that run after this one decide on it now.
+            for downstream in scheduler.chains.downstreams_of(seen.key):
+                scheduler.touch(downstream)
 
     return sink
 
@@ -193,7 +203,12 @@ def schedule_sink(scheduler: Scheduler) -> Callable[[Change[str]], None]:
     def sink(change: Change[str]) -> None:
         if change.new is None:
             scheduler.forget(change.key)
-            return
-        scheduler.seen(change.key, resource_version=change.new, body=dict(change.body or {}))
+            moved = scheduler.chains.update(change.key, None)
+        else:
+            body = dict(change.body or {})
+            moved = scheduler.chains.update(change.key, after_names(body))
+            scheduler.seen(change.key, resource_version=change.new, body=body)
+        for downstream in moved:  # an upstream came or went: valid now, or not
+            scheduler.touch(downstream)
 
     return sink

@@ -1,12 +1,14 @@
 """Which informers the operator runs, and what each feeds.
 
-Three kinds, each one per watched namespace (or one cluster-wide):
+Four kinds, each one per watched namespace (or one cluster-wide):
 
 * JobSchedules (the operator's ``--selector``) feed the scheduler;
 * Jobs of schedules (label ``jobwarden.io/schedule``) feed the scheduler's
   view of each schedule's Jobs and the sweep's candidates;
 * other Jobs that opted in (label ``jobwarden.io/stale-after``) feed the
-  sweep's candidates.
+  sweep's candidates;
+* other Jobs that opted in to the start guard (label
+  ``jobwarden.io/start-deadline``) feed the start guard's candidates.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobwarden.handlers import schedules, sweep
+from jobwarden.handlers import schedules, startguard, sweep
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.watching import Connection, Informer, paths
 
@@ -54,6 +56,7 @@ def build(
     scheduler: Scheduler,
     jobs: schedules.ScheduleJobs,
     warden: sweep.Sweep,
+    guard: startguard.StartGuard,
 ) -> Watches:
     watches = Watches()
     job_sink = schedules.job_sink(scheduler=scheduler, jobs=jobs, candidates=warden.track)
@@ -74,6 +77,15 @@ def build(
                 selector=sweep.OPT_IN_SELECTOR,
                 project=functools.partial(sweep.opt_in, dry_run=dry_run),
                 sink=warden.track,
+            )
+        )
+        watches.jobs.append(
+            Informer(
+                connection=connection,
+                path=path,
+                selector=startguard.SELECTOR,
+                project=startguard.candidate,
+                sink=guard.track,
             )
         )
     for path in paths(collection=schedules.SCHEDULES_PATH, namespaces=namespaces):

@@ -12,8 +12,10 @@ returns a new one with the effects it asks for (nothing is edited in place):
 1. ``read``: parse the spec (a spec error is ``Valid=False``, not a failure);
 2. ``fold_jobs``: adopt lost runs, merge the Jobs' outcomes, end refused creates;
 3. ``act_on_running``: action annotations, the lifting of a suspension, stale runs;
+   ``guard_starts``: runs whose pods did not start within the start deadline;
 4. ``keep_timing``: since when the timing spec is in force (an edit never back-dates);
 5. ``start_due``: start, skip or record missed the runs due since then, by now;
+   ``start_after``: the runs their upstreams' runs start (``spec.after``);
 6. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
 7. ``render``: the derived fields, conditions, the merge patch, the plan.
 
@@ -31,11 +33,14 @@ from pydantic import ValidationError
 
 from jobwarden.api.spec import SpecError, parse_spec
 from jobwarden.api.status import ScheduleStatus
-from jobwarden.reconcile.actions import act_on_running, stale_threshold
+from jobwarden.reconcile.actions import act_on_running, stale_threshold, start_deadline
+from jobwarden.reconcile.chain import check_chain, start_after
 from jobwarden.reconcile.due import start_due
 from jobwarden.reconcile.edits import keep_timing
 from jobwarden.reconcile.fold import fold_jobs
 from jobwarden.reconcile.model import (
+    NO_CHAIN,
+    ChainView,
     Deletion,
     Inputs,
     Note,
@@ -48,11 +53,14 @@ from jobwarden.reconcile.model import (
 )
 from jobwarden.reconcile.phase import decide
 from jobwarden.reconcile.render import render
+from jobwarden.reconcile.starting import guard_starts
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import MAX_NAME
+from jobwarden.safety.start import NotStarted
 from jobwarden.schedule.timeline import build_timeline
 
 __all__ = [
+    "ChainView",
     "Deletion",
     "Note",
     "Observed",
@@ -65,6 +73,7 @@ __all__ = [
 ]
 
 _NONE_REFUSED: Mapping[str, Refusal | str] = MappingProxyType({})
+_NONE_PROBED: Mapping[str, NotStarted | None] = MappingProxyType({})
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -86,6 +95,8 @@ def read(
     policy: Policy,
     refused: Mapping[str, Refusal | str],
     warned: frozenset[str] = frozenset(),
+    probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
+    chain: ChainView = NO_CHAIN,
 ) -> Inputs:
     """What every later step reads; the spec parsed, or the error that makes it invalid.
 
@@ -97,10 +108,12 @@ def read(
     try:
         spec = parse_spec(obj.spec)
         timeline = build_timeline(spec, key=obj.key, created=obj.created)
+        check_chain(spec, namespace=obj.namespace, name=obj.name, view=chain)
         error = None
     except SpecError as exc:
         spec, timeline, error = None, None, exc
     threshold = stale_threshold(spec, policy)
+    start = start_deadline(spec, policy)
     reporting = policy.dry_run or (spec is not None and spec.stale_action == "Report")
     return Inputs(
         obj=obj,
@@ -124,6 +137,9 @@ def read(
         threshold=threshold,
         # Only a run that may be terminated gets a deadline the Job controller enforces.
         stale_seconds=None if reporting else max(1, int(threshold.total_seconds())),
+        start_seconds=max(1, int(start.total_seconds())),
+        probed=probed,
+        chain=chain,
     )
 
 
@@ -143,13 +159,18 @@ def plan(
     policy: Policy,
     refused: Mapping[str, Refusal | str] = _NONE_REFUSED,
     warned: frozenset[str] = frozenset(),
+    probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
+    chain: ChainView = NO_CHAIN,
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
     ``refused``: Job names whose create the API refused, with a ``Refusal`` (or
     the API's message alone, meaning ``JobRejected``). Each is recorded as a
     Failed run and never created again. ``warned``: the foreign Jobs reported
-    already (``Plan.foreign`` of an earlier plan), not reported again.
+    already (``Plan.foreign`` of an earlier plan), not reported again. ``probed``:
+    runs past their start deadline whose pods were listed (see ``Inputs.probed``).
+    ``chain``: the upstreams of a chained schedule (``spec.after``) as the namespace
+    shows them.
     """
     inp = _step(
         "read",
@@ -161,14 +182,19 @@ def plan(
         policy=policy,
         refused=refused,
         warned=warned,
+        probed=probed,
+        chain=chain,
     )
     prev = _step("read", load_status, obj.status)
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)
     status, acted = _step("act_on_running", act_on_running, inp, status)
+    status, guarded = _step("guard_starts", guard_starts, inp, status)
+    acted += guarded
     started = frozenset(s.body["metadata"]["name"] for s in acted.starts)
     status = _step("keep_timing", keep_timing, inp, status)
     status, due = _step("start_due", start_due, inp, status, started=started)
+    status, chained = _step("start_after", start_after, inp, status)
     status, effects, decided = _step(
-        "decide", decide, inp, status, acted=acted, so_far=folded + acted + due
+        "decide", decide, inp, status, acted=acted, so_far=folded + acted + due + chained
     )
     return _step("render", render, inp, prev=prev, status=status, effects=effects, decided=decided)

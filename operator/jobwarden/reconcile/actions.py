@@ -18,6 +18,7 @@ from jobwarden.api.status import HistoryEntry, ScheduleStatus, SuspendedByOperat
 from jobwarden.reconcile.fold import new_token, refusal_note, token_hash
 from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, Policy, Start, evolve
 from jobwarden.runs import history as hist
+from jobwarden.runs.context import RunContext
 from jobwarden.runs.jobs import build_job
 from jobwarden.runs.naming import job_name
 
@@ -26,6 +27,12 @@ def stale_threshold(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
     if spec is not None and spec.stale_after:
         return parse_duration(spec.stale_after)
     return policy.default_stale_after
+
+
+def start_deadline(spec: JobScheduleSpec | None, policy: Policy) -> timedelta:
+    if spec is not None and spec.start_deadline:
+        return parse_duration(spec.start_deadline)
+    return policy.default_start_deadline
 
 
 GRACE_MAX = 999_999_999  # seconds (nine digits, some 31 years): any more is a typo
@@ -55,17 +62,43 @@ def parse_grace(value: str | None) -> tuple[int | None, str | None]:
     )
 
 
-def render_job(inp: Inputs, name: str, scheduled: datetime, trigger: str) -> dict[str, Any]:
+def previous_scheduled(inp: Inputs, scheduled: datetime) -> datetime | None:
+    """The schedule's instant before ``scheduled``: where the run's data interval starts.
+
+    For a manual run (``scheduled`` is when it was asked for) that is the last
+    scheduled instant before it, so a run-now covers what came since.
+    """
+    if inp.timeline is None:
+        return None
+    return inp.timeline.last_at_or_before(scheduled - _TICK)
+
+
+_TICK = timedelta(microseconds=1)
+
+
+def render_job(
+    inp: Inputs,
+    name: str,
+    scheduled: datetime,
+    trigger: str,
+    upstreams: tuple[tuple[str, str], ...] = (),
+) -> dict[str, Any]:
     assert inp.spec is not None  # runs start only from a valid spec
     return build_job(
         schedule_name=inp.obj.name,
         schedule_uid=inp.obj.uid,
         namespace=inp.obj.namespace,
         job_template=inp.spec.job_template,
-        scheduled=scheduled,
-        trigger=trigger,
+        context=RunContext(
+            schedule=inp.obj.name,
+            scheduled=scheduled,
+            trigger=trigger,
+            previous=previous_scheduled(inp, scheduled),
+            upstreams=upstreams,
+        ),
         name=name,
         stale_after_seconds=inp.stale_seconds,
+        start_deadline_seconds=inp.start_seconds,
     )
 
 
@@ -89,6 +122,7 @@ def launch(
     scheduled: datetime,
     due: datetime,
     reason: str | None = None,
+    upstreams: tuple[tuple[str, str], ...] = (),
 ) -> Launch:
     """A run that came due (or was requested): started, refused, or over the cap.
 
@@ -127,12 +161,15 @@ def launch(
         )
     body = None
     if name not in inp.jobs and name not in inp.pending:
-        body = Start(render_job(inp, name, scheduled, trigger), due)
+        body = Start(render_job(inp, name, scheduled, trigger, upstreams), due)
     entry = HistoryEntry(
         job=name, trigger=wire, scheduled_time=scheduled, result="Running", reason=reason
     )
     if trigger == labels.TRIGGER_MANUAL:
         note = Note("Normal", "ManualRun", f"Run requested: started Job {name}")
+    elif upstreams:
+        jobs = ", ".join(job for job, _ in upstreams)
+        note = Note("Normal", "Started", f"Started Job {name} (After {jobs})")
     else:
         note = Note("Normal", "Started", f"Started Job {name} ({trigger})")
     return Launch(entry, body, None, note, "")

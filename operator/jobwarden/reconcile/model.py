@@ -11,6 +11,7 @@ from jobwarden.api.spec import JobScheduleSpec, SpecError
 from jobwarden.api.status import ScheduleStatus
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
+from jobwarden.safety.start import NotStarted
 from jobwarden.schedule.timeline import Timeline
 
 
@@ -19,6 +20,7 @@ class Policy:
     """The operator settings a decision depends on."""
 
     default_stale_after: timedelta = timedelta(hours=6)
+    default_start_deadline: timedelta = timedelta(hours=1)
     unhealthy_after: int = 3
     dry_run: bool = False
 
@@ -122,6 +124,22 @@ class PlanStepError(Exception):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ChainView:
+    """What the namespace shows a chained schedule (``spec.after``) of its upstreams.
+
+    ``graph``: every JobSchedule of the namespace reachable upstream from this
+    one, with the names in its own ``after`` (a name missing: no such
+    schedule). ``jobs``: the Jobs of each upstream, as the operator indexes them.
+    """
+
+    graph: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    jobs: Mapping[str, tuple[JobObservation, ...]] = field(default_factory=dict)
+
+
+NO_CHAIN = ChainView()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Inputs:
     """Everything a step may read: the schedule, its parsed spec, its Jobs, the clock."""
 
@@ -140,6 +158,11 @@ class Inputs:
     policy: Policy
     threshold: timedelta  # the stale threshold
     stale_seconds: int | None  # the deadline a new Job gets, when it may be terminated
+    start_seconds: int | None = None  # the start deadline a new Job carries
+    # Runs past their start deadline whose pods were listed: why they did not start,
+    # or None when a pod has run after all. A run not listed here is not judged yet.
+    probed: Mapping[str, NotStarted | None] = field(default_factory=dict)
+    chain: ChainView = NO_CHAIN
 
 
 @dataclass(frozen=True, slots=True)

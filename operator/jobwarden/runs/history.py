@@ -28,7 +28,7 @@ from jobwarden.api.status import (
 from jobwarden.labels import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
 from jobwarden.runs.jobs import JobObservation
 
-FINAL_FAILURES = frozenset({"Failed", "Stale", "Terminated"})
+FINAL_FAILURES = frozenset({"Failed", "Stale", "NeverStarted", "Terminated"})
 STALE_TERMINATED = "StaleTerminated"
 # The most runs of one schedule that may be in progress at once. Runs whose
 # Jobs never start (a suspended or queued template) would otherwise pile up in
@@ -147,6 +147,7 @@ _COUNTED = {
     "Succeeded": "succeeded",
     "Failed": "failed",
     "Stale": "stale",
+    "NeverStarted": "never_started",
     "Terminated": "terminated",
 }
 

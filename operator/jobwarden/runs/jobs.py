@@ -10,9 +10,10 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from jobwarden.api.spec import MAX_DURATION_SECONDS
 from jobwarden.api.status import format_time, parse_time
 from jobwarden.labels import (
     API_VERSION,
@@ -20,10 +21,12 @@ from jobwarden.labels import (
     SCHEDULE_LABEL,
     SCHEDULED_AT_LABEL,
     SCHEDULED_TIME_ANNOTATION,
-    SCHEDULED_TIME_ENV,
     STALE_DEADLINE_ANNOTATION,
+    START_DEADLINE_ANNOTATION,
     TRIGGER_LABEL,
+    UPSTREAM_JOBS_ANNOTATION,
 )
+from jobwarden.runs.context import RunContext, set_run_env
 from jobwarden.runs.naming import schedule_label_value
 
 JobResult = Literal["Running", "Succeeded", "Failed"]
@@ -35,27 +38,16 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _set_env(container: MutableMapping[str, Any], value: str) -> None:
-    """Give ``container`` our env var, replacing any of the same name.
-
-    Replacing rather than skipping matters: a template that hard-codes the
-    variable (copied from an old run, say) must still see the real time.
-    """
-    env = [e for e in container.get("env") or [] if _mapping(e).get("name") != SCHEDULED_TIME_ENV]
-    env.append({"name": SCHEDULED_TIME_ENV, "value": value})
-    container["env"] = env
-
-
 def build_job(
     *,
     schedule_name: str,
     schedule_uid: str,
     namespace: str,
     job_template: Mapping[str, Any],
-    scheduled: datetime,
-    trigger: str,
+    context: RunContext,
     name: str,
     stale_after_seconds: int | None,
+    start_deadline_seconds: int | None = None,
 ) -> dict[str, Any]:
     """The Job for one run of a schedule, as a plain dict ready to create.
 
@@ -65,10 +57,14 @@ def build_job(
       collection) and marks the operator as its controller;
     * ``activeDeadlineSeconds`` is capped at the stale threshold, so the Job
       controller stops a stale run even while the operator is down; a tighter
-      deadline from the template is kept.
+      deadline from the template is kept;
+    * ``start_deadline_seconds`` is written on the Job (an annotation), so the
+      start guard reads the deadline the run was created under from the Job alone.
 
+    Every container (and init container) gets the run's env vars (``context``).
     The template is deep-copied and never modified.
     """
+    scheduled, trigger = context.scheduled, context.trigger
     template = copy.deepcopy(dict(job_template))
     meta_in = _mapping(template.get("metadata"))
     spec: dict[str, Any] = dict(_mapping(template.get("spec")))
@@ -85,12 +81,17 @@ def build_job(
     )
     annotations = dict(_mapping(meta_in.get("annotations")))
     annotations[SCHEDULED_TIME_ANNOTATION] = when
+    if context.upstreams:
+        annotations[UPSTREAM_JOBS_ANNOTATION] = ",".join(job for job, _ in context.upstreams)
 
     if stale_after_seconds is not None:
         current = spec.get("activeDeadlineSeconds")
         if not isinstance(current, int) or current > stale_after_seconds:
             spec["activeDeadlineSeconds"] = stale_after_seconds
             annotations[STALE_DEADLINE_ANNOTATION] = str(stale_after_seconds)
+
+    if start_deadline_seconds is not None:
+        annotations[START_DEADLINE_ANNOTATION] = str(start_deadline_seconds)
 
     pod = dict(_mapping(spec.get("template")))
     pod_meta = dict(_mapping(pod.get("metadata")))
@@ -102,7 +103,7 @@ def build_job(
         if isinstance(containers, list):
             for container in containers:
                 if isinstance(container, MutableMapping):
-                    _set_env(container, when)
+                    set_run_env(container, context)
     pod["spec"] = pod_spec
     spec["template"] = pod
 
@@ -154,6 +155,12 @@ class JobObservation:
     owner_uid: str | None = None
     """The uid in the Job's JobSchedule ownerReference: a run of the schedule with
     that uid. None when no JobSchedule owns it (a tenant's Job with our labels)."""
+    created: datetime | None = None
+    start_deadline: timedelta | None = None
+    """The start guard's deadline the operator wrote on the Job (None: no guard)."""
+    pods_started: bool = False
+    """Whether the Job's status shows a pod that ran (ready, succeeded or failed)."""
+    suspended: bool = False
 
     @property
     def finished(self) -> bool:
@@ -200,6 +207,19 @@ def _time(value: object) -> datetime | None:
         return parse_time(value)
     except OverflowError:
         return None
+
+
+def _seconds(value: object) -> timedelta | None:
+    """Whole positive seconds within the spec's bound, as the operator writes them."""
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit() and len(value) <= 12):
+        return None
+    seconds = int(value)
+    return timedelta(seconds=seconds) if 0 < seconds <= MAX_DURATION_SECONDS else None
+
+
+def _count(status: Mapping[str, Any], key: str) -> int:
+    value = _get(status, key)
+    return value if isinstance(value, int) else 0
 
 
 def _scheduled_time(labels: Mapping[str, Any], annotations: Mapping[str, Any]) -> datetime | None:
@@ -265,4 +285,9 @@ def observe_job(job: Mapping[str, Any]) -> JobObservation:
             and STALE_DEADLINE_ANNOTATION in annotations
         ),
         owner_uid=owner_uid,
+        created=_time(_get(meta, "creationTimestamp")),
+        start_deadline=_seconds(annotations.get(START_DEADLINE_ANNOTATION)),
+        pods_started=result != "Running"
+        or any(_count(status, k) > 0 for k in ("ready", "succeeded", "failed")),
+        suspended=_true_condition(conditions, "Suspended") is not None,
     )

@@ -13,10 +13,13 @@ Shape of a name, always a DNS-1123 label of at most 63 characters:
   with seconds (possible with ``runAt``) becomes ``<epoch minutes>s<SS>``.
 * ``<prefix>-m<hash of token>`` for ``Manual`` runs: each run-now token gives
   one name, so a token seen twice still makes one Job.
+* ``<prefix>-a<hash of the scheduled time>`` for ``After`` runs (``spec.after``):
+  the upstream runs that start one share that scheduled time, so each set of
+  upstream runs gives one name.
 
 The last ``-``-separated segment never contains ``-``, is all digits for
-scheduled runs (plus ``s<SS>``) and starts with ``m`` for manual ones, so a
-name splits back into (prefix, run) in one way only.
+scheduled runs (plus ``s<SS>``), starts with ``m`` for manual ones and ``a`` for
+After ones, so a name splits back into (prefix, run) in one way only.
 
 ``<prefix>`` is the schedule's name when it is already a short, label-safe
 name; otherwise it is cut and followed by a hash of the full name, so two long
@@ -31,7 +34,7 @@ import re
 from datetime import UTC, datetime
 from typing import Final
 
-from jobwarden.labels import TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
+from jobwarden.labels import TRIGGER_AFTER, TRIGGER_CATCH_UP, TRIGGER_MANUAL, TRIGGER_SCHEDULE
 
 MAX_NAME: Final = 63
 # Room kept for "-" + run suffix; "<9-digit minutes>s<SS>" is 12 characters
@@ -112,6 +115,10 @@ def job_name(*, schedule: str, scheduled: datetime, trigger: str, token: str | N
     prefix = name_prefix(schedule)
     if trigger in (TRIGGER_SCHEDULE, TRIGGER_CATCH_UP):
         suffix = _run_suffix(scheduled)
+    elif trigger == TRIGGER_AFTER:
+        # The upstream runs' scheduled time, hashed: one name per set of upstream
+        # runs, whatever replica or restart decides it, and short at any date.
+        suffix = "a" + short_hash(_run_suffix(scheduled), length=_TOKEN_HASH_LEN)
     elif trigger == TRIGGER_MANUAL:
         if not token:
             raise ValueError("a Manual run needs its run-now token")

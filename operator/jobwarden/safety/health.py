@@ -2,7 +2,8 @@
 
 Which results count as failures:
 
-* ``Failed`` and ``Stale`` count: the work did not finish as it should.
+* ``Failed``, ``Stale`` and ``NeverStarted`` count: the work did not finish as it
+  should (or never began).
 * ``Terminated`` does not: it is what a user asked for (the terminate action,
   or ``concurrencyPolicy: Replace``), not a fault of the work. It neither adds
   to nor breaks a run of failures, but a recent one degrades the verdict so
@@ -27,9 +28,15 @@ from typing import NamedTuple
 
 from jobwarden.api.status import Health, format_time
 
-FAILURES = frozenset({"Failed", "Stale"})
+FAILURES = frozenset({"Failed", "Stale", "NeverStarted"})
 COUNTED = FAILURES | {"Succeeded"}
 ATTENTION = frozenset({"Stale", "Terminated"})
+
+_LAST = {
+    "Failed": ("LastRunFailed", "The last run failed."),
+    "Stale": ("LastRunStale", "The last run went stale."),
+    "NeverStarted": ("LastRunNeverStarted", "The last run's pods never started."),
+}
 
 DEFAULT_UNHEALTHY_AFTER = 3
 DEFAULT_RECENT = timedelta(hours=24)
@@ -88,12 +95,9 @@ def verdict(
         )
     newest = next((_result(e) for e in results_newest_first if _result(e) in COUNTED), None)
     if newest in FAILURES:
-        stale = newest == "Stale"
+        reason, message = _LAST.get(newest, _LAST["Failed"])
         return Health(
-            state="Degraded",
-            consecutive_failures=failures,
-            reason="LastRunStale" if stale else "LastRunFailed",
-            message="The last run went stale." if stale else "The last run failed.",
+            state="Degraded", consecutive_failures=failures, reason=reason, message=message
         )
     for entry in results_newest_first:
         if (

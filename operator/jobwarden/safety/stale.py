@@ -64,13 +64,17 @@ def parse_stale_label(value: str) -> timedelta:
     too long value: a zero threshold would terminate a Job the moment it
     starts, which no one opting in means.
     """
+    return parse_duration_label(value, label=STALE_AFTER_LABEL)
+
+
+def parse_duration_label(value: str, *, label: str) -> timedelta:
+    """A duration in the opt-in label ``label``; ``ValueError`` naming the label."""
     if len(value) > MAX_DURATION_LENGTH:
-        raise ValueError(f"{STALE_AFTER_LABEL}: value longer than {MAX_DURATION_LENGTH} characters")
+        raise ValueError(f"{label}: value longer than {MAX_DURATION_LENGTH} characters")
     try:
-        threshold = parse_duration(value.strip())
+        return parse_duration(value.strip())
     except ValueError as exc:
-        raise ValueError(f"{STALE_AFTER_LABEL}: {exc}") from exc
-    return threshold
+        raise ValueError(f"{label}: {exc}") from exc
 
 
 def parse_deadline_seconds(value: str) -> timedelta:

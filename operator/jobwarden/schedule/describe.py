@@ -12,11 +12,19 @@ __all__ = ["describe"]
 
 
 def describe(spec: JobScheduleSpec) -> str:
-    """``every 2 days at 09:00,17:00``, ``once at 2027-01-01T09:00:00Z``, or the cron itself.
+    """``every 2 days at 09:00,17:00``, ``once at 2027-01-01T09:00:00Z``, or the cron itself;
+    a chained schedule adds (or is only) ``after extract, load``.
 
     Wall-clock forms name their zone when it is not UTC; a one-time run is
     shown as its UTC instant, which needs no zone.
     """
+    clock = _clock(spec)
+    if not spec.after:
+        return clock or "unscheduled"
+    return f"{clock}, and {after_words(spec)}" if clock else after_words(spec)
+
+
+def _clock(spec: JobScheduleSpec) -> str | None:
     suffix = "" if spec.time_zone == "UTC" else f" ({spec.time_zone})"
     if spec.run_at is not None:
         instant = parse_instant(spec.run_at, load_zone(spec.time_zone)).astimezone(UTC)
@@ -28,7 +36,16 @@ def describe(spec: JobScheduleSpec) -> str:
     if spec.recurrences:
         parts = [_entry(e.schedule, e.every) for e in spec.recurrences]
         return "; ".join(parts) + suffix
-    return "unscheduled"
+    return None
+
+
+def after_words(spec: JobScheduleSpec) -> str:
+    """``after extract, load (Succeeded)``: the upstreams a chained schedule waits for."""
+    names = ", ".join(
+        u.schedule if u.result == "Succeeded" else f"{u.schedule} ({u.result})"
+        for u in spec.after or ()
+    )
+    return f"after {names}"
 
 
 def _entry(schedule: str | None, every: Every | None) -> str:

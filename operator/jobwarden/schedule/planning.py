@@ -130,5 +130,7 @@ def is_complete(
     """
     if spec.max_executions is not None and scheduled_count >= spec.max_executions:
         return True
+    if timeline.clockless:
+        return False  # it runs whenever its upstreams do: never done by the clock
     after = now if last_scheduled is None else max(now, last_scheduled)
     return timeline.next_after(after) is None

@@ -28,7 +28,7 @@ from jobwarden.schedule.cron import CronSource
 from jobwarden.schedule.union import UnionSource
 from jobwarden.schedule.walltime import exists, local_date, parse_instant, resolve, upper_wall
 
-__all__ = ["DEFAULT_DST", "DstPolicy", "Timeline", "WallSource", "build_timeline"]
+__all__ = ["DEFAULT_DST", "DstPolicy", "NoClock", "Timeline", "WallSource", "build_timeline"]
 
 _TICK: Final = timedelta(microseconds=1)
 # Candidate wall times examined per lookup beyond one per excluded date. A
@@ -65,6 +65,16 @@ class DstPolicy:
 DEFAULT_DST: Final = DstPolicy()
 
 
+class NoClock:
+    """The wall source of a schedule that runs only after others (``after``, no clock)."""
+
+    def next_wall(self, after: datetime) -> datetime | None:
+        return None
+
+    def prev_wall(self, at_or_before: datetime) -> datetime | None:
+        return None
+
+
 class Timeline:
     """The scheduled instants of one spec. Aware datetimes in, aware UTC out.
 
@@ -93,6 +103,11 @@ class Timeline:
         self.end = end
         self.exclude = exclude
         self._budget = _BASE_BUDGET + 2 * len(exclude)
+
+    @property
+    def clockless(self) -> bool:
+        """No instant of its own: the schedule runs only after its upstreams."""
+        return isinstance(self._source, NoClock)
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first scheduled instant strictly after ``t``; None when there are no more."""
@@ -250,6 +265,8 @@ def _dst_policy(spec: JobScheduleSpec) -> DstPolicy:
 
 
 def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
+    if spec.schedule is None and spec.every is None and not spec.recurrences and spec.after:
+        return NoClock()  # it runs only after its upstreams
     holidays = frozenset(spec.exclude)
     if spec.recurrences:
         return UnionSource(
