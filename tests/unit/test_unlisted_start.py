@@ -74,7 +74,9 @@ def test_a_due_schedule_reads_its_own_jobs_and_finds_the_run_already_created() -
     kube = ListingKube(one_time())
     probe = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
     obj = memory_module.observed(copy.deepcopy(kube.bodies[("ns", "s")]))
-    planned = probe._executor.plan(ScheduleMemory(), obj, jobs=[], now=memory_module.utcnow())
+    planned = probe._executor.plan(
+        ("ns", "s"), ScheduleMemory(), obj, jobs=[], now=memory_module.utcnow()
+    )
     job = planned.starts[0].body
     kube.jobs[job["metadata"]["name"]] = copy.deepcopy(job)
 
