@@ -163,6 +163,26 @@ def main() -> None:
                 )
             ),
         ),
+        (
+            "next_after every   Month 3rd Mon,last Fri 09:00",
+            chained(
+                timeline(
+                    every={
+                        "period": "Month",
+                        "weekdaysOfMonth": ["3rd Mon", "last Fri"],
+                        "times": ["09:00"],
+                    }
+                )
+            ),
+        ),
+        (
+            "next_after every   Month businessDays 1,-1 09:00",
+            chained(
+                timeline(every={"period": "Month", "businessDays": [1, -1], "times": ["09:00"]})
+            ),
+        ),
+        ("next_after cron    '0 17 * * 5L' (Quartz)", chained(timeline(schedule="0 17 * * 5L"))),
+        ("next_after cron    '0 9 15W * *' (Quartz)", chained(timeline(schedule="0 9 15W * *"))),
         ("next_after runAt   2030-01-01T09:00:00", lambda _: once(START)),
     ]
     results = [(name, rate(step, seconds=args.seconds)) for name, step in cases]

@@ -5,7 +5,7 @@ draws every value, and objects are put together here from their properties
 (its object strategy fails with the Hypothesis this project pins: 0.23.1
 calls an internal, ``many.more()``, that Hypothesis has since removed); the
 CEL rules a JSON Schema cannot say folded in where they shape what
-is generated (exactly one of schedule/runAt/every, the date-time year
+is generated (exactly one of schedule/runAt/every/recurrences, the date-time year
 range); a share of specs breaks even those, for the error path. Some fields
 get valid values mixed in (:data:`MIXED_IN`), since random text that fits a
 pattern is almost never a cron expression, a time zone or a calendar date.
@@ -115,9 +115,12 @@ def _every(node: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
         required: dict[str, st.SearchStrategy[Any]] = {"period": st.just(period)}
         if period == "Week":
             required["weekdays"] = from_schema(props["weekdays"])
+        optional = dict(common)
         if period == "Month":
             required["monthDays"] = from_schema(props["monthDays"])
-        return st.fixed_dictionaries(required, optional=common)
+            optional["weekdaysOfMonth"] = from_schema(props["weekdaysOfMonth"])
+            optional["businessDays"] = from_schema(props["businessDays"])
+        return st.fixed_dictionaries(required, optional=optional)
 
     return st.sampled_from(["Day", "Week", "Month"]).flatmap(of)
 
@@ -211,12 +214,21 @@ def specs() -> st.SearchStrategy[dict[str, Any]]:
     props = schema["properties"]
     props.pop("jobTemplate")
     schema["required"] = [r for r in schema.get("required", []) if r != "jobTemplate"]
-    forms = {name: props.pop(name) for name in ("schedule", "runAt", "every")}
+    forms = {name: props.pop(name) for name in ("schedule", "runAt", "every", "recurrences")}
     rest = values(schema)
     schedule = values(forms["schedule"], "schedule").map(lambda v: {"schedule": v})
     run_at = values(forms["runAt"], "runAt").map(lambda v: {"runAt": v})
     every = values(forms["every"], "every").map(lambda v: {"every": v})
-    one = st.one_of(schedule, run_at, every)
+    entry = st.one_of(values(forms["schedule"], "schedule").map(lambda v: {"schedule": v}), every)
+    limit = forms["recurrences"]["maxItems"]
+    # Entries as the schema admits them (none, or both of schedule and every, too).
+    admitted = st.lists(
+        values(forms["recurrences"]["items"], "recurrences[]"), min_size=1, max_size=limit
+    )
+    several = _mostly(st.lists(entry, min_size=1, max_size=limit), admitted).map(
+        lambda v: {"recurrences": v}
+    )
+    one = st.one_of(schedule, run_at, every, several)
     # One in five: none or two, which the CEL rule refuses and parse_spec must too.
     other = st.one_of(st.just({}), st.builds(lambda a, b: {**a, **b}, one, one))
     when = st.one_of(one, one, one, one, other)

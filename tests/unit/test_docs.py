@@ -49,7 +49,7 @@ BASE_SPEC: dict[str, Any] = {
         }
     },
 }
-WHEN = ("schedule", "runAt", "every")
+WHEN = ("schedule", "runAt", "every", "recurrences")
 
 
 # Below these, jobTemplate is Kubernetes' own JobTemplateSpec (hack/job-template-schema.py),
@@ -144,13 +144,16 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any
 
 
 def _holds(fragment: Any, path: list[str]) -> bool:
+    """Whether ``fragment`` sets ``path``; ``name[]`` is a list some entry of which goes on."""
     if not path:
         return True
-    return (
-        isinstance(fragment, Mapping)
-        and path[0] in fragment
-        and _holds(fragment[path[0]], path[1:])
-    )
+    key = path[0].removesuffix("[]")
+    if not isinstance(fragment, Mapping) or key not in fragment:
+        return False
+    if key != path[0]:
+        entries = fragment[key]
+        return isinstance(entries, list) and any(_holds(e, path[1:]) for e in entries)
+    return _holds(fragment[key], path[1:])
 
 
 @pytest.mark.parametrize("path", sorted(p for p in CRD_FIELDS if p.startswith("spec.")))

@@ -443,9 +443,15 @@ def test_max_executions_reached_completes_and_runs_nothing_more() -> None:
     assert world.status["phase"] == "Active"
     result = world.step(at("02:00:02"))
     assert len(result.starts) == 1
-    assert world.status["phase"] == "Completed"
+    # The last allowed run is still going: not Completed yet, and nothing next.
+    assert world.status["phase"] == "Active"
+    assert world.condition("Ready")["reason"] == "LastRunActive"  # type: ignore[index]
     assert "nextRunTime" not in world.status
     assert world.step(at("03:00:02")).starts == []
+    for job in list(world.jobs):
+        world.finish(job, at("03:10:00"))
+    assert world.step(at("03:10:01")).starts == []
+    assert world.status["phase"] == "Completed"
     assert world.step(at("09:00:02")).starts == []
     assert world.counters["scheduled"] == 2
     assert world.condition("Ready")["reason"] == "Completed"  # type: ignore[index]
@@ -457,9 +463,13 @@ def test_end_at_passed_completes() -> None:
     assert world.status["phase"] == "Active"
     result = world.step(at("02:00:02"))
     assert len(result.starts) == 1
-    assert world.status["phase"] == "Completed"
+    assert world.status["phase"] == "Active"  # until the last run ends
     assert result.wake_at is None  # nothing left to run, and the run has not started
     assert world.step(at("03:00:02")).starts == []
+    for job in list(world.jobs):
+        world.finish(job, at("03:05:00"), result="Failed")
+    world.step(at("03:05:01"))
+    assert world.status["phase"] == "Completed"
 
 
 def test_run_at_runs_once_then_completes() -> None:
@@ -470,8 +480,11 @@ def test_run_at_runs_once_then_completes() -> None:
     assert world.status["nextRunTime"] == "2024-01-01T01:30:00Z"
     due = world.step(at("01:30:01"))
     assert started(due) == [scheduled_name(at("01:30:00"))]
-    assert world.status["phase"] == "Completed"
+    assert world.status["phase"] == "Active"
     assert world.step(at("05:00:00")).starts == []
+    world.finish(started(due)[0], at("05:00:00"))
+    world.step(at("05:00:01"))
+    assert world.status["phase"] == "Completed"
 
 
 def test_run_at_before_creation_completes_without_a_run() -> None:
@@ -514,6 +527,9 @@ def test_run_now_starts_a_manual_job_not_counted_against_max_executions() -> Non
     assert world.counters["manual"] == 2
     # The one scheduled run is still allowed: manual runs did not use it up.
     assert started(world.step(at("01:00:02"))) == [scheduled_name(at("01:00:00"))]
+    for job in list(world.jobs):
+        world.finish(job, at("01:30:00"))
+    world.step(at("01:30:01"))
     assert world.status["phase"] == "Completed"
 
 
@@ -994,8 +1010,10 @@ def test_runs_after_max_executions_are_not_missed() -> None:
     world = World.of(schedule=HOURLY, maxExecutions=2)
     world.step(at("01:00:02"))
     world.step(at("02:00:02"))
+    for job in list(world.jobs):
+        world.finish(job, at("02:30:00"))
     result = world.step(at("05:00:02"))
-    assert result.notes == []
+    assert [n.reason for n in result.notes if n.reason != "Succeeded"] == []
     assert world.counters["missed"] == 0
     assert world.status["phase"] == "Completed"
     assert world.status["lastScheduleTime"] == "2024-01-01T02:00:00Z"

@@ -50,5 +50,6 @@ def test_suspended_run_at_already_run_is_completed() -> None:
     assert _phase(suspend=True, now=DUE + timedelta(seconds=30), status=done) == "Completed"
 
 
-def test_unsuspended_run_at_past_its_time_is_started_then_completed() -> None:
-    assert _phase(suspend=False, now=DUE + timedelta(seconds=30)) == "Completed"
+def test_unsuspended_run_at_past_its_time_is_started_and_active_while_it_runs() -> None:
+    # The run just started is still going: Completed only once it ends.
+    assert _phase(suspend=False, now=DUE + timedelta(seconds=30)) == "Active"

@@ -26,8 +26,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "Dst",
     "Every",
     "JobScheduleSpec",
+    "Recurrence",
     "SpecError",
     "Weekday",
     "load_zone",
@@ -53,7 +55,10 @@ MAX_JITTER_SECONDS: Final = 86400
 MAX_LIMIT: Final = 1000  # history limits, suspendAfterFailures
 MAX_TIMES: Final = 1440
 MAX_MONTH_DAYS: Final = 32
+MAX_WEEKDAYS_OF_MONTH: Final = 42  # six ranks of seven weekdays
+MAX_BUSINESS_DAY: Final = 23  # a month has at most 23 weekdays
 MAX_EXCLUDE: Final = 1000
+MAX_RECURRENCES: Final = 16
 MAX_SCHEDULE_LENGTH: Final = 256
 MAX_ZONE_LENGTH: Final = 64
 MAX_DATE_TIME_LENGTH: Final = 64
@@ -69,6 +74,7 @@ _Limit = Annotated[int, Field(strict=True, ge=0, le=MAX_LIMIT)]
 _DateTimeText = Annotated[str, Field(max_length=MAX_DATE_TIME_LENGTH)]
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_RANKED_WEEKDAY = re.compile(r"^(1st|2nd|3rd|4th|5th|last) (Mon|Tue|Wed|Thu|Fri|Sat|Sun)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INSTANT = re.compile(
     r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
@@ -104,6 +110,41 @@ class Every(_Model):
     month_days: list[Annotated[int, Field(strict=True, ge=-1, le=31)]] | None = Field(
         default=None, min_length=1, max_length=MAX_MONTH_DAYS
     )
+    weekdays_of_month: list[Annotated[str, Field(max_length=8)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_WEEKDAYS_OF_MONTH
+    )
+    business_days: (
+        list[Annotated[int, Field(strict=True, ge=-MAX_BUSINESS_DAY, le=MAX_BUSINESS_DAY)]] | None
+    ) = Field(default=None, min_length=1, max_length=2 * MAX_BUSINESS_DAY)
+
+    @field_validator("weekdays_of_month")
+    @classmethod
+    def _ranked_weekdays(cls, value: list[str] | None) -> list[str] | None:
+        for text in value or ():
+            if not _RANKED_WEEKDAY.match(text):
+                raise ValueError(
+                    f"{text!r} is not a ranked weekday: 1st, 2nd, 3rd, 4th, 5th or last, "
+                    "then Mon..Sun (e.g. '3rd Mon', 'last Fri')"
+                )
+        return value
+
+    @field_validator("business_days")
+    @classmethod
+    def _no_zero_business_day(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and 0 in value:
+            raise ValueError(
+                "0 is not a business day; use 1 for the first, -1 for the last, "
+                "-2 for the one before"
+            )
+        return value
+
+    def ranked_weekdays(self) -> list[tuple[int, int]]:
+        """``weekdaysOfMonth`` as (n, weekday) pairs: n 1..5 or -1 (last), Monday 0."""
+        ranks = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1}
+        return [
+            (ranks[rank], WEEKDAYS.index(day))
+            for rank, day in (text.split(" ") for text in self.weekdays_of_month or ())
+        ]
 
     @field_validator("times")
     @classmethod
@@ -121,13 +162,31 @@ class Every(_Model):
         return value
 
 
+class Dst(_Model):
+    """What a wall-clock time that a DST change skips or repeats becomes."""
+
+    missing_time: Literal["RunAfter", "Skip"] = "RunAfter"
+    repeated_time: Literal["First", "Second", "Both"] = "First"
+
+
+class Recurrence(_Model):
+    """One entry of ``recurrences``: a cron expression or a calendar recurrence."""
+
+    schedule: Annotated[str, Field(max_length=MAX_SCHEDULE_LENGTH)] | None = None
+    every: Every | None = None
+
+
 class JobScheduleSpec(_Model):
     """The whole spec. Build it with :func:`parse_spec`, which also runs the cross-field checks."""
 
     schedule: Annotated[str, Field(max_length=MAX_SCHEDULE_LENGTH)] | None = None
     run_at: _DateTimeText | None = None
     every: Every | None = None
+    recurrences: list[Recurrence] | None = Field(
+        default=None, min_length=1, max_length=MAX_RECURRENCES
+    )
     time_zone: Annotated[str, Field(max_length=MAX_ZONE_LENGTH)] = "UTC"
+    dst: Dst | None = None
     start_at: _DateTimeText | None = None
     end_at: _DateTimeText | None = None
     max_executions: Annotated[int, Field(strict=True, ge=1, le=MAX_EXECUTIONS)] | None = None
@@ -285,7 +344,10 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
     except ValueError as exc:
         raise SpecError("spec.timeZone", str(exc)) from exc
     if spec.every is not None:
-        _check_every(spec.every)
+        _check_every(spec.every, path="spec.every")
+    for i, entry in enumerate(spec.recurrences or ()):
+        if entry.every is not None:
+            _check_every(entry.every, path=f"spec.recurrences[{i}].every")
     for name, value in (("runAt", spec.run_at), ("startAt", spec.start_at), ("endAt", spec.end_at)):
         if value is not None:
             try:
@@ -307,27 +369,40 @@ def _check_when(spec: JobScheduleSpec) -> None:
             ("schedule", spec.schedule),
             ("runAt", spec.run_at),
             ("every", spec.every),
+            ("recurrences", spec.recurrences),
         )
         if value is not None
     ]
     if not given:
-        raise SpecError("spec.schedule", "one of schedule, runAt or every is required")
+        raise SpecError("spec.schedule", "one of schedule, runAt, every or recurrences is required")
     if len(given) > 1:
         raise SpecError(
             f"spec.{given[1]}",
-            f"only one of schedule, runAt or every may be set (found {', '.join(given)})",
+            "only one of schedule, runAt, every or recurrences may be set "
+            f"(found {', '.join(given)})",
         )
+    for i, entry in enumerate(spec.recurrences or ()):
+        if (entry.schedule is None) == (entry.every is None):
+            raise SpecError(f"spec.recurrences[{i}]", "exactly one of schedule or every")
 
 
-def _check_every(every: Every) -> None:
+def _check_every(every: Every, *, path: str) -> None:
+    if every.period == "Week" and every.weekdays is None:
+        raise SpecError(f"{path}.weekdays", "required when period is Week")
+    monthly = (every.month_days, every.weekdays_of_month, every.business_days)
+    if every.period == "Month" and all(value is None for value in monthly):
+        raise SpecError(
+            f"{path}.monthDays",
+            "required when period is Month, unless weekdaysOfMonth or businessDays is set",
+        )
     for field, value, period in (
         ("weekdays", every.weekdays, "Week"),
         ("monthDays", every.month_days, "Month"),
+        ("weekdaysOfMonth", every.weekdays_of_month, "Month"),
+        ("businessDays", every.business_days, "Month"),
     ):
-        if every.period == period and value is None:
-            raise SpecError(f"spec.every.{field}", f"required when period is {period}")
         if every.period != period and value is not None:
-            raise SpecError(f"spec.every.{field}", f"only allowed when period is {period}")
+            raise SpecError(f"{path}.{field}", f"only allowed when period is {period}")
 
 
 def _translate(exc: ValidationError) -> SpecError:

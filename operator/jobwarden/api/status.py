@@ -69,6 +69,7 @@ REASON_LIMIT = 128
 MESSAGE_LIMIT = 256
 CONDITION_MESSAGE_LIMIT = 1024
 DESCRIPTION_LIMIT = 1024
+FINGERPRINT_LENGTH = 64  # hex digits of a SHA-256
 STATUS_SIZE_BOUND = 768 * 1024  # bytes of the status as JSON, whatever the spec
 
 
@@ -188,6 +189,19 @@ class SuspendedByOperator(_Model):
     generation: int | None = Field(default=None, ge=0)
 
 
+class Timing(_Model):
+    """Which timing spec is in force, and since when: what makes an edit safe.
+
+    ``fingerprint`` names the fields that decide when runs fall (see
+    ``jobwarden.schedule.edits``); ``since`` is when the operator first saw
+    them. Runs are due under a spec only from ``since`` on, so an edit never
+    back-dates a run that only the new spec would have had.
+    """
+
+    fingerprint: Annotated[str, Field(max_length=FINGERPRINT_LENGTH)]
+    since: Timestamp
+
+
 class ScheduleStatus(_Model):
     """The whole ``status`` of a JobSchedule."""
 
@@ -207,3 +221,4 @@ class ScheduleStatus(_Model):
     conditions: list[Condition] | None = None
     handled_actions: dict[str, str] | None = None
     suspended_by_operator: SuspendedByOperator | None = None
+    timing: Timing | None = None

@@ -12,9 +12,10 @@ returns a new one with the effects it asks for (nothing is edited in place):
 1. ``read``: parse the spec (a spec error is ``Valid=False``, not a failure);
 2. ``fold_jobs``: adopt lost runs, merge the Jobs' outcomes, end refused creates;
 3. ``act_on_running``: action annotations, the lifting of a suspension, stale runs;
-4. ``start_due``: start, skip or record missed the runs due by now;
-5. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
-6. ``render``: the derived fields, conditions, the merge patch, the plan.
+4. ``keep_timing``: since when the timing spec is in force (an edit never back-dates);
+5. ``start_due``: start, skip or record missed the runs due since then, by now;
+6. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
+7. ``render``: the derived fields, conditions, the merge patch, the plan.
 
 A step that fails unexpectedly raises ``PlanStepError`` naming the step.
 """
@@ -32,6 +33,7 @@ from jobwarden.api.spec import SpecError, parse_spec
 from jobwarden.api.status import ScheduleStatus
 from jobwarden.reconcile.actions import act_on_running, stale_threshold
 from jobwarden.reconcile.due import start_due
+from jobwarden.reconcile.edits import keep_timing
 from jobwarden.reconcile.fold import fold_jobs
 from jobwarden.reconcile.model import (
     Deletion,
@@ -164,6 +166,7 @@ def plan(
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)
     status, acted = _step("act_on_running", act_on_running, inp, status)
     started = frozenset(s.body["metadata"]["name"] for s in acted.starts)
+    status = _step("keep_timing", keep_timing, inp, status)
     status, due = _step("start_due", start_due, inp, status, started=started)
     status, effects, decided = _step(
         "decide", decide, inp, status, acted=acted, so_far=folded + acted + due

@@ -9,6 +9,7 @@ from jobwarden import labels
 from jobwarden.api.spec import JobScheduleSpec
 from jobwarden.api.status import HistoryEntry, ScheduleStatus, Trigger
 from jobwarden.reconcile.actions import launch
+from jobwarden.reconcile.edits import due_since
 from jobwarden.reconcile.model import NO_EFFECTS, Deletion, Effects, Inputs, Note, Start, evolve
 from jobwarden.runs import history as hist
 from jobwarden.runs.naming import job_name
@@ -44,7 +45,8 @@ def start_due(
     due = plan_catch_up(
         timeline,
         policy=spec.catch_up,
-        last_scheduled=cursor,
+        # Not before the timing in force came in force: an edit never back-dates a run.
+        last_scheduled=due_since(status),
         anchor=obj.created,
         now=now,
         starting_deadline_seconds=None if deadline is None else deadline + jitter,

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 from jobwarden.api.status import Health, HistoryEntry, Phase, ScheduleStatus, SuspendedByOperator
 from jobwarden.reconcile.due import suspended
+from jobwarden.reconcile.edits import due_since
 from jobwarden.reconcile.model import Deletion, Effects, Inputs, Note, evolve
 from jobwarden.runs import history as hist
 from jobwarden.safety.health import Outcome, verdict
@@ -23,6 +24,8 @@ class Decision:
     phase: Phase
     next_run: datetime | None
     health: Health
+    # Nothing is left to start, but a run is still going: Completed when it ends.
+    finishing: bool = False
 
 
 def decide(
@@ -34,6 +37,7 @@ def decide(
     spec, timeline, obj, now = inp.spec, inp.timeline, inp.obj, inp.now
     phase: Phase = "Active"
     next_run: datetime | None = None
+    finishing = False
     wake = so_far.wake_at
     deletes: tuple[Deletion, ...] = ()
     history = status.history or []
@@ -49,14 +53,17 @@ def decide(
             spec,
             scheduled_count=status.executions.scheduled if status.executions else 0,
             last_scheduled=cursor,
-            now=(cursor or obj.created) if held else now,
+            now=(due_since(status) or obj.created) if held else now,
         )
-        if complete:
+        finishing = complete and bool(hist.active_runs(history))
+        if complete and not finishing:
             phase = "Completed"
         elif held:
             phase = "Suspended"
-        elif obj.deleting is not None:
-            pass  # no next run: none starts any more (the Ready condition says why)
+        elif obj.deleting is not None or finishing:
+            # No next run: none starts any more (the Ready condition says why). A last
+            # run still going keeps the phase Active: Completed once it has ended.
+            pass
         else:
             next_run = timeline.next_after(max(now, cursor) if cursor else now)
             if next_run is not None:
@@ -107,7 +114,7 @@ def decide(
         wake,
         so_far.force_stuck_pods,
     )
-    return decided, effects, Decision(phase, next_run, health)
+    return decided, effects, Decision(phase, next_run, health, finishing and phase == "Active")
 
 
 def old_jobs(inp: Inputs, *, deleting: set[str]) -> tuple[Deletion, ...]:

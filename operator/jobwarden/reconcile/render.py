@@ -79,7 +79,7 @@ def render(
             reason="InvalidSpec" if error else "SpecValid",
             message=str(error) if error else "The spec is valid.",
         ),
-        _ready(prev, inp, phase),
+        _ready(prev, inp, phase, finishing=decided.finishing),
     ]
     s = status.suspended_by_operator
     if s is not None:
@@ -132,9 +132,10 @@ def render(
 
 
 DELETING = "Deleting"
+LAST_RUN_ACTIVE = "LastRunActive"
 
 
-def _ready(prev: ScheduleStatus, inp: Inputs, phase: str) -> Condition:
+def _ready(prev: ScheduleStatus, inp: Inputs, phase: str, *, finishing: bool) -> Condition:
     """Ready: True while Active; a schedule being deleted is not, whatever its phase."""
     deleting = inp.obj.deleting
     if deleting is not None:
@@ -146,6 +147,16 @@ def _ready(prev: ScheduleStatus, inp: Inputs, phase: str) -> Condition:
             reason=DELETING,
             message=f"Deleted at {format_time(deleting)} and held by a finalizer: "
             "no run starts any more; runs going still end.",
+        )
+    if finishing:
+        return condition(
+            prev,
+            inp,
+            type_="Ready",
+            status="True",
+            reason=LAST_RUN_ACTIVE,
+            message="No run is left to start; the last run is still going, "
+            "and the phase becomes Completed when it ends.",
         )
     return condition(
         prev,

@@ -7,12 +7,13 @@ so a lookup costs the same whether the next run is tomorrow or in a year.
 
 from __future__ import annotations
 
-import calendar
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Final
 
-__all__ = ["DailySource", "MonthlySource", "WeeklySource", "parse_times"]
+from jobwarden.schedule.ordinals import last_day, nth_business_day, nth_weekday
+
+__all__ = ["DailySource", "MonthRule", "MonthlySource", "WeeklySource", "parse_times"]
 
 # How many qualifying months to look through for one that has a listed day.
 # Month lengths repeat within 12 qualifying months and leap Februaries within
@@ -103,27 +104,62 @@ class WeeklySource:
         return _at(monday, -7 * offset + self._weekdays[-1], self._times[-1])
 
 
-class MonthlySource:
-    """Listed days (``-1`` = last) of every ``interval``-th month from the anchor's month.
-
-    A day a month lacks (31 in April) is skipped in that month, not moved.
+class MonthRule:
+    """The days of one month an ``every`` Month recurrence runs on: listed days
+    (``-1`` the last), ranked weekdays ("3rd Mon", "last Fri") and ranked
+    business days (1 the first, -1 the last), where a business day is a Monday
+    to Friday not in ``holidays``. A day a month lacks is skipped, not moved.
     """
 
     def __init__(
-        self, *, anchor: date, interval: int, month_days: Sequence[int], times: tuple[time, ...]
+        self,
+        *,
+        month_days: Sequence[int] = (),
+        weekdays: Sequence[tuple[int, int]] = (),
+        business_days: Sequence[int] = (),
+        holidays: frozenset[date] = frozenset(),
     ) -> None:
-        self._anchor = anchor.year * 12 + anchor.month - 1
-        self._interval = interval
         self._month_days = frozenset(month_days)
-        self._times = times
+        self._weekdays = tuple(weekdays)  # (n, Python weekday); n -1 is the last
+        self._business_days = tuple(business_days)
+        self._holidays = holidays
 
-    def _days(self, index: int) -> tuple[int, ...]:
-        year, month = divmod(index, 12)
-        last = calendar.monthrange(year, month + 1)[1]
+    def __call__(self, year: int, month: int) -> tuple[int, ...]:
+        last = last_day(year, month)
         days = {d for d in self._month_days if 1 <= d <= last}
         if -1 in self._month_days:
             days.add(last)
+        for n, weekday in self._weekdays:
+            day = nth_weekday(year, month, weekday=weekday, n=n)
+            if day is not None:
+                days.add(day)
+        for n in self._business_days:
+            day = nth_business_day(year, month, n=n, holidays=self._holidays)
+            if day is not None:
+                days.add(day)
         return tuple(sorted(days))
+
+
+class MonthlySource:
+    """The days ``days(year, month)`` picks, of every ``interval``-th month from the
+    anchor's month, at ``times``."""
+
+    def __init__(
+        self,
+        *,
+        anchor: date,
+        interval: int,
+        days: Callable[[int, int], Sequence[int]],
+        times: tuple[time, ...],
+    ) -> None:
+        self._anchor = anchor.year * 12 + anchor.month - 1
+        self._interval = interval
+        self._pick = days
+        self._times = times
+
+    def _days(self, index: int) -> Sequence[int]:
+        year, month = divmod(index, 12)
+        return self._pick(year, month + 1)
 
     def next_wall(self, after: datetime) -> datetime | None:
         day, clock = after.date(), after.time()

@@ -20,11 +20,16 @@ __all__ = ["check_spec", "load_spec"]
 
 def check_spec(spec: JobScheduleSpec) -> JobScheduleSpec:
     """``spec`` (already parsed by ``parse_spec``) if the engine can run it, else SpecError."""
-    if spec.schedule is not None:
-        try:
-            check_expression(spec.schedule)
-        except CronError as exc:
-            raise SpecError("spec.schedule", str(exc)) from exc
+    expressions = [("spec.schedule", spec.schedule)] + [
+        (f"spec.recurrences[{i}].schedule", entry.schedule)
+        for i, entry in enumerate(spec.recurrences or ())
+    ]
+    for field, expression in expressions:
+        if expression is not None:
+            try:
+                check_expression(expression)
+            except CronError as exc:
+                raise SpecError(field, str(exc)) from exc
     if spec.start_at is not None and spec.end_at is not None:
         zone = load_zone(spec.time_zone)
         if parse_instant(spec.end_at, zone) <= parse_instant(spec.start_at, zone):

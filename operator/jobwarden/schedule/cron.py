@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from functools import lru_cache
 from typing import Final
 
 from croniter import CroniterBadDateError, CroniterError, croniter
+
+from jobwarden.schedule.calendar import MonthlySource
+from jobwarden.schedule.quartz import QuartzDays, QuartzError, has_quartz, parse_quartz
 
 __all__ = ["MACROS", "CronError", "CronSource", "check_expression", "normalize"]
 
@@ -96,6 +99,14 @@ def _verdict(expression: str) -> str | None:
 
 def _check(expression: str) -> None:
     text = normalize(expression)
+    if _is_quartz(text):
+        try:
+            source = _quartz(text, _CHECK_HASH_ID)
+        except (QuartzError, CroniterError, ValueError, KeyError, TypeError) as exc:
+            raise CronError(f"invalid cron expression {expression!r}: {_short(exc)}") from exc
+        if source.next_wall(_CHECK_FROM) is None:
+            raise CronError(f"cron expression {expression!r} never fires") from None
+        return
     try:
         probe = croniter(
             text,
@@ -177,8 +188,46 @@ class _Matcher:
 
 
 @lru_cache(maxsize=512)
-def _matcher(expression: str, hash_id: str | None) -> _Matcher:
+def _matcher(expression: str, hash_id: str | None) -> _Matcher | MonthlySource:
+    if _is_quartz(expression):
+        return _quartz(expression, hash_id)
     return _Matcher(expression, hash_id)
+
+
+def _is_quartz(expression: str) -> bool:
+    fields = expression.split(" ")
+    return has_quartz(fields[2], fields[4])
+
+
+def _quartz(expression: str, hash_id: str | None) -> MonthlySource:
+    """An expression with Quartz's L, W or # as a month-by-month source of its days
+    (:mod:`jobwarden.schedule.quartz`); croniter expands the other fields."""
+    minute, hour, dom, month, dow = expression.split(" ")
+    by_dom, by_dow = parse_quartz(dom, dow)
+    plain = f"{minute} {hour} {'*' if by_dom else dom} {month} {'*' if by_dow else dow}"
+    fields, _ = croniter.expand(plain, hash_id=hash_id.encode() if hash_id else None)
+    minutes, hours, doms, months, dows = (_ints(f) for f in fields)
+    days = QuartzDays(
+        dom=by_dom,
+        dow=by_dow,
+        plain_dom=None if by_dom or doms is None else frozenset(doms),
+        plain_dow=None if by_dow or dows is None else frozenset(d % 7 for d in dows),
+    )
+    in_year = frozenset(months) if months is not None else None
+    times = tuple(sorted(time(h, m) for h in hours or range(24) for m in minutes or range(60)))
+    return MonthlySource(
+        anchor=_CHECK_FROM.date(),
+        interval=1,
+        days=lambda y, m: days.days(y, m) if in_year is None or m in in_year else (),
+        times=times,
+    )
+
+
+def _ints(field: list[int | str]) -> list[int] | None:
+    """An expanded croniter field as integers; None for ``*``."""
+    if field == ["*"]:
+        return None
+    return [int(v) for v in field]
 
 
 class CronSource:

@@ -25,7 +25,16 @@ def describe(spec: JobScheduleSpec) -> str:
         return " ".join(spec.schedule.split()) + suffix
     if spec.every is not None:
         return _every(spec.every) + suffix
+    if spec.recurrences:
+        parts = [_entry(e.schedule, e.every) for e in spec.recurrences]
+        return "; ".join(parts) + suffix
     return "unscheduled"
+
+
+def _entry(schedule: str | None, every: Every | None) -> str:
+    if schedule is not None:
+        return " ".join(schedule.split())
+    return _every(every) if every is not None else "unscheduled"
 
 
 def _every(every: Every) -> str:
@@ -40,5 +49,21 @@ def _every(every: Every) -> str:
         return f"{lead} {days} at {times}"
     listed = set(every.month_days or ())
     ordered = sorted(d for d in listed if d > 0) + ([-1] if -1 in listed else [])
+    parts = [",".join(map(str, ordered))] if ordered else []
+    parts += list(every.weekdays_of_month or ())
+    parts += [_business_day(d) for d in sorted(set(every.business_days or ()), key=_rank)]
     lead = "monthly" if n == 1 else f"every {n} months"
-    return f"{lead} on {','.join(map(str, ordered))} at {times}"
+    return f"{lead} on {', '.join(parts)} at {times}"
+
+
+def _rank(n: int) -> tuple[int, int]:
+    return (n < 0, n if n > 0 else -n)
+
+
+def _business_day(n: int) -> str:
+    """``1st business day``, ``last business day``, ``2nd last business day``."""
+    if n == -1:
+        return "last business day"
+    k = abs(n)
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix} {'last ' if n < 0 else ''}business day"

@@ -11,16 +11,24 @@ pass through a repeated hour yields none.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, Protocol
 
-from jobwarden.api.spec import WEEKDAYS, JobScheduleSpec, load_zone
-from jobwarden.schedule.calendar import DailySource, MonthlySource, WeeklySource, parse_times
+from jobwarden.api.spec import WEEKDAYS, Every, JobScheduleSpec, load_zone
+from jobwarden.schedule.calendar import (
+    DailySource,
+    MonthlySource,
+    MonthRule,
+    WeeklySource,
+    parse_times,
+)
 from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
-from jobwarden.schedule.walltime import local_date, parse_instant, resolve, upper_wall
+from jobwarden.schedule.union import UnionSource
+from jobwarden.schedule.walltime import exists, local_date, parse_instant, resolve, upper_wall
 
-__all__ = ["Timeline", "WallSource", "build_timeline"]
+__all__ = ["DEFAULT_DST", "DstPolicy", "Timeline", "WallSource", "build_timeline"]
 
 _TICK: Final = timedelta(microseconds=1)
 # Candidate wall times examined per lookup beyond one per excluded date. A
@@ -40,6 +48,23 @@ class WallSource(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DstPolicy:
+    """``spec.dst``: what a wall time that does not exist, or occurs twice, becomes.
+
+    ``skip_missing``: a time in a gap has no run (else the first instant after
+    it). ``passes``: for a repeated time, its first occurrence (False), its
+    second (True), or both (False, True): the search runs once per pass and
+    the earliest answer wins, a time that is not repeated giving one instant.
+    """
+
+    skip_missing: bool = False
+    passes: tuple[bool, ...] = (False,)
+
+
+DEFAULT_DST: Final = DstPolicy()
+
+
 class Timeline:
     """The scheduled instants of one spec. Aware datetimes in, aware UTC out.
 
@@ -56,10 +81,12 @@ class Timeline:
         start: datetime | None = None,
         end: datetime | None = None,
         exclude: frozenset[date] = frozenset(),
+        dst: DstPolicy = DEFAULT_DST,
     ) -> None:
         if (source is None) == (once is None):
             raise ValueError("a timeline needs exactly one of source or once")
         self.tz = tz
+        self.dst = dst
         self._source = source
         self._once = once
         self.start = start
@@ -76,14 +103,21 @@ class Timeline:
             run = self._once
             ok = run > t and (self.end is None or run <= self.end)
             return run if ok and local_date(run, self.tz) not in self.exclude else None
+        found = [r for second in self.dst.passes if (r := self._next(t, second)) is not None]
+        return min(found, default=None)
+
+    def _next(self, t: datetime, second: bool) -> datetime | None:
         assert self._source is not None
-        wall: datetime | None = upper_wall(t, self.tz)
+        wall: datetime | None = upper_wall(t, self.tz, second=second)
         for _ in range(self._budget):
             assert wall is not None
             candidate = self._source.next_wall(wall)
             if candidate is None:
                 return None
-            run = resolve(candidate, self.tz)
+            if self.dst.skip_missing and not exists(candidate, self.tz):
+                wall = candidate
+                continue
+            run = resolve(candidate, self.tz, second=second)
             if self.end is not None and run > self.end:
                 return None
             day = local_date(run, self.tz)
@@ -104,13 +138,20 @@ class Timeline:
             run = self._once
             ok = run <= t and (self.start is None or run >= self.start)
             return run if ok and local_date(run, self.tz) not in self.exclude else None
+        found = [r for second in self.dst.passes if (r := self._last(t, second)) is not None]
+        return max(found, default=None)
+
+    def _last(self, t: datetime, second: bool) -> datetime | None:
         assert self._source is not None
-        wall = upper_wall(t, self.tz)
+        wall = upper_wall(t, self.tz, second=second)
         for _ in range(self._budget):
             candidate = self._source.prev_wall(wall)
             if candidate is None:
                 return None
-            run = resolve(candidate, self.tz)
+            if self.dst.skip_missing and not exists(candidate, self.tz):
+                wall = candidate - _TICK
+                continue
+            run = resolve(candidate, self.tz, second=second)
             if self.start is not None and run < self.start:
                 return None
             day = local_date(run, self.tz)
@@ -194,24 +235,59 @@ def build_timeline(spec: JobScheduleSpec, *, key: str, created: datetime) -> Tim
         once = parse_instant(spec.run_at, tz)
         return Timeline(tz=tz, once=once, start=start, end=end, exclude=exclude)
     source = _source(spec, key=key, anchor=local_date(start or _utc(created), tz))
-    return Timeline(tz=tz, source=source, start=start, end=end, exclude=exclude)
+    return Timeline(
+        tz=tz, source=source, start=start, end=end, exclude=exclude, dst=_dst_policy(spec)
+    )
+
+
+def _dst_policy(spec: JobScheduleSpec) -> DstPolicy:
+    if spec.dst is None:
+        return DEFAULT_DST
+    passes = {"First": (False,), "Second": (True,), "Both": (False, True)}
+    return DstPolicy(
+        skip_missing=spec.dst.missing_time == "Skip", passes=passes[spec.dst.repeated_time]
+    )
 
 
 def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
-    if spec.schedule is not None:
-        return CronSource(spec.schedule, hash_id=key)
-    every = spec.every
+    holidays = frozenset(spec.exclude)
+    if spec.recurrences:
+        return UnionSource(
+            [
+                _one(entry.schedule, entry.every, key=key, anchor=anchor, holidays=holidays)
+                for entry in spec.recurrences
+            ]
+        )
+    return _one(spec.schedule, spec.every, key=key, anchor=anchor, holidays=holidays)
+
+
+def _one(
+    schedule: str | None,
+    every: Every | None,
+    *,
+    key: str,
+    anchor: date,
+    holidays: frozenset[date],
+) -> WallSource:
+    """The source of one recurrence: a cron expression or an ``every``."""
+    if schedule is not None:
+        return CronSource(schedule, hash_id=key)
     if every is None:
-        raise ValueError("spec has none of schedule, runAt or every")
+        raise ValueError("a recurrence has neither schedule nor every")
     times = parse_times(every.times)
     if every.period == "Day":
         return DailySource(anchor=anchor, interval=every.interval, times=times)
     if every.period == "Week":
         weekdays = [WEEKDAYS.index(d) for d in every.weekdays or ()]
         return WeeklySource(anchor=anchor, interval=every.interval, weekdays=weekdays, times=times)
-    return MonthlySource(
-        anchor=anchor, interval=every.interval, month_days=every.month_days or (), times=times
+    # Business days are weekdays not in exclude: a listed holiday is not one.
+    days = MonthRule(
+        month_days=every.month_days or (),
+        weekdays=every.ranked_weekdays(),
+        business_days=every.business_days or (),
+        holidays=holidays,
     )
+    return MonthlySource(anchor=anchor, interval=every.interval, days=days, times=times)
 
 
 def _utc(t: datetime) -> datetime:

@@ -49,18 +49,24 @@ def parse_instant(text: str, tz: tzinfo) -> datetime:
     return resolve(parsed, tz) if parsed.tzinfo is None else parsed
 
 
-def resolve(wall: datetime, tz: tzinfo) -> datetime:
+def resolve(wall: datetime, tz: tzinfo, *, second: bool = False) -> datetime:
     """The aware UTC instant a naive wall-clock time runs at, by the DST rule.
 
-    Monotone non-decreasing in ``wall``: later wall times never resolve to
-    earlier instants, which is what lets the engine search wall-clock space
-    and still emit strictly increasing instants.
+    A repeated wall time resolves to its first occurrence, or to its second
+    with ``second`` (``dst.repeatedTime: Second``; ``Both`` searches once each
+    way). Monotone non-decreasing in ``wall`` either way: later wall times
+    never resolve to earlier instants, which is what lets the engine search
+    wall-clock space and still emit strictly increasing instants.
     """
     naive = wall.replace(tzinfo=None, fold=0)
     utc = naive.replace(tzinfo=tz).astimezone(UTC)
-    if wall_of(utc, tz) == naive:
-        return utc
-    return _gap_end(naive, tz)
+    if wall_of(utc, tz) != naive:
+        return _gap_end(naive, tz)
+    if second:
+        later = naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
+        if wall_of(later, tz) == naive:
+            return later
+    return utc
 
 
 def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
@@ -87,17 +93,28 @@ def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
     return hi if wall_of(lo, tz) < wall else lo
 
 
-def upper_wall(instant: datetime, tz: tzinfo) -> datetime:
-    """The largest wall-clock time whose resolution is at or before ``instant``.
+def upper_wall(instant: datetime, tz: tzinfo, *, second: bool = False) -> datetime:
+    """The largest wall-clock time whose resolution (``resolve`` with the same ``second``)
+    is at or before ``instant``.
 
     Every wall time at or before the result resolves to an instant at or
-    before ``instant``; every later wall time resolves after it. During the
-    second pass through a repeated hour every repeated wall time has already
-    run (at its first occurrence), so the result is the end of the repeat.
+    before ``instant``; every later wall time resolves after it. Resolving to
+    first occurrences, during the second pass through a repeated hour every
+    repeated wall time has already run, so the result is the end of the
+    repeat. Resolving to second occurrences, during the first pass none has,
+    so the result is just before its start.
     """
     local = instant.astimezone(tz)
     if local.fold == 1:
+        if second:
+            return local.replace(tzinfo=None, fold=0)
         return _fold_end(instant.astimezone(UTC), tz) - _TICK
+    if second:
+        now, other = local.utcoffset(), local.replace(fold=1).utcoffset()
+        assert now is not None and other is not None
+        if other < now:  # in the first pass: the same wall time comes again ``delta`` later
+            delta = now - other
+            return _fold_end((instant + delta).astimezone(UTC), tz) - delta - _TICK
     return local.replace(tzinfo=None)
 
 
