@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from jobwarden.api.status import format_time
 from jobwarden.cli.dashboard.compose import ComposeError, build_manifest, compose
 from jobwarden.cli.dashboard.hub import Hub
-from jobwarden.cli.dashboard.views import overview, schedule_page, timeline
+from jobwarden.cli.dashboard.views import overview, run_rows, schedule_page, timeline
 from jobwarden.cli.describe import next_runs
 from jobwarden.cli.follow import Change
 from jobwarden.cli.preview import preview_documents
@@ -251,3 +251,27 @@ def test_run_lists_keep_the_most_urgent_and_say_how_many_there_are() -> None:
     assert [r["job"] for r in data["failed"]] == [f"f{k:03d}" for k in range(100)]
     assert [r["job"] for r in data["active"]][:2] == ["j119", "j118"]  # nearest to stale first
     assert len(data["active"]) == 100
+
+
+def test_a_run_after_a_clock_change_says_so() -> None:
+    before = datetime(2027, 3, 26, 12, tzinfo=UTC)  # Berlin moves to CEST on 2027-03-28
+    runs = [datetime(2027, 3, d, 8, tzinfo=UTC) for d in (27, 28, 29)]
+    rows = run_rows(runs, zone="Europe/Berlin", now=before)
+    assert [r["local"] for r in rows] == [
+        "Sat 2027-03-27 09:00 CET",
+        "Sun 2027-03-28 10:00 CEST",
+        "Mon 2027-03-29 10:00 CEST",
+    ]
+    assert [r["note"] for r in rows] == [None, "after a clock change (CET → CEST)", None]
+
+
+def test_compose_writes_a_dst_policy_only_when_it_is_not_the_default() -> None:
+    form = {"preset": "daily", "times": "02:30", "timeZone": "Europe/Berlin"}
+    assert "dst" not in build_manifest({**form, "missingTime": "RunAfter"})["spec"]
+    spec = build_manifest({**form, "missingTime": "Skip", "repeatedTime": "First"})["spec"]
+    assert spec["dst"] == {"missingTime": "Skip"}
+    start = datetime(2027, 3, 27, 12, tzinfo=UTC)
+    skipped = compose({**form, "missingTime": "Skip"}, now=start, default_namespace="d")
+    kept = compose(form, now=start, default_namespace="d")
+    assert kept.runs[0]["local"] == "Sun 2027-03-28 03:00 CEST"  # 02:30 does not exist: after
+    assert skipped.runs[0]["local"] == "Mon 2027-03-29 02:30 CEST"
