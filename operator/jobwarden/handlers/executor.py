@@ -55,6 +55,9 @@ CALM_WAIT = timedelta(seconds=10)
 # Status writes in flight at once: no more than the API threads can send within a
 # call's retry budget (a write queued behind thousands would time out unsent).
 WRITES = 32
+# Reads of one schedule's Jobs in flight at once, before every Job is listed: few, so
+# that a first start beside thousands never-reconciled cannot take every API thread.
+READS = 4
 # The rank of a status write that wakes nothing (sorted after every wake-up).
 NEVER = float("inf")
 
@@ -88,6 +91,7 @@ class Executor:
         self._chains = chains or ChainIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
+        self._reads = PriorityGate(READS)
         # Reconciles reading, planning or creating, or waiting for a slot to do so.
         self._acting = 0
         self._calm = asyncio.Event()
@@ -233,7 +237,7 @@ class Executor:
         self._calm.clear()
         try:
             async with self._slots.slot(rank):
-                decided = await self._decide(key, memory, progress, indexed=indexed)
+                decided = await self._decide(key, memory, progress, indexed=indexed, rank=rank)
                 if decided is None:
                     return Outcome(gone=True)
                 obj, decision, fed, version = decided
@@ -268,7 +272,7 @@ class Executor:
         return Outcome(wake_at=decision.wake_at, health=decision.health, active=decision.active)
 
     async def _decide(
-        self, key: Key, memory: ScheduleMemory, progress: Progress, *, indexed: bool
+        self, key: Key, memory: ScheduleMemory, progress: Progress, *, indexed: bool, rank: Rank
     ) -> tuple[Observed, Plan, frozenset[str], str | None] | None:
         """The plan made ahead when it still holds, else one made now; None if gone.
 
@@ -300,7 +304,7 @@ class Executor:
             jobs = list(self._jobs_of(key))
         else:
             progress.step = "list Jobs"
-            jobs = await self._read_jobs(key)
+            jobs = await self._read_jobs(key, rank=rank)
         progress.step, progress.obj = "read pods", obj
         probed = await self.probe_starts(jobs, now=utcnow())
         progress.step = "plan"
@@ -309,17 +313,18 @@ class Executor:
         decision = self.plan(key, memory, obj, jobs=jobs, now=utcnow(), probed=probed)
         return obj, decision, fed, version
 
-    async def _read_jobs(self, key: Key) -> list[JobObservation]:
+    async def _read_jobs(self, key: Key, *, rank: Rank) -> list[JobObservation]:
         """``key``'s Jobs from the API server, as the index would hold them once listed.
 
         Before the Jobs' first listing is complete, a Job missing from the index
         may only be unlisted yet: a schedule due meanwhile asks for its own.
         """
         namespace, name = key
-        found = await self._kube.list_jobs(
-            namespace=namespace,
-            selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(name)}",
-        )
+        async with self._reads.slot(rank):
+            found = await self._kube.list_jobs(
+                namespace=namespace,
+                selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(name)}",
+            )
         jobs = []
         for body in found:
             try:
