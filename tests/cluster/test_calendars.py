@@ -86,4 +86,7 @@ def test_each_new_form_is_planned(
         here.apply(schedule(name, **spec))
     for name in forms:
         status = here.wait(name, phase("Active"), timeout=30, what="planned")
-        assert "nextRunTime" in status, status
+        upcoming = status["upcoming"]
+        assert upcoming[0]["time"] == status["nextRunTime"], status
+        assert len(upcoming) == 5
+        assert [u["time"] for u in upcoming] == sorted({u["time"] for u in upcoming})

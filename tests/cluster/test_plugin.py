@@ -363,7 +363,7 @@ def test_preview_every_example_offline(cluster: Cluster, path: Path, tmp_path: P
     assert all(v for v in expected.values())  # every example has runs ahead of `start`
 
     table = rows(ok(plugin(cluster, "preview", "-f", str(path), "--from", start, env=offline)))
-    assert table[0] == ["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN"]
+    assert table[0] == ["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN", "NOTE"]
     assert {r[1] for r in table[1:]} == {d["metadata"]["name"] for d in docs}
 
 

@@ -303,3 +303,23 @@ def test_preview_works_without_any_kubeconfig(
         "2026-06-01T00:00:00Z",
     )
     assert code == 0 and json.loads(out) == ["2027-01-01T14:00:00Z"]
+
+
+def test_the_table_notes_a_run_dst_repeats(tmp_path: Path) -> None:
+    spec = {
+        "every": {"period": "Day", "times": ["01:45"]},
+        "timeZone": "Australia/Lord_Howe",
+        "dst": {"repeatedTime": "Both"},
+        "jobTemplate": {},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(_doc(spec)))
+    code, out, err = _cli(
+        "preview", "-f", str(path), "--from", "2025-04-05T00:00:00Z", "--count", "3"
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[-1] == "NOTE"
+    assert "the first, at +11:00" in lines[1]
+    assert "the second, at +10:30" in lines[2]
+    assert "occurs twice" not in lines[3]

@@ -94,6 +94,11 @@ class Timeline:
         self.exclude = exclude
         self._budget = _BASE_BUDGET + 2 * len(exclude)
 
+    @property
+    def source(self) -> WallSource | None:
+        """The recurrence's wall times (None for a one-time run), for explaining a run."""
+        return self._source
+
     def next_after(self, t: datetime) -> datetime | None:
         """The first scheduled instant strictly after ``t``; None when there are no more."""
         t = _utc(t)
