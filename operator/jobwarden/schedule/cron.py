@@ -39,7 +39,7 @@ _CHECK_FROM: Final = datetime(2001, 1, 1)
 _CHECK_HASH_ID: Final = "jobwarden/check"
 _RANDOM = re.compile(r"(?<![a-z])r(?![a-z])")
 _MICROSECOND: Final = timedelta(microseconds=1)
-_SPANS: Final = 4
+_SPANS: Final = 8  # a plan asks for the next run and status.upcoming: six questions
 
 
 class CronError(ValueError):

@@ -47,8 +47,9 @@ def note_for(timeline: Timeline, run: datetime) -> str | None:
         offset = local.isoformat()[-6:]
         return f"{local:%H:%M} occurs twice on {local:%Y-%m-%d} (DST): the {which}, at {offset}"
     source = timeline.source
-    if source is None or timeline.dst.skip_missing:
-        return None
+    before = (run - _TICK).astimezone(tz).utcoffset()
+    if source is None or timeline.dst.skip_missing or before == local.utcoffset():
+        return None  # only a run at the very instant of a change can be a moved one
     nominal = source.prev_wall(wall_of(run, tz) - _TICK)
     if nominal is not None and not exists(nominal, tz) and resolve(nominal, tz) == run:
         return f"{nominal:%H:%M} does not exist on {nominal:%Y-%m-%d} (DST): runs at {local:%H:%M}"
