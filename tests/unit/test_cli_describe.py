@@ -231,3 +231,15 @@ def test_summary_text_says_none_for_empty_sections() -> None:
     )
     assert "Active runs: none" in text
     assert "Failed runs (last 24h): none" in text
+
+
+def test_next_runs_note_a_run_dst_moves() -> None:
+    """02:30 in Berlin does not exist on 2027-03-28: the run there is at 03:00, and says so."""
+    obj = _obj({"every": {"period": "Day", "times": ["02:30"]}, "timeZone": "Europe/Berlin"})
+    got = next_runs(obj, now=datetime(2027, 3, 26, 12, tzinfo=UTC), count=3)
+    assert got.runs[1] == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    assert got.run_notes == (
+        None,
+        "02:30 does not exist on 2027-03-28 (DST): runs at 03:00",
+        None,
+    )
