@@ -13,7 +13,7 @@ WORKERS ?= 4
 LOCK := requirements.lock
 IMAGE ?= jobwarden/jobwarden:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: venv cluster run test unit lint down lock image
+.PHONY: venv cluster browser run test unit lint down lock image
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,11 @@ run: venv cluster
 	echo "KUBECONFIG=$$KUBECONFIG  (try: kubectl get jobschedules -A -w)" && \
 	JOBWARDEN_METRICS_ADDRESS=127.0.0.1:8080 JOBWARDEN_METRICS_SECURE=false JOBWARDEN_HEALTH_ADDRESS=127.0.0.1:8081 jobwarden
 
-test: venv cluster
+# The dashboard's browser tests drive Debian's chromium: installed first when missing.
+browser:
+	bash hack/install-browser.sh
+
+test: venv cluster browser
 	$(VENV)/bin/pytest -n $(WORKERS) --dist loadgroup -q
 
 unit: venv

@@ -95,17 +95,15 @@ class Background:
 def _components(
     *,
     scheduler: Scheduler,
-    started: list[bool],
     warden: sweep.Sweep,
     watched: watches.Watches,
     settings: Settings,
 ) -> list[liveness.Component]:
-    """What liveness judges. The scheduler only once it runs (after the Jobs' first
-    listing, which the Job streams' own beats cover meanwhile)."""
+    """What liveness judges: the wake loop, the sweep and every watch stream."""
     found = [
         liveness.Component(
             "scheduler",
-            lambda: scheduler.last_beat if started else None,
+            lambda: scheduler.last_beat,
             liveness.SCHEDULER_BOUND_SECONDS,
         ),
         liveness.Component(
@@ -169,7 +167,7 @@ def _configure(settings: Settings, background: Background) -> None:
             unhealthy_after=settings.unhealthy_after,
             dry_run=settings.dry_run,
         )
-        scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of)
+        scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of, listed=False)
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
         watched = watches.build(
@@ -181,11 +179,9 @@ def _configure(settings: Settings, background: Background) -> None:
             jobs=jobs,
             warden=warden,
         )
-        started: list[bool] = []
         judged.extend(
             _components(
                 scheduler=scheduler,
-                started=started,
                 warden=warden,
                 watched=watched,
                 settings=settings,
@@ -202,16 +198,17 @@ def _configure(settings: Settings, background: Background) -> None:
         memo["connection"] = connection
         memo["elector"] = None
 
-        async def schedule_when_jobs_listed() -> None:
-            # Until every Job is listed, a schedule's missing Job may only be unlisted.
-            await watched.jobs_synced()
-            log.info("Jobs listed; the scheduler starts")
-            started.append(True)
-            await scheduler.run()
+        async def schedule() -> None:
+            # Until every Job is listed, a schedule's missing Job may only be unlisted:
+            # the scheduler runs what is due meanwhile from each one's own Jobs.
+            async with asyncio.TaskGroup() as group:
+                group.create_task(scheduler.run())
+                await watched.jobs_synced()
+                scheduler.listed()
 
         for informer in watched.all:
             background.start(informer.run(), name=f"jobwarden watch {informer.name}")
-        background.start(schedule_when_jobs_listed(), name="jobwarden scheduler")
+        background.start(schedule(), name="jobwarden scheduler")
         background.start(warden.run(), name="jobwarden sweep")
         if settings.lease:
             # A standby until the Lease is won. The elector has its own client and

@@ -25,6 +25,7 @@ COMMANDS = (
     "terminate",
     "health",
     "can-i",
+    "dashboard",
 )
 
 # ``kubectl jobwarden list``: kubectl's printer columns, with the phase after the schedule.
@@ -67,6 +68,7 @@ class FakeClient:
         self.refuse_patches = refuse_patches
         self.refuse_gets = refuse_gets
         self.reviews: list[dict[str, str]] = []
+        self.applied: list[dict[str, Any]] = []
 
     def _find(self, namespace: str, name: str) -> dict[str, Any]:
         for obj in self.objects:
@@ -101,6 +103,13 @@ class FakeClient:
 
     def list_events(self, *, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
         return []
+
+    def apply_schedule(self, *, manifest: dict[str, Any]) -> dict[str, Any]:
+        if self.refuse_patches:
+            name = manifest["metadata"]["name"]
+            raise Forbidden(f'forbidden: cannot patch jobschedules.jobwarden.io "{name}" (server)')
+        self.applied.append(manifest)
+        return manifest
 
     def watch_schedules(
         self,

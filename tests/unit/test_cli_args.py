@@ -99,6 +99,13 @@ def test_connection_flags_reach_the_client() -> None:
     ) == ("/k", "c", "u", ("g",), 5.0)
 
 
+def test_dashboard_defaults_to_a_free_port_in_the_contexts_namespace() -> None:
+    args = build_parser().parse_args(["dashboard"])
+    assert (args.port, args.open, args.all_namespaces) == (0, False, False)
+    args = build_parser().parse_args(["dashboard", "-A", "--port", "8765", "--open"])
+    assert (args.port, args.open, args.all_namespaces) == (8765, True, True)
+
+
 def test_watch_timeout_is_hidden_but_parsed() -> None:
     parser = build_parser()
     assert parser.parse_args(["list", "-w", "--watch-timeout", "3s"]).watch_timeout == 3.0
@@ -120,6 +127,8 @@ def test_watch_timeout_is_hidden_but_parsed() -> None:
         (["preview", "-f", "x", "--count", "many"], "whole number"),
         (["list", "-o", "table"], "invalid choice"),
         (["health", "--since", "yesterday"], "invalid duration"),
+        (["dashboard", "--port", "70000"], "between 0 and 65535"),
+        (["dashboard", "--port", "http"], "not a port number"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(

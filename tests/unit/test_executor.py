@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from jobwarden import metrics
 from jobwarden.handlers import executor as executor_module
+from jobwarden.handlers import failures
 from jobwarden.handlers import memory as memory_module
 from jobwarden.handlers import scheduler as scheduler_module
 from jobwarden.handlers.scheduler import Scheduler
@@ -245,7 +246,7 @@ def create_answered(answer: CreateResult) -> tuple[FakeKube, Scheduler, str]:
     sched = scheduler(kube)
     sched.seen(KEY, resource_version=None)
     obj = memory_module.observed(copy.deepcopy(kube.bodies[KEY]))
-    plan = sched._executor.plan(KEY, memory(sched), obj, now=memory_module.utcnow())
+    plan = sched._executor.plan(memory(sched), obj, jobs=[], now=memory_module.utcnow())
     job: str = plan.starts[0].body["metadata"]["name"]
     kube.answers[job] = answer
     reconcile(sched)
@@ -304,7 +305,7 @@ def test_a_schedule_whose_plan_raises_is_reported_once_and_retried_with_backoff(
         await sched.close()
         await asyncio.gather(loop, return_exceptions=True)
 
-    with caplog.at_level(logging.ERROR, logger=executor_module.__name__):
+    with caplog.at_level(logging.ERROR, logger=failures.__name__):
         asyncio.run(scenario())
     assert [c.split("-")[0] for c in kube.created()] == ["good"], "the neighbour ran"
     assert kube.reasons("bad") == ["InternalError"], "one Event, not one per retry"

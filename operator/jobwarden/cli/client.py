@@ -24,6 +24,8 @@ CONNECT_TIMEOUT: Final = 10.0
 # How long past a watch's timeoutSeconds the client waits before ending it itself.
 WATCH_GRACE: Final = 5.0
 MERGE_PATCH: Final = "application/merge-patch+json"
+APPLY_PATCH: Final = "application/apply-patch+yaml"
+FIELD_MANAGER: Final = "kubectl-jobwarden-dashboard"
 
 
 class Gone(Exception):
@@ -160,6 +162,27 @@ class Client:
             self._custom.patch_namespaced_custom_object,
             dict(patch),
             _content_type=MERGE_PATCH,
+        )
+
+    def apply_schedule(self, *, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a whole JobSchedule manifest (created when missing).
+
+        The dashboard's field manager owns what it applied; a field another
+        manager owns is a conflict the server reports, never overwritten.
+        """
+        meta = manifest.get("metadata") or {}
+        target = _Target(
+            verb="patch",
+            resource=RESOURCE,
+            namespace=str(meta.get("namespace") or self.namespace),
+            name=str(meta.get("name") or ""),
+        )
+        return self._one(
+            target,
+            self._custom.patch_namespaced_custom_object,
+            dict(manifest),
+            field_manager=FIELD_MANAGER,
+            _content_type=APPLY_PATCH,
         )
 
     def may(self, attributes: Mapping[str, str]) -> bool:

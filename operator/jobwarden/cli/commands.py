@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import secrets
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from jobwarden import labels
-from jobwarden.cli.access import Ability, ability, can_i_report, can_i_table, forbidden_line
+from jobwarden.cli.access import can_i_report, can_i_table
 from jobwarden.cli.access import permissions as all_permissions
+from jobwarden.cli.actions import take_action
 from jobwarden.cli.client import Client, connect
 from jobwarden.cli.describe import describe_text
 from jobwarden.cli.errors import CliError, Forbidden
@@ -39,13 +38,6 @@ from jobwarden.cli.tables import list_table, utc_now
 from jobwarden.cli.watching import watch_describe, watch_list
 
 __all__ = ["App"]
-
-KIND_REF = f"{labels.SINGULAR}.{labels.GROUP}"
-
-
-def _token(now: datetime) -> str:
-    """A fresh action token: readable time first, random suffix so two in a second differ."""
-    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +61,7 @@ class App:
             "terminate": self.cmd_terminate,
             "health": self.cmd_health,
             "can-i": self.cmd_can_i,
+            "dashboard": self.cmd_dashboard,
         }
         return handlers[args.command](args)
 
@@ -191,85 +184,39 @@ class App:
             self.console.print("\n".join(can_i_table(report).lines()))
         return 0
 
+    def cmd_dashboard(self, args: argparse.Namespace) -> int:
+        from jobwarden.cli.dashboard.server import Serve, serve  # aiohttp for this one only
+
+        client = self.client(args)
+        return serve(
+            Serve(
+                client=client,
+                namespace=None if args.all_namespaces else client.namespace,
+                port=args.port,
+                open_browser=args.open,
+                console=self.console,
+                clock=self.clock,
+            )
+        )
+
     # -- actions ----------------------------------------------------------------------------
 
-    def _act(
-        self, client: Client, name: str, patch: Mapping[str, Any], *, doing: Ability
-    ) -> dict[str, Any]:
-        """Patch the schedule; a refusal names the permission ``doing`` lacks."""
-        try:
-            return client.patch_schedule(namespace=client.namespace, name=name, patch=patch)
-        except Forbidden as exc:
-            try:
-                missing = [
-                    p
-                    for p in doing.needs
-                    if not client.may(p.attributes(namespace=client.namespace, name=name))
-                ]
-            except CliError:
-                raise exc from None  # cannot even ask: the server's refusal is the best answer
-            if not missing:
-                raise  # allowed by RBAC, refused by something else: its own words say why
-            line = forbidden_line(doing, missing=missing, namespace=client.namespace)
-            raise CliError(line) from exc
-
-    def _annotate(
-        self, client: Client, name: str, values: Mapping[str, str | None], *, doing: Ability
-    ) -> dict[str, Any]:
-        patch = {"metadata": {"annotations": dict(values)}}
-        return self._act(client, name, patch, doing=doing)
+    def _take(self, args: argparse.Namespace, action: str) -> int:
+        client = self.client(args)
+        result = take_action(
+            client, action, namespace=client.namespace, name=args.name, now=self.clock()
+        )
+        self.console.print(result.message)
+        return 0
 
     def cmd_run(self, args: argparse.Namespace) -> int:
-        client = self.client(args)
-        token = _token(self.clock())
-        self._annotate(client, args.name, {labels.RUN_NOW_ANNOTATION: token}, doing=ability("run"))
-        self.console.print(
-            f"{KIND_REF}/{args.name} run requested ({labels.RUN_NOW_ANNOTATION}={token})"
-        )
-        return 0
+        return self._take(args, "run")
 
     def cmd_suspend(self, args: argparse.Namespace) -> int:
-        client = self.client(args)
-        self._act(client, args.name, {"spec": {"suspend": True}}, doing=ability("suspend"))
-        self.console.print(f"{KIND_REF}/{args.name} suspended")
-        return 0
+        return self._take(args, "suspend")
 
     def cmd_resume(self, args: argparse.Namespace) -> int:
-        client = self.client(args)
-        obj = client.get_schedule(namespace=client.namespace, name=args.name)
-        status = obj.get("status") or {}
-        held = (status.get("suspendedByOperator") or {}).get("suspended") is True
-        patch: dict[str, Any] = {"spec": {"suspend": False}}
-        token = _token(self.clock())
-        if held:
-            patch["metadata"] = {"annotations": {labels.RESUME_ANNOTATION: token}}
-        self._act(client, args.name, patch, doing=ability("lift-suspension" if held else "resume"))
-        detail = (
-            f" (lifting the operator's suspension: {labels.RESUME_ANNOTATION}={token})"
-            if held
-            else ""
-        )
-        self.console.print(f"{KIND_REF}/{args.name} resumed{detail}")
-        return 0
+        return self._take(args, "resume")
 
     def cmd_terminate(self, args: argparse.Namespace) -> int:
-        client = self.client(args)
-        token = _token(self.clock())
-        # Without --force the grace annotation is removed, so that an earlier
-        # forced terminate does not make this one forced too.
-        updated = self._annotate(
-            client,
-            args.name,
-            {
-                labels.TERMINATE_ANNOTATION: token,
-                labels.TERMINATE_GRACE_ANNOTATION: "0" if args.force else None,
-            },
-            doing=ability("terminate-force" if args.force else "terminate"),
-        )
-        active = (updated.get("status") or {}).get("active") or []
-        forced = ", pods force-deleted" if args.force else ""
-        self.console.print(
-            f"{KIND_REF}/{args.name} terminate requested for {len(active)} active "
-            f"run(s){forced} ({labels.TERMINATE_ANNOTATION}={token})"
-        )
-        return 0
+        return self._take(args, "terminate-force" if args.force else "terminate")

@@ -55,6 +55,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from exc
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("must be between 0 and 65535 (0: a free one)")
+    return value
+
+
 def _connection_flags(*, suppress: bool) -> _Parser:
     """kubectl's connection flags, accepted before and after the command.
 
@@ -195,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="how far back 'recent' reaches (default 24h)",
     )
     p.add_argument("-o", "--output", choices=("json", "yaml"), help="print as json|yaml")
+
+    p = command(
+        "dashboard",
+        "Serve a local web UI on 127.0.0.1 (overview, runs, actions, compose), "
+        "acting as you; the URL carries a one-session token.",
+    )
+    p.add_argument("-A", "--all-namespaces", action="store_true", help="show every namespace")
+    p.add_argument(
+        "--port",
+        type=_port,
+        default=0,
+        metavar="PORT",
+        help="port on 127.0.0.1 to listen on (default: a free one)",
+    )
+    p.add_argument("--open", action="store_true", help="open the URL in a web browser")
     return parser
 
 

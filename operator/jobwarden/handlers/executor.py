@@ -24,11 +24,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels, metrics
+from jobwarden.handlers.failures import Progress, report_failure
 from jobwarden.handlers.gate import PriorityGate, Rank
 from jobwarden.handlers.memory import (
     NOTHING,
@@ -41,8 +41,7 @@ from jobwarden.handlers.memory import (
 )
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
-from jobwarden.reconcile.errors import INTERNAL_ERROR, describe_error, internal_error_patch
-from jobwarden.runs.jobs import JobObservation
+from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import schedule_label_value
 
 log = logging.getLogger(__name__)
@@ -53,6 +52,9 @@ CALM_WAIT = timedelta(seconds=10)
 # Status writes in flight at once: no more than the API threads can send within a
 # call's retry budget (a write queued behind thousands would time out unsent).
 WRITES = 32
+# Reads of one schedule's Jobs in flight at once, before every Job is listed: few, so
+# that a first start beside thousands never-reconciled cannot take every API thread.
+READS = 4
 # The rank of a status write that wakes nothing (sorted after every wake-up).
 NEVER = float("inf")
 
@@ -68,17 +70,6 @@ class Outcome:
     failed: bool = False
 
 
-class _Progress:
-    """How far a reconcile got: the step an error is reported against, and what was read."""
-
-    __slots__ = ("body", "obj", "step")
-
-    def __init__(self) -> None:
-        self.step = "read schedule"
-        self.body: dict[str, Any] | None = None
-        self.obj: Observed | None = None
-
-
 class Executor:
     """Reconciles one schedule at a time per key; many keys at once, bounded by slots."""
 
@@ -88,6 +79,7 @@ class Executor:
         self._jobs_of = jobs_of
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
+        self._reads = PriorityGate(READS)
         # Reconciles reading, planning or creating, or waiting for a slot to do so.
         self._acting = 0
         self._calm = asyncio.Event()
@@ -95,11 +87,18 @@ class Executor:
 
     # --- planning ---------------------------------------------------------------------
 
-    def plan(self, key: Key, memory: ScheduleMemory, obj: Observed, *, now: datetime) -> Plan:
-        """The pure plan for ``obj`` with its Jobs as indexed, creates in flight and refusals."""
+    def plan(
+        self,
+        memory: ScheduleMemory,
+        obj: Observed,
+        *,
+        jobs: list[JobObservation],
+        now: datetime,
+    ) -> Plan:
+        """The pure plan for ``obj`` with its Jobs, creates in flight and refusals."""
         return plan(
             obj=obj,
-            jobs=list(self._jobs_of(key)),
+            jobs=jobs,
             pending=memory.pending,
             now=now,
             policy=self._policy,
@@ -116,21 +115,30 @@ class Executor:
         if memory.body is None or memory.version is None:
             return None
         obj = observed(unpack(memory.body))
-        decision = self.plan(key, memory, obj, now=at)
+        decision = self.plan(memory, obj, jobs=list(self._jobs_of(key)), now=at)
         if not decision.starts:
             return None
         return Ahead(at=at, resource_version=memory.version, obj=obj, plan=decision)
 
     # --- the boundary -----------------------------------------------------------------
 
-    async def run(self, key: Key, memory: ScheduleMemory, *, rank: Rank = (0.0, 0.0)) -> Outcome:
+    async def run(
+        self,
+        key: Key,
+        memory: ScheduleMemory,
+        *,
+        rank: Rank = (0.0, 0.0),
+        indexed: bool = True,
+    ) -> Outcome:
         """Reconcile ``key``; never raises but for cancellation.
 
         ``rank`` orders the wait for a slot: lowest first (see ``ScheduleMemory.rank``).
+        ``indexed``: whether every Job is listed, so the index holds this
+        schedule's Jobs; until then they are read from the API server.
         """
-        progress = _Progress()
+        progress = Progress()
         try:
-            outcome = await self.reconcile(key, memory, progress, rank=rank)
+            outcome = await self.reconcile(key, memory, progress, rank=rank, indexed=indexed)
         except asyncio.CancelledError:
             raise
         except NotLeading:
@@ -152,59 +160,12 @@ class Executor:
         return outcome
 
     async def _failed(
-        self, key: Key, memory: ScheduleMemory, progress: _Progress, exc: Exception
+        self, key: Key, memory: ScheduleMemory, progress: Progress, exc: Exception
     ) -> Outcome:
-        memory.drop_body()  # what happened is unknown: read afresh
-        memory.ahead = None
-        inner = getattr(exc, "step", None)  # reconcile.PlanStepError names the plan's step
-        step = f"{progress.step}: {inner}" if inner else progress.step
-        cause = getattr(exc, "cause", None)
-        message = describe_error(step, cause if isinstance(cause, BaseException) else exc)
-        now = utcnow()
-        fresh = memory.failed(error=message, now=now)
-        retry = memory.retry_at or now
-        if fresh:
-            log.error(
-                "%s/%s: %s; retrying with backoff (next in %.1fs)",
-                *key,
-                message,
-                (retry - now).total_seconds(),
-                exc_info=exc,
-            )
-        if fresh or not memory.reported:
-            await self._report(key, memory, progress, message, event=fresh)
+        retry = await report_failure(
+            kube=self._kube, key=key, memory=memory, progress=progress, exc=exc
+        )
         return Outcome(wake_at=retry, failed=True)
-
-    async def _report(
-        self, key: Key, memory: ScheduleMemory, progress: _Progress, message: str, *, event: bool
-    ) -> None:
-        """Ready=False and a Warning Event on the schedule; a failure here is only logged."""
-        namespace, name = key
-        obj = progress.obj
-        body = progress.body or {}
-        meta = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        uid = obj.uid if obj is not None else str((meta or {}).get("uid") or "")
-        ref = ObjectRef(labels.API_VERSION, labels.KIND, namespace, name, uid)
-        try:
-            if event:
-                await self._kube.post_event(
-                    regarding=ref, type_="Warning", reason=INTERNAL_ERROR, message=message
-                )
-            if obj is None and not body:
-                return  # nothing read: the other conditions are unknown, leave them be
-            status = obj.status if obj is not None else body.get("status")
-            generation = obj.generation if obj is not None else None
-            patch = internal_error_patch(
-                status=status, message=message, now=utcnow(), generation=generation
-            )
-            rv = await self._kube.patch_status(namespace=namespace, name=name, status=patch)
-            if rv is not None:
-                memory.written = rv  # its watch event is ours: no reconcile, no backoff skip
-            memory.reported = True
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.debug("%s/%s: could not report the error: %s", *key, exc)
 
     # --- one reconcile ----------------------------------------------------------------
 
@@ -212,9 +173,10 @@ class Executor:
         self,
         key: Key,
         memory: ScheduleMemory,
-        progress: _Progress | None = None,
+        progress: Progress | None = None,
         *,
         rank: Rank = (0.0, 0.0),
+        indexed: bool = True,
     ) -> Outcome:
         """Read, plan and create; then, after the slot is freed, record, notify and delete.
 
@@ -236,12 +198,12 @@ class Executor:
         schedules, a run due in seconds is neither planned nor recorded behind
         all of their bookkeeping.
         """
-        progress = progress or _Progress()
+        progress = progress or Progress()
         self._acting += 1
         self._calm.clear()
         try:
             async with self._slots.slot(rank):
-                decided = await self._decide(key, memory, progress)
+                decided = await self._decide(key, memory, progress, indexed=indexed, rank=rank)
                 if decided is None:
                     return Outcome(gone=True)
                 obj, decision, fed, version = decided
@@ -276,7 +238,7 @@ class Executor:
         return Outcome(wake_at=decision.wake_at, health=decision.health, active=decision.active)
 
     async def _decide(
-        self, key: Key, memory: ScheduleMemory, progress: _Progress
+        self, key: Key, memory: ScheduleMemory, progress: Progress, *, indexed: bool, rank: Rank
     ) -> tuple[Observed, Plan, frozenset[str], str | None] | None:
         """The plan made ahead when it still holds, else one made now; None if gone.
 
@@ -304,13 +266,40 @@ class Executor:
             return None
         progress.step, progress.body = "parse schedule", body
         obj = observed(body)
+        if indexed:
+            jobs = list(self._jobs_of(key))
+        else:
+            progress.step = "list Jobs"
+            jobs = await self._read_jobs(key, rank=rank)
         progress.step, progress.obj = "plan", obj
         meta = body.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        return obj, self.plan(key, memory, obj, now=utcnow()), fed, version
+        return obj, self.plan(memory, obj, jobs=jobs, now=utcnow()), fed, version
+
+    async def _read_jobs(self, key: Key, *, rank: Rank) -> list[JobObservation]:
+        """``key``'s Jobs from the API server, as the index would hold them once listed.
+
+        Before the Jobs' first listing is complete, a Job missing from the index
+        may only be unlisted yet: a schedule due meanwhile asks for its own.
+        """
+        namespace, name = key
+        async with self._reads.slot(rank):
+            found = await self._kube.list_jobs(
+                namespace=namespace,
+                selector=f"{labels.SCHEDULE_LABEL}={schedule_label_value(name)}",
+            )
+        jobs = []
+        for body in found:
+            try:
+                job = observe_job(body)
+            except Exception:  # the index skips it too (Informer._receive)
+                continue
+            if (job.namespace, job.schedule) == key:
+                jobs.append(job)
+        return jobs
 
     async def _create(
-        self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: _Progress
+        self, memory: ScheduleMemory, obj: Observed, decision: Plan, progress: Progress
     ) -> None:
         """The plan's creates; a refused one is remembered for the next plan to record."""
         for start in decision.starts:
@@ -359,7 +348,7 @@ class Executor:
         memory.written = rv
         return True
 
-    async def _destroy(self, obj: Observed, decision: Plan, progress: _Progress) -> None:
+    async def _destroy(self, obj: Observed, decision: Plan, progress: Progress) -> None:
         """The plan's deletes, once its status write has recorded why."""
         for deletion in decision.deletes:
             progress.step = f"delete Job {deletion.job}"

@@ -162,6 +162,19 @@ class ScheduleMemory:
             return (0.0, self.urgent_at.timestamp())
         return (1.0, self.next_run if self.next_run is not None else now.timestamp())
 
+    def due_after(self, now: datetime, *, ahead: timedelta) -> datetime | None:
+        """When this schedule's next run is due, if it is known and more than ``ahead`` away.
+
+        None: it may be due now (a change someone made, a wake-up a plan set,
+        a next run passed or not known).
+        """
+        if self.next_run is None:
+            return None
+        when = datetime.fromtimestamp(self.next_run, tz=UTC)
+        if self.urgent_at is not None:
+            when = min(when, self.urgent_at)
+        return when if when > now + ahead else None
+
     def saw_next_run(self, body: Mapping[str, Any]) -> None:
         """Note ``status.nextRun`` of a body seen; anything unreadable means not known."""
         status = body.get("status")

@@ -47,7 +47,13 @@ class Scheduler:
     """The wake loop over every known schedule, and the entry points that feed it."""
 
     def __init__(
-        self, *, kube: Kube, policy: Policy, jobs_of: JobsOf, concurrency: int = 64
+        self,
+        *,
+        kube: Kube,
+        policy: Policy,
+        jobs_of: JobsOf,
+        concurrency: int = 64,
+        listed: bool = True,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         self._memory: dict[Key, ScheduleMemory] = {}
@@ -60,6 +66,8 @@ class Scheduler:
         self._leading = asyncio.Event()
         self._leading.set()  # standalone: always the leader
         self._beat = time.monotonic()
+        # Whether every Job is listed, so that ``jobs_of`` holds all of a schedule's.
+        self._listed = listed
 
     @property
     def last_beat(self) -> float:
@@ -106,6 +114,24 @@ class Scheduler:
             memory.ahead = None
             self.touch(key, now)
         self._changed.set()
+
+    # --- the Jobs' first listing -------------------------------------------------------
+
+    def listed(self) -> None:
+        """Every Job is listed: plan from the index, and reconcile every schedule now.
+
+        Until then only what is due runs (see ``_pass``), each schedule reading
+        its own Jobs: after a restart beside 50,000 Jobs their first listing
+        takes longer than the wait for a run due meanwhile may. Every other
+        schedule waited for this moment, and is reconciled now.
+        """
+        if self._listed:
+            return
+        self._listed = True
+        log.info("Jobs listed: every schedule is reconciled, from the index")
+        now = utcnow()
+        for key in self._memory:
+            self.touch(key, now)
 
     # --- feeding the queue ------------------------------------------------------------
 
@@ -207,6 +233,11 @@ class Scheduler:
             if memory.retry_at is not None and memory.retry_at > now:
                 self._queue.wake(key, memory.retry_at)  # woken early: wait out the backoff
                 continue
+            if not self._listed:
+                later = memory.due_after(now, ahead=PREPARE_AHEAD)
+                if later is not None:
+                    self._queue.wake(key, later)  # nothing due before: until then, or listed()
+                    continue
             self._spawn(key, memory, now)
 
     def _prepare(self, key: Key, at: datetime) -> None:
@@ -226,6 +257,7 @@ class Scheduler:
             or memory.failures
             or self._queue.due(key) != at
             or not self.leading
+            or not self._listed
         ):
             return
         try:
@@ -252,7 +284,7 @@ class Scheduler:
 
     async def _reconcile(self, key: Key, memory: ScheduleMemory, rank: Rank) -> None:
         try:
-            outcome = await self._executor.run(key, memory, rank=rank)
+            outcome = await self._executor.run(key, memory, rank=rank, indexed=self._listed)
         finally:
             memory.busy = False
             if memory.again:

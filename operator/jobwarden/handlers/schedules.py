@@ -4,8 +4,9 @@ No decisions here beyond which change wakes a schedule (``job_wake``, a pure
 function of the old and new observation of one Job). A schedule change asks
 the scheduler to reconcile it; a Job change updates the schedule's Jobs as
 the scheduler reads them and, when the run's outcome changed, wakes it.
-The scheduler starts only after the Jobs' first listing is complete (see
-``main``), so a reconcile never mistakes "not listed yet" for "deleted".
+Until the Jobs' first listing is complete, a schedule reconciled reads its
+own Jobs instead (``Executor._read_jobs``), so a reconcile never mistakes
+"not listed yet" for "deleted".
 """
 
 from __future__ import annotations
