@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobwarden.api.spec import SpecError, parse_spec
+from jobwarden.api.spec import SpecError
 from jobwarden.schedule import load_spec
+from jobwarden.schedule.calendar import parse_ranked
 from jobwarden.schedule.ordinals import (
     last_weekday,
     nearest_weekday,
@@ -297,11 +298,4 @@ def test_nonsense_is_refused_naming_the_field(spec: dict[str, Any], field: str, 
 
 
 def test_parse_keeps_ranked_weekdays_in_order_given() -> None:
-    every = parse_spec(
-        {
-            "every": {"period": "Month", "weekdaysOfMonth": ["last Sun", "1st Mon"]},
-            "jobTemplate": {},
-        }
-    ).every
-    assert every is not None
-    assert every.ranked_weekdays() == [(-1, 6), (1, 0)]
+    assert parse_ranked(["last Sun", "1st Mon", "3rd Wed"]) == [(-1, 6), (1, 0), (3, 2)]

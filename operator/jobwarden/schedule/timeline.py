@@ -21,6 +21,7 @@ from jobwarden.schedule.calendar import (
     MonthlySource,
     MonthRule,
     WeeklySource,
+    parse_ranked,
     parse_times,
 )
 from jobwarden.schedule.checks import check_spec
@@ -288,7 +289,7 @@ def _one(
     # Business days are weekdays not in exclude: a listed holiday is not one.
     days = MonthRule(
         month_days=every.month_days or (),
-        weekdays=every.ranked_weekdays(),
+        weekdays=parse_ranked(every.weekdays_of_month or ()),
         business_days=every.business_days or (),
         holidays=holidays,
     )
