@@ -143,14 +143,6 @@ class Every(_Model):
             )
         return value
 
-    def ranked_weekdays(self) -> list[tuple[int, int]]:
-        """``weekdaysOfMonth`` as (n, weekday) pairs: n 1..5 or -1 (last), Monday 0."""
-        ranks = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1}
-        return [
-            (ranks[rank], WEEKDAYS.index(day))
-            for rank, day in (text.split(" ") for text in self.weekdays_of_month or ())
-        ]
-
     @field_validator("times")
     @classmethod
     def _times_are_hhmm(cls, value: list[str]) -> list[str]:

@@ -21,6 +21,7 @@ from jobwarden.schedule.calendar import (
     MonthlySource,
     MonthRule,
     WeeklySource,
+    parse_ranked,
     parse_times,
 )
 from jobwarden.schedule.checks import check_spec
@@ -108,6 +109,11 @@ class Timeline:
     def clockless(self) -> bool:
         """No instant of its own: the schedule runs only after its upstreams."""
         return isinstance(self._source, NoClock)
+
+    @property
+    def source(self) -> WallSource | None:
+        """The recurrence's wall times (None for a one-time run), for explaining a run."""
+        return self._source
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first scheduled instant strictly after ``t``; None when there are no more."""
@@ -300,7 +306,7 @@ def _one(
     # Business days are weekdays not in exclude: a listed holiday is not one.
     days = MonthRule(
         month_days=every.month_days or (),
-        weekdays=every.ranked_weekdays(),
+        weekdays=parse_ranked(every.weekdays_of_month or ()),
         business_days=every.business_days or (),
         holidays=holidays,
     )
