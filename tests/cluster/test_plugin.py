@@ -371,7 +371,7 @@ def test_preview_every_example_offline(cluster: Cluster, path: Path, tmp_path: P
     printed = ok(plugin(cluster, "preview", "-f", str(path), "--from", start, env=offline))
     # The table, without the note under it for each chained schedule.
     table = [r for r in rows(printed) if len(r) > 1]
-    assert table[0] == ["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN"]
+    assert table[0] == ["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN", "NOTE"]
     assert {r[1] for r in table[1:]} == {d["metadata"]["name"] for d in docs}
 
 

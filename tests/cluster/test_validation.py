@@ -139,4 +139,5 @@ def test_operator_marks_spec_invalid_without_harming_neighbours(
         assert status.get("nextRunTime"), status
         assert not here.jobs("broken")
         assert len(recorder.names()) == 1
-    assert here.status("neighbour").get("phase") == "Completed"
+    # Completed once its one run has ended (not while it is still going).
+    here.wait("neighbour", phase("Completed"), timeout=20, what="Completed after its run ended")

@@ -246,3 +246,15 @@ def test_describe_shows_upstreams_and_downstreams_of_a_chain() -> None:
     forbidden = describe_text(_obj(), now=NOW, downstreams="<unavailable: forbidden>")
     assert "Runs Before:            <unavailable: forbidden>" in forbidden.splitlines()
     assert "Runs After:             <none>" in forbidden.splitlines()
+
+
+def test_next_runs_note_a_run_dst_moves() -> None:
+    """02:30 in Berlin does not exist on 2027-03-28: the run there is at 03:00, and says so."""
+    obj = _obj({"every": {"period": "Day", "times": ["02:30"]}, "timeZone": "Europe/Berlin"})
+    got = next_runs(obj, now=datetime(2027, 3, 26, 12, tzinfo=UTC), count=3)
+    assert got.runs[1] == datetime(2027, 3, 28, 1, 0, tzinfo=UTC)
+    assert got.run_notes == (
+        None,
+        "02:30 does not exist on 2027-03-28 (DST): runs at 03:00",
+        None,
+    )

@@ -311,7 +311,7 @@ def test_a_chained_schedule_is_previewed_as_running_after_its_upstreams() -> Non
     rows = [line.split() for line in out.splitlines()]
     report = [r for r in rows if r[:2] == ["default", "report"]]
     assert report == [["default", "report", "after", "extract,", "load", "<none>", "<none>",
-                       "<none>", "<none>"]]  # fmt: skip
+                       "<none>", "<none>", "<none>"]]  # fmt: skip
     notes = [line for line in out.splitlines() if line.startswith("default/")]
     assert notes[0].startswith("default/load runs after its upstreams: once a run of extract")
     assert any(
@@ -319,3 +319,23 @@ def test_a_chained_schedule_is_previewed_as_running_after_its_upstreams() -> Non
     )
     assert "default/extract" not in [n.split()[0] for n in notes]  # on the clock only
     assert _preview_json(EXAMPLES / "chain.yaml")["default/report"] == []
+
+
+def test_the_table_notes_a_run_dst_repeats(tmp_path: Path) -> None:
+    spec = {
+        "every": {"period": "Day", "times": ["01:45"]},
+        "timeZone": "Australia/Lord_Howe",
+        "dst": {"repeatedTime": "Both"},
+        "jobTemplate": {},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(_doc(spec)))
+    code, out, err = _cli(
+        "preview", "-f", str(path), "--from", "2025-04-05T00:00:00Z", "--count", "3"
+    )
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[-1] == "NOTE"
+    assert "the first, at +11:00" in lines[1]
+    assert "the second, at +10:30" in lines[2]
+    assert "occurs twice" not in lines[3]

@@ -7,8 +7,11 @@ against a fake API client: these rules are the server's, not the cluster's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import logging
+import webbrowser
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +23,10 @@ from aiohttp.test_utils import TestServer
 from jobwarden.cli.dashboard.app import RUNNER_OPTIONS, Dashboard, build_app
 from jobwarden.cli.dashboard.hub import Hub
 from jobwarden.cli.dashboard.security import CSRF_HEADER, SECURITY_HEADERS, Session, host_allowed
+from jobwarden.cli.dashboard.server import Serve
+from jobwarden.cli.errors import Forbidden
 from jobwarden.cli.follow import Change
+from jobwarden.cli.output import Console
 from tests.support.operator import free_port
 from tests.support.plugin import FakeClient
 
@@ -292,3 +298,58 @@ def test_an_apply_the_api_server_refuses_says_so() -> None:
 
     _drive(scenario, fake=fake)
     assert fake.applied == []
+
+
+# --- the command's server ------------------------------------------------------------------
+
+
+class _RefusingList(FakeClient):
+    """A user who may not list schedules: the watch fails and the page must say why."""
+
+    def list_schedules(self, *, namespace: str | None) -> tuple[list[dict[str, Any]], str]:
+        raise Forbidden('forbidden: cannot list jobschedules.jobwarden.io in namespace "team"')
+
+
+def test_serve_binds_loopback_prints_the_signed_url_and_opens_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    out = io.StringIO()
+    command = Serve(
+        client=_RefusingList(),  # type: ignore[arg-type]
+        namespace="team",
+        port=0,
+        open_browser=True,
+        console=Console(out=out, err=io.StringIO()),
+        clock=lambda: NOW,
+    )
+
+    async def main() -> str:
+        server = asyncio.create_task(command.run())
+        deadline = asyncio.get_running_loop().time() + 10
+        while "http://" not in out.getvalue():
+            assert asyncio.get_running_loop().time() < deadline, "no URL printed"
+            await asyncio.sleep(0.02)  # polling the printed output, bounded by the deadline
+        url = out.getvalue().split(" at ", 1)[1].split()[0]
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        base = url.split("/?", 1)[0]
+        async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
+            async with http.get(url) as r:
+                assert r.status == 200 and "jobwarden-csrf" in await r.text()
+            while True:  # the watch thread reports the refusal to the pages
+                async with http.get(f"{base}/api/overview") as r:
+                    error = (await r.json())["error"]
+                if error:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "no error shown"
+                await asyncio.sleep(0.02)
+            assert error.startswith("forbidden: cannot list jobschedules")
+        server.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await server
+        return url
+
+    url = asyncio.run(main())
+    assert opened == [url]
+    assert 'dashboard for namespace "team"' in out.getvalue()

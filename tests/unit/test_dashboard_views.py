@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +15,10 @@ from hypothesis import strategies as st
 
 from jobwarden.api.status import format_time
 from jobwarden.cli.dashboard.compose import ComposeError, build_manifest, compose
-from jobwarden.cli.dashboard.hub import Hub
-from jobwarden.cli.dashboard.views import overview, schedule_page, timeline
+from jobwarden.cli.dashboard.hub import Hub, start_watch
+from jobwarden.cli.dashboard.views import overview, run_rows, schedule_page, timeline
 from jobwarden.cli.describe import next_runs
+from jobwarden.cli.errors import CliError
 from jobwarden.cli.follow import Change
 from jobwarden.cli.preview import preview_documents
 
@@ -251,3 +254,56 @@ def test_run_lists_keep_the_most_urgent_and_say_how_many_there_are() -> None:
     assert [r["job"] for r in data["failed"]] == [f"f{k:03d}" for k in range(100)]
     assert [r["job"] for r in data["active"]][:2] == ["j119", "j118"]  # nearest to stale first
     assert len(data["active"]) == 100
+
+
+def test_a_run_after_a_clock_change_says_so() -> None:
+    before = datetime(2027, 3, 26, 12, tzinfo=UTC)  # Berlin moves to CEST on 2027-03-28
+    runs = [datetime(2027, 3, d, 8, tzinfo=UTC) for d in (27, 28, 29)]
+    rows = run_rows(runs, zone="Europe/Berlin", now=before)
+    assert [r["local"] for r in rows] == [
+        "Sat 2027-03-27 09:00 CET",
+        "Sun 2027-03-28 10:00 CEST",
+        "Mon 2027-03-29 10:00 CEST",
+    ]
+    assert [r["note"] for r in rows] == [None, "after a clock change (CET → CEST)", None]
+
+
+def test_compose_writes_a_dst_policy_only_when_it_is_not_the_default() -> None:
+    form = {"preset": "daily", "times": "02:30", "timeZone": "Europe/Berlin"}
+    assert "dst" not in build_manifest({**form, "missingTime": "RunAfter"})["spec"]
+    spec = build_manifest({**form, "missingTime": "Skip", "repeatedTime": "First"})["spec"]
+    assert spec["dst"] == {"missingTime": "Skip"}
+    start = datetime(2027, 3, 27, 12, tzinfo=UTC)
+    skipped = compose({**form, "missingTime": "Skip"}, now=start, default_namespace="d")
+    kept = compose(form, now=start, default_namespace="d")
+    assert kept.runs[0]["local"] == "Sun 2027-03-28 03:00 CEST"  # 02:30 does not exist: after
+    assert skipped.runs[0]["local"] == "Mon 2027-03-29 02:30 CEST"
+
+
+@pytest.mark.parametrize(
+    ("failure", "shown"),
+    [
+        (CliError("forbidden: cannot list jobschedules"), "forbidden: cannot list jobschedules"),
+        (ValueError("bad JSON"), "the watch failed (ValueError); trying again"),
+    ],
+)
+def test_a_failing_watch_is_shown_and_the_thread_lives_on(failure: Exception, shown: str) -> None:
+    calls: list[int] = []
+
+    def changes() -> Iterator[Change]:
+        calls.append(1)
+        yield Change(type="SYNC", objects=[_obj("a")])
+        raise failure
+
+    async def main() -> None:
+        hub = Hub()
+        stop = threading.Event()
+        thread = start_watch(hub, loop=asyncio.get_running_loop(), changes=changes, stop=stop)
+        while hub.error is None:
+            assert await hub.wait(after=hub.version, timeout=5), "no failure reported"
+        assert hub.error == shown and hub.synced and thread.is_alive()
+        stop.set()
+        await asyncio.to_thread(thread.join, 5)
+        assert not thread.is_alive() and calls == [1]
+
+    asyncio.run(main())

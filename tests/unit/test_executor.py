@@ -246,7 +246,7 @@ def create_answered(answer: CreateResult) -> tuple[FakeKube, Scheduler, str]:
     sched = scheduler(kube)
     sched.seen(KEY, resource_version=None)
     obj = memory_module.observed(copy.deepcopy(kube.bodies[KEY]))
-    plan = sched._executor.plan(memory(sched), obj, jobs=[], now=memory_module.utcnow())
+    plan = sched._executor.plan(KEY, memory(sched), obj, jobs=[], now=memory_module.utcnow())
     job: str = plan.starts[0].body["metadata"]["name"]
     kube.answers[job] = answer
     reconcile(sched)

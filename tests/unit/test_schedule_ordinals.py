@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobwarden.api.spec import SpecError, parse_spec
+from jobwarden.api.spec import SpecError
 from jobwarden.schedule import load_spec
+from jobwarden.schedule.calendar import parse_ranked
 from jobwarden.schedule.ordinals import (
     last_weekday,
     nearest_weekday,
@@ -253,6 +254,8 @@ def test_quartz_cron_matches_a_day_walk(start: date, form: str) -> None:
         ({"schedule": "0 0 * * 5L"}, "2024-01-01", ["2024-01-26", "2024-02-23", "2024-03-29"]),
         ({"schedule": "0 0 * * MON#2"}, "2024-01-01", ["2024-01-08", "2024-02-12", "2024-03-11"]),
         ({"schedule": "0 0 L 2 *"}, "2024-01-01", ["2024-02-29", "2025-02-28", "2026-02-28"]),
+        ({"schedule": "0 0 LW * ?"}, "2024-03-01", ["2024-03-29", "2024-04-30", "2024-05-31"]),
+        ({"schedule": "0 0 ? * 5L"}, "2024-01-01", ["2024-01-26", "2024-02-23", "2024-03-29"]),
         ({"schedule": "0 0 13 * 5L"}, "2024-01-01", ["2024-01-13", "2024-01-26", "2024-02-13"]),
     ],
 )
@@ -295,11 +298,4 @@ def test_nonsense_is_refused_naming_the_field(spec: dict[str, Any], field: str, 
 
 
 def test_parse_keeps_ranked_weekdays_in_order_given() -> None:
-    every = parse_spec(
-        {
-            "every": {"period": "Month", "weekdaysOfMonth": ["last Sun", "1st Mon"]},
-            "jobTemplate": {},
-        }
-    ).every
-    assert every is not None
-    assert every.ranked_weekdays() == [(-1, 6), (1, 0)]
+    assert parse_ranked(["last Sun", "1st Mon", "3rd Wed"]) == [(-1, 6), (1, 0), (3, 2)]

@@ -26,9 +26,12 @@ from jobwarden import labels
 from jobwarden.api.status import (
     CONDITION_MESSAGE_LIMIT,
     DESCRIPTION_LIMIT,
+    FINGERPRINT_LENGTH,
+    LOCAL_TIME_LENGTH,
     MESSAGE_LIMIT,
     REASON_LIMIT,
     STATUS_SIZE_BOUND,
+    UPCOMING_LIMIT,
     ActiveRun,
     Condition,
     Executions,
@@ -36,6 +39,8 @@ from jobwarden.api.status import (
     HistoryEntry,
     ScheduleStatus,
     SuspendedByOperator,
+    Timing,
+    Upcoming,
 )
 from jobwarden.runs import history as hist
 from jobwarden.runs.naming import MAX_NAME
@@ -139,6 +144,9 @@ def worst_status(schema: dict[str, Any]) -> ScheduleStatus:
             since=LATEST,
             generation=INT64_MAX,
         ),
+        timing=Timing(fingerprint="f" * FINGERPRINT_LENGTH, since=LATEST),
+        upcoming=[Upcoming(time=LATEST, local="x" * LOCAL_TIME_LENGTH, note=text(10_000))]
+        * UPCOMING_LIMIT,
     )
 
 
@@ -150,6 +158,7 @@ def size(status: dict[str, Any]) -> int:
 def test_the_operators_limits_fit_the_crds_maxima(schema: dict[str, Any]) -> None:
     assert limit(schema, "status.active", "maxItems") >= hist.ACTIVE_LIMIT
     assert limit(schema, "status.history", "maxItems") >= hist.HISTORY_MAX
+    assert limit(schema, "status.upcoming", "maxItems") >= UPCOMING_LIMIT
     assert hist.ACTIVE_LIMIT < hist.HISTORY_MAX  # trim can always keep every Running entry
     # Bytes are never fewer than characters, so a cut in bytes fits a maxLength in characters.
     for path, clip_to in [
@@ -162,6 +171,9 @@ def test_the_operators_limits_fit_the_crds_maxima(schema: dict[str, Any]) -> Non
         ("status.conditions[].reason", REASON_LIMIT),
         ("status.conditions[].message", CONDITION_MESSAGE_LIMIT),
         ("status.scheduleDescription", DESCRIPTION_LIMIT),
+        ("status.upcoming[].note", MESSAGE_LIMIT),
+        ("status.upcoming[].local", LOCAL_TIME_LENGTH),
+        ("status.timing.fingerprint", FINGERPRINT_LENGTH),
     ]:
         assert clip_to <= limit(schema, path, "maxLength"), path
 

@@ -74,7 +74,9 @@ def test_a_due_schedule_reads_its_own_jobs_and_finds_the_run_already_created() -
     kube = ListingKube(one_time())
     probe = Scheduler(kube=kube, policy=Policy(), jobs_of=lambda key: [])  # type: ignore[arg-type]
     obj = memory_module.observed(copy.deepcopy(kube.bodies[("ns", "s")]))
-    planned = probe._executor.plan(ScheduleMemory(), obj, jobs=[], now=memory_module.utcnow())
+    planned = probe._executor.plan(
+        ("ns", "s"), ScheduleMemory(), obj, jobs=[], now=memory_module.utcnow()
+    )
     job = planned.starts[0].body
     kube.jobs[job["metadata"]["name"]] = copy.deepcopy(job)
 
@@ -145,3 +147,46 @@ def test_when_a_schedule_may_wait_for_the_listing(
     memory.next_run = next_run.timestamp() if next_run is not None else None
     memory.urgent_at = urgent
     assert memory.due_after(NOW, ahead=AHEAD) == expected
+
+
+class HeldListing(ListingKube):
+    """The first schedule's read of its Jobs waits until released."""
+
+    def __init__(self, *bodies: dict[str, Any]) -> None:
+        super().__init__(*bodies)
+        self.release = asyncio.Event()
+        self.reading = asyncio.Event()
+
+    async def list_jobs(self, *, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self.reading.set()
+        await self.release.wait()
+        return await super().list_jobs(namespace=namespace, selector=selector)
+
+
+def test_a_reconcile_queued_before_the_listing_and_run_after_it_reads_the_index() -> None:
+    """Two new schedules, one slot: the second waits for it while the Jobs' listing
+    completes. Once it runs, its Jobs come from the index, not from a read of its own
+    (beside 50,000 schedules queued at a start, that read would be one per schedule)."""
+    kube = HeldListing(one_time("first"), one_time("second"))
+    sched = Scheduler(
+        kube=kube,  # type: ignore[arg-type]
+        policy=Policy(),
+        jobs_of=lambda key: [],
+        concurrency=1,
+        listed=False,
+    )
+
+    async def scenario() -> None:
+        loop = asyncio.create_task(sched.run())
+        _see(sched, one_time("first"))
+        _see(sched, one_time("second"))
+        await _until(kube.reading.is_set, "the first schedule reading its Jobs")
+        sched.listed()
+        kube.release.set()
+        await _until(lambda: len(kube.created()) == 2, "both schedules' runs")
+        loop.cancel()
+        await sched.close()
+
+    asyncio.run(scenario())
+    reads = [c for c in kube.calls if c.startswith("list ")]
+    assert reads == ["list jobwarden.io/schedule=first"], reads

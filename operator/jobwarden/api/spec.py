@@ -143,14 +143,6 @@ class Every(_Model):
             )
         return value
 
-    def ranked_weekdays(self) -> list[tuple[int, int]]:
-        """``weekdaysOfMonth`` as (n, weekday) pairs: n 1..5 or -1 (last), Monday 0."""
-        ranks = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1}
-        return [
-            (ranks[rank], WEEKDAYS.index(day))
-            for rank, day in (text.split(" ") for text in self.weekdays_of_month or ())
-        ]
-
     @field_validator("times")
     @classmethod
     def _times_are_hhmm(cls, value: list[str]) -> list[str]:
@@ -167,14 +159,6 @@ class Every(_Model):
         return value
 
 
-class Upstream(_Model):
-    """A schedule whose runs start this one: ``after: [{schedule: extract}]``."""
-
-    schedule: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
-    namespace: Annotated[str, Field(max_length=MAX_NAMESPACE_LENGTH)] | None = None
-    result: Literal["Succeeded", "Failed", "Any"] = "Succeeded"
-
-
 class Dst(_Model):
     """What a wall-clock time that a DST change skips or repeats becomes."""
 
@@ -187,6 +171,14 @@ class Recurrence(_Model):
 
     schedule: Annotated[str, Field(max_length=MAX_SCHEDULE_LENGTH)] | None = None
     every: Every | None = None
+
+
+class Upstream(_Model):
+    """A schedule whose runs start this one: ``after: [{schedule: extract}]``."""
+
+    schedule: Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
+    namespace: Annotated[str, Field(max_length=MAX_NAMESPACE_LENGTH)] | None = None
+    result: Literal["Succeeded", "Failed", "Any"] = "Succeeded"
 
 
 class JobScheduleSpec(_Model):

@@ -70,6 +70,8 @@ MESSAGE_LIMIT = 256
 CONDITION_MESSAGE_LIMIT = 1024
 DESCRIPTION_LIMIT = 1024
 FINGERPRINT_LENGTH = 64  # hex digits of a SHA-256
+UPCOMING_LIMIT = 5  # runs in status.upcoming
+LOCAL_TIME_LENGTH = 32  # 2027-03-28T03:00:00+02:00
 STATUS_SIZE_BOUND = 768 * 1024  # bytes of the status as JSON, whatever the spec
 
 
@@ -206,6 +208,14 @@ class Timing(_Model):
     since: Timestamp
 
 
+class Upcoming(_Model):
+    """One of the next runs: when, on the zone's wall clock, and why it is there."""
+
+    time: Timestamp
+    local: Annotated[str, Field(max_length=LOCAL_TIME_LENGTH)]
+    note: Message | None = None
+
+
 class ScheduleStatus(_Model):
     """The whole ``status`` of a JobSchedule."""
 
@@ -227,3 +237,4 @@ class ScheduleStatus(_Model):
     handled_actions: dict[str, str] | None = None
     suspended_by_operator: SuspendedByOperator | None = None
     timing: Timing | None = None
+    upcoming: list[Upcoming] | None = Field(default=None, max_length=UPCOMING_LIMIT)

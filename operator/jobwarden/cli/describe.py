@@ -28,6 +28,7 @@ from jobwarden.cli.tables import (
 )
 from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.timeline import build_timeline
+from jobwarden.schedule.upcoming import upcoming_runs
 
 __all__ = [
     "NextRuns",
@@ -51,6 +52,8 @@ class NextRuns:
     runs: list[datetime]
     zone: str | None
     note: str | None = None
+    # One per run: why DST moves or repeats it (None when it does not).
+    run_notes: tuple[str | None, ...] = ()
 
 
 def _key(obj: Mapping[str, Any]) -> str:
@@ -78,7 +81,8 @@ def next_runs(obj: Mapping[str, Any], *, now: datetime, count: int = NEXT_RUN_CO
     if spec.max_executions is not None:
         used = int(((status.get("executions") or {}).get("scheduled")) or 0)
         wanted = max(0, min(count, spec.max_executions - used))
-    runs = timeline.upcoming(now, count=wanted) if wanted > 0 else []
+    upcoming = upcoming_runs(timeline, after=now, count=wanted) if wanted > 0 else []
+    runs = [u.time for u in upcoming]
     note: str | None = None
     operator_hold = (status.get("suspendedByOperator") or {}).get("suspended") is True
     if spec.suspend:
@@ -91,7 +95,9 @@ def next_runs(obj: Mapping[str, Any], *, now: datetime, count: int = NEXT_RUN_CO
         note = "none on a clock: it runs after its upstreams' runs (see Runs After)"
     elif not runs:
         note = "no more scheduled runs"
-    return NextRuns(runs=runs, zone=spec.time_zone, note=note)
+    return NextRuns(
+        runs=runs, zone=spec.time_zone, note=note, run_notes=tuple(u.note for u in upcoming)
+    )
 
 
 def _when(entry: Mapping[str, Any]) -> datetime | None:
@@ -311,10 +317,10 @@ def describe_text(
     lines += _section(
         title,
         Table(
-            headers=["TIME", "LOCAL TIME", "IN"],
+            headers=["TIME", "LOCAL TIME", "IN", "NOTE"],
             rows=[
-                [format_time(run), _local(run, upcoming.zone), relative(run, now=now)]
-                for run in upcoming.runs
+                [format_time(run), _local(run, upcoming.zone), relative(run, now=now), note or ""]
+                for run, note in zip(upcoming.runs, upcoming.run_notes, strict=True)
             ],
         ),
     )

@@ -1,5 +1,6 @@
 """``kubectl jobwarden preview -f FILE``: the next runs of a manifest, before applying it.
 
+Each run of the table carries a NOTE when daylight saving moves or repeats it.
 Offline by design: no cluster and no credentials are needed, so a change can
 be checked in a pull request or a CI job. The runs come from the operator's
 own engine, keyed by ``namespace/name`` as the operator keys them (that key
@@ -30,6 +31,7 @@ from jobwarden.cli.tables import NONE, Table, relative
 from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.describe import describe
 from jobwarden.schedule.timeline import build_timeline
+from jobwarden.schedule.upcoming import upcoming_runs
 from jobwarden.schedule.walltime import parse_instant
 
 __all__ = [
@@ -59,6 +61,8 @@ class Preview:
     description: str
     zone: str
     runs: list[datetime]
+    # One per run: why DST moves or repeats it (None when it does not).
+    notes: list[str | None]
     after: tuple[str, ...] = ()  # the upstreams (spec.after) whose runs also start it
 
     @property
@@ -143,13 +147,15 @@ def preview_documents(
         created = parse_time(meta.get("creationTimestamp")) or start
         timeline = build_timeline(spec, key=key, created=created)
         wanted = count if spec.max_executions is None else min(count, spec.max_executions)
+        runs = upcoming_runs(timeline, after=start, count=wanted)
         previews.append(
             Preview(
                 namespace=namespace,
                 name=name,
                 description=describe(spec),
                 zone=spec.time_zone,
-                runs=timeline.upcoming(start, count=wanted),
+                runs=[r.time for r in runs],
+                notes=[r.note for r in runs],
                 after=tuple(u.schedule for u in spec.after or ()),
             )
         )
@@ -188,10 +194,12 @@ def preview_table(previews: Sequence[Preview], *, start: datetime) -> Table:
         zone = load_zone(p.zone)
         head: list[object] = [p.namespace, p.name, p.description]
         if not p.runs:
-            rows.append([*head, NONE, NONE, NONE, NONE])
-        for i, run in enumerate(p.runs, start=1):
+            rows.append([*head, NONE, NONE, NONE, NONE, NONE])
+        for i, (run, note) in enumerate(zip(p.runs, p.notes, strict=True), start=1):
             local = run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
-            rows.append([*head, i, format_time(run), local, relative(run, now=start)])
+            when = relative(run, now=start)
+            rows.append([*head, i, format_time(run), local, when, note or ""])
     return Table(
-        headers=["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN"], rows=rows
+        headers=["NAMESPACE", "NAME", "SCHEDULE", "#", "TIME", "LOCAL TIME", "IN", "NOTE"],
+        rows=rows,
     )

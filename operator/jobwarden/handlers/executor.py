@@ -85,8 +85,13 @@ class Executor:
         jobs_of: JobsOf,
         concurrency: int,
         chains: ChainIndex | None = None,
+        indexed: bool = True,
     ) -> None:
         self._kube = kube
+        # Whether every Job is listed, so that ``jobs_of`` holds all of a schedule's;
+        # until then a reconcile reads its own (``_read_jobs``). Read when the Jobs are
+        # needed, not when the reconcile was queued: it may wait for a slot past the listing.
+        self.indexed = indexed
         self._policy = policy
         self._jobs_of = jobs_of
         self._chains = chains or ChainIndex()
@@ -102,6 +107,7 @@ class Executor:
 
     def plan(
         self,
+        key: Key,
         memory: ScheduleMemory,
         obj: Observed,
         *,
@@ -120,7 +126,7 @@ class Executor:
             refused=memory.refused,
             warned=memory.foreign,
             probed=probed or {},
-            chain=self._chains.view((obj.namespace, obj.name), self._jobs_of),
+            chain=self._chains.view(key, self._jobs_of),
         )
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
@@ -132,7 +138,7 @@ class Executor:
         if memory.body is None or memory.version is None:
             return None
         obj = observed(unpack(memory.body))
-        decision = self.plan(memory, obj, jobs=list(self._jobs_of(key)), now=at)
+        decision = self.plan(key, memory, obj, jobs=list(self._jobs_of(key)), now=at)
         if not decision.starts:
             return None
         return Ahead(at=at, resource_version=memory.version, obj=obj, plan=decision)
@@ -145,17 +151,14 @@ class Executor:
         memory: ScheduleMemory,
         *,
         rank: Rank = (0.0, 0.0),
-        indexed: bool = True,
     ) -> Outcome:
         """Reconcile ``key``; never raises but for cancellation.
 
         ``rank`` orders the wait for a slot: lowest first (see ``ScheduleMemory.rank``).
-        ``indexed``: whether every Job is listed, so the index holds this
-        schedule's Jobs; until then they are read from the API server.
         """
         progress = Progress()
         try:
-            outcome = await self.reconcile(key, memory, progress, rank=rank, indexed=indexed)
+            outcome = await self.reconcile(key, memory, progress, rank=rank)
         except asyncio.CancelledError:
             raise
         except NotLeading:
@@ -193,7 +196,6 @@ class Executor:
         progress: Progress | None = None,
         *,
         rank: Rank = (0.0, 0.0),
-        indexed: bool = True,
     ) -> Outcome:
         """Read, plan and create; then, after the slot is freed, record, notify and delete.
 
@@ -220,7 +222,7 @@ class Executor:
         self._calm.clear()
         try:
             async with self._slots.slot(rank):
-                decided = await self._decide(key, memory, progress, indexed=indexed, rank=rank)
+                decided = await self._decide(key, memory, progress, rank=rank)
                 if decided is None:
                     return Outcome(gone=True)
                 obj, decision, fed, version = decided
@@ -255,7 +257,7 @@ class Executor:
         return Outcome(wake_at=decision.wake_at, health=decision.health, active=decision.active)
 
     async def _decide(
-        self, key: Key, memory: ScheduleMemory, progress: Progress, *, indexed: bool, rank: Rank
+        self, key: Key, memory: ScheduleMemory, progress: Progress, *, rank: Rank
     ) -> tuple[Observed, Plan, frozenset[str], str | None] | None:
         """The plan made ahead when it still holds, else one made now; None if gone.
 
@@ -283,7 +285,7 @@ class Executor:
             return None
         progress.step, progress.body = "parse schedule", body
         obj = observed(body)
-        if indexed:
+        if self.indexed:
             jobs = list(self._jobs_of(key))
         else:
             progress.step = "list Jobs"
@@ -293,7 +295,7 @@ class Executor:
         progress.step = "plan"
         meta = body.get("metadata")
         version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        decision = self.plan(memory, obj, jobs=jobs, now=utcnow(), probed=probed)
+        decision = self.plan(key, memory, obj, jobs=jobs, now=utcnow(), probed=probed)
         return obj, decision, fed, version
 
     async def _read_jobs(self, key: Key, *, rank: Rank) -> list[JobObservation]:

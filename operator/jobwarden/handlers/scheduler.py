@@ -54,8 +54,8 @@ class Scheduler:
         policy: Policy,
         jobs_of: JobsOf,
         concurrency: int = 64,
-        chains: ChainIndex | None = None,
         listed: bool = True,
+        chains: ChainIndex | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         self._memory: dict[Key, ScheduleMemory] = {}
@@ -66,6 +66,7 @@ class Scheduler:
             jobs_of=jobs_of,
             concurrency=concurrency,
             chains=self.chains,
+            indexed=listed,
         )
         self._gauges = Gauges()
         self._changed = asyncio.Event()
@@ -73,8 +74,6 @@ class Scheduler:
         self._leading = asyncio.Event()
         self._leading.set()  # standalone: always the leader
         self._beat = time.monotonic()
-        # Whether every Job is listed, so that ``jobs_of`` holds all of a schedule's.
-        self._listed = listed
 
     @property
     def last_beat(self) -> float:
@@ -132,9 +131,9 @@ class Scheduler:
         takes longer than the wait for a run due meanwhile may. Every other
         schedule waited for this moment, and is reconciled now.
         """
-        if self._listed:
+        if self._executor.indexed:
             return
-        self._listed = True
+        self._executor.indexed = True
         log.info("Jobs listed: every schedule is reconciled, from the index")
         now = utcnow()
         for key in self._memory:
@@ -240,7 +239,7 @@ class Scheduler:
             if memory.retry_at is not None and memory.retry_at > now:
                 self._queue.wake(key, memory.retry_at)  # woken early: wait out the backoff
                 continue
-            if not self._listed:
+            if not self._executor.indexed:
                 later = memory.due_after(now, ahead=PREPARE_AHEAD)
                 if later is not None:
                     self._queue.wake(key, later)  # nothing due before: until then, or listed()
@@ -264,7 +263,7 @@ class Scheduler:
             or memory.failures
             or self._queue.due(key) != at
             or not self.leading
-            or not self._listed
+            or not self._executor.indexed
         ):
             return
         try:
@@ -291,7 +290,7 @@ class Scheduler:
 
     async def _reconcile(self, key: Key, memory: ScheduleMemory, rank: Rank) -> None:
         try:
-            outcome = await self._executor.run(key, memory, rank=rank, indexed=self._listed)
+            outcome = await self._executor.run(key, memory, rank=rank)
         finally:
             memory.busy = False
             if memory.again:

@@ -4,13 +4,23 @@ conditions), the merge patch that writes it, and the plan handed to the executor
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
-from jobwarden.api.status import DESCRIPTION_LIMIT, Condition, ScheduleStatus, clip, format_time
+from jobwarden.api.status import (
+    DESCRIPTION_LIMIT,
+    UPCOMING_LIMIT,
+    Condition,
+    ScheduleStatus,
+    Upcoming,
+    clip,
+    format_time,
+)
 from jobwarden.reconcile.model import Effects, Inputs, Note, Plan
 from jobwarden.reconcile.phase import Decision
 from jobwarden.runs import history as hist
 from jobwarden.schedule.describe import describe
+from jobwarden.schedule.upcoming import upcoming_runs
 
 
 def condition(
@@ -107,6 +117,7 @@ def render(
             "last_successful_time": last_ok,
             "last_failure_time": last_failed,
             "conditions": conditions,
+            "upcoming": _upcoming(inp, prev, status, decided),
         }
     )
     notes = list(effects.notes)
@@ -170,3 +181,29 @@ def _ready(prev: ScheduleStatus, inp: Inputs, phase: str, *, finishing: bool) ->
 
 def _description(inp: Inputs) -> str | None:
     return clip(describe(inp.spec), DESCRIPTION_LIMIT) if inp.spec else None
+
+
+def _upcoming(
+    inp: Inputs, prev: ScheduleStatus, status: ScheduleStatus, decided: Decision
+) -> list[Upcoming] | None:
+    """The next runs from the next one on, capped by the executions left.
+
+    The list is a function of the spec and the next run: while both are what
+    the last status was written from, it is kept rather than searched again
+    (a plan with nothing due would otherwise pay five lookups for nothing).
+    """
+    spec, timeline, first = inp.spec, inp.timeline, decided.next_run
+    if spec is None or timeline is None or first is None:
+        return None
+    old = prev.upcoming
+    if old and old[0].time == first and prev.observed_generation == inp.obj.generation:
+        return old
+    count = UPCOMING_LIMIT
+    if spec.max_executions is not None:
+        done = status.executions.scheduled if status.executions else 0
+        count = max(1, min(count, spec.max_executions - done))
+    runs = upcoming_runs(timeline, after=first - _TICK, count=count)
+    return [Upcoming(time=r.time, local=r.local, note=r.note) for r in runs]
+
+
+_TICK = timedelta(microseconds=1)

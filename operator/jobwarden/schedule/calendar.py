@@ -13,12 +13,31 @@ from typing import Final
 
 from jobwarden.schedule.ordinals import last_day, nth_business_day, nth_weekday
 
-__all__ = ["DailySource", "MonthRule", "MonthlySource", "WeeklySource", "parse_times"]
+__all__ = [
+    "DailySource",
+    "MonthRule",
+    "MonthlySource",
+    "WeeklySource",
+    "parse_ranked",
+    "parse_times",
+]
 
 # How many qualifying months to look through for one that has a listed day.
 # Month lengths repeat within 12 qualifying months and leap Februaries within
 # a few more, so a source still empty after this many never fires.
 _MONTH_SCAN: Final = 120
+
+
+_RANKS: Final = {"1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "last": -1}
+_WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def parse_ranked(texts: Sequence[str]) -> list[tuple[int, int]]:
+    """``weekdaysOfMonth`` ("3rd Mon", "last Fri", checked by the spec) as (n, weekday)
+    pairs: n 1..5 or -1 for the last, Monday 0."""
+    return [
+        (_RANKS[rank], _WEEKDAYS.index(day)) for rank, day in (text.split(" ") for text in texts)
+    ]
 
 
 def parse_times(texts: Sequence[str]) -> tuple[time, ...]:

@@ -39,7 +39,7 @@ _CHECK_FROM: Final = datetime(2001, 1, 1)
 _CHECK_HASH_ID: Final = "jobwarden/check"
 _RANDOM = re.compile(r"(?<![a-z])r(?![a-z])")
 _MICROSECOND: Final = timedelta(microseconds=1)
-_SPANS: Final = 4
+_SPANS: Final = 8  # a plan asks for the next run and status.upcoming: six questions
 
 
 class CronError(ValueError):
@@ -204,7 +204,9 @@ def _quartz(expression: str, hash_id: str | None) -> MonthlySource:
     (:mod:`jobwarden.schedule.quartz`); croniter expands the other fields."""
     minute, hour, dom, month, dow = expression.split(" ")
     by_dom, by_dow = parse_quartz(dom, dow)
-    plain = f"{minute} {hour} {'*' if by_dom else dom} {month} {'*' if by_dow else dow}"
+    # Quartz writes ? in the day field it leaves open: the same as * here.
+    dom, dow = ("*" if by_dom or dom == "?" else dom), ("*" if by_dow or dow == "?" else dow)
+    plain = f"{minute} {hour} {dom} {month} {dow}"
     fields, _ = croniter.expand(plain, hash_id=hash_id.encode() if hash_id else None)
     minutes, hours, doms, months, dows = (_ints(f) for f in fields)
     days = QuartzDays(

@@ -21,6 +21,7 @@ from jobwarden.schedule.calendar import (
     MonthlySource,
     MonthRule,
     WeeklySource,
+    parse_ranked,
     parse_times,
 )
 from jobwarden.schedule.checks import check_spec
@@ -48,16 +49,6 @@ class WallSource(Protocol):
         ...
 
 
-class NoClock:
-    """The wall source of a schedule that runs only after others (``after``, no clock)."""
-
-    def next_wall(self, after: datetime) -> datetime | None:
-        return None
-
-    def prev_wall(self, at_or_before: datetime) -> datetime | None:
-        return None
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DstPolicy:
     """``spec.dst``: what a wall time that does not exist, or occurs twice, becomes.
@@ -73,6 +64,16 @@ class DstPolicy:
 
 
 DEFAULT_DST: Final = DstPolicy()
+
+
+class NoClock:
+    """The wall source of a schedule that runs only after others (``after``, no clock)."""
+
+    def next_wall(self, after: datetime) -> datetime | None:
+        return None
+
+    def prev_wall(self, at_or_before: datetime) -> datetime | None:
+        return None
 
 
 class Timeline:
@@ -108,6 +109,11 @@ class Timeline:
     def clockless(self) -> bool:
         """No instant of its own: the schedule runs only after its upstreams."""
         return isinstance(self._source, NoClock)
+
+    @property
+    def source(self) -> WallSource | None:
+        """The recurrence's wall times (None for a one-time run), for explaining a run."""
+        return self._source
 
     def next_after(self, t: datetime) -> datetime | None:
         """The first scheduled instant strictly after ``t``; None when there are no more."""
@@ -265,6 +271,8 @@ def _dst_policy(spec: JobScheduleSpec) -> DstPolicy:
 
 
 def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
+    if spec.schedule is None and spec.every is None and not spec.recurrences and spec.after:
+        return NoClock()  # it runs only after its upstreams
     holidays = frozenset(spec.exclude)
     if spec.recurrences:
         return UnionSource(
@@ -273,8 +281,6 @@ def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
                 for entry in spec.recurrences
             ]
         )
-    if spec.schedule is None and spec.every is None and not spec.recurrences and spec.after:
-        return NoClock()
     return _one(spec.schedule, spec.every, key=key, anchor=anchor, holidays=holidays)
 
 
@@ -300,7 +306,7 @@ def _one(
     # Business days are weekdays not in exclude: a listed holiday is not one.
     days = MonthRule(
         month_days=every.month_days or (),
-        weekdays=every.ranked_weekdays(),
+        weekdays=parse_ranked(every.weekdays_of_month or ()),
         business_days=every.business_days or (),
         holidays=holidays,
     )

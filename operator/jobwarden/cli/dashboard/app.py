@@ -39,7 +39,11 @@ KEEPALIVE_SECONDS: Final = 15.0
 MAX_BODY: Final = 256 * 1024
 # How the server runs: no access log (request lines carry the token on the first
 # visit and schedule names after it), and Ctrl-C left to the command line.
-RUNNER_OPTIONS: Final[dict[str, Any]] = {"access_log": None, "handle_signals": False}
+RUNNER_OPTIONS: Final[dict[str, Any]] = {
+    "access_log": None,
+    "handle_signals": False,
+    "shutdown_timeout": 1.0,
+}
 
 
 class DashboardClient(Schedules, Protocol):

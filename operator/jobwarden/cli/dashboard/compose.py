@@ -18,7 +18,7 @@ import yaml
 
 from jobwarden import labels
 from jobwarden.api.spec import WEEKDAYS, load_zone
-from jobwarden.api.status import format_time
+from jobwarden.cli.dashboard.views import run_rows
 from jobwarden.cli.preview import PreviewError, preview_documents
 
 __all__ = ["PRESETS", "ComposeError", "Composed", "build_manifest", "compose"]
@@ -39,7 +39,7 @@ class Composed:
     manifest: dict[str, Any]
     yaml: str
     description: str | None
-    runs: list[dict[str, str]]
+    runs: list[dict[str, Any]]
     error: str | None
 
     def to_api(self) -> dict[str, Any]:
@@ -117,6 +117,13 @@ def build_manifest(form: Mapping[str, Any]) -> dict[str, Any]:
     except ValueError as exc:
         raise ComposeError(f"timeZone: {exc}") from exc
     spec["timeZone"] = zone
+    dst = {
+        field: value
+        for field, default in (("missingTime", "RunAfter"), ("repeatedTime", "First"))
+        if (value := _text(form, field)) and value != default
+    }
+    if dst:
+        spec["dst"] = dst
     for field in ("startAt", "endAt"):
         value = _text(form, field)
         if value:
@@ -164,14 +171,7 @@ def compose(
         )
     except PreviewError as exc:
         return Composed(manifest=manifest, yaml=text, description=None, runs=[], error=str(exc))
-    zone = load_zone(preview.zone)
-    runs = [
-        {
-            "utc": format_time(run),
-            "local": run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z"),
-        }
-        for run in preview.runs
-    ]
+    runs = run_rows(preview.runs, zone=preview.zone, now=now)
     return Composed(
         manifest=manifest, yaml=text, description=preview.description, runs=runs, error=None
     )

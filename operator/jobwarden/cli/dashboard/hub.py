@@ -89,8 +89,8 @@ def start_watch(
 ) -> threading.Thread:
     """Follow ``changes()`` in a daemon thread, feeding the hub, until ``stop`` is set.
 
-    A failure (a refused list, a lost API server) is shown on the pages and
-    the follow starts again after :data:`RETRY_SECONDS`.
+    A failure (a refused list, a lost API server, anything unexpected) is
+    shown on the pages and the follow starts again after :data:`RETRY_SECONDS`.
     """
 
     def run() -> None:
@@ -103,6 +103,9 @@ def start_watch(
                         return
             except CliError as exc:
                 loop.call_soon_threadsafe(hub.fail, exc.message)
+            except Exception as exc:  # the thread must outlive any one failure, or pages go stale
+                message = f"the watch failed ({type(exc).__name__}); trying again"
+                loop.call_soon_threadsafe(hub.fail, message)
             stop.wait(RETRY_SECONDS)
 
     thread = threading.Thread(target=run, name="jobwarden-dashboard-watch", daemon=True)

@@ -68,7 +68,7 @@ class Serve:
         await runner.setup()
         stop = threading.Event()
         try:
-            await web.SockSite(runner, sock, shutdown_timeout=1.0).start()
+            await web.SockSite(runner, sock).start()
             start_watch(
                 hub,
                 loop=asyncio.get_running_loop(),

@@ -22,7 +22,7 @@ from jobwarden.cli.output import stripped
 from jobwarden.cli.summary import summarize
 from jobwarden.cli.tables import by_namespace_and_name, schedule_text
 
-__all__ = ["overview", "schedule_page", "timeline"]
+__all__ = ["overview", "run_rows", "schedule_page", "timeline"]
 
 # The operator's default stale threshold (``--stale-after``), when a spec sets none.
 DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
@@ -213,6 +213,15 @@ def _words(obj: Mapping[str, Any]) -> list[list[str]]:
     for label, field in optional:
         if spec.get(field) not in (None, ""):
             pairs.append([label, str(spec[field])])
+    dst = spec.get("dst") or {}
+    if dst:
+        pairs.append(
+            [
+                "Clock changes",
+                f"a skipped time: {dst.get('missingTime') or 'RunAfter'}; "
+                f"a repeated time: {dst.get('repeatedTime') or 'First'}",
+            ]
+        )
     if spec.get("exclude"):
         pairs.append(["Excluded dates", ", ".join(str(d) for d in spec["exclude"])])
     stale = spec.get("staleAfter") or f"operator default ({DEFAULT_STALE_AFTER.seconds // 3600}h)"
@@ -220,6 +229,32 @@ def _words(obj: Mapping[str, Any]) -> list[list[str]]:
     if spec.get("suspend") is True:
         pairs.append(["Suspended", "yes (spec.suspend)"])
     return pairs
+
+
+def run_rows(runs: Sequence[datetime], *, zone: str, now: datetime) -> list[dict[str, Any]]:
+    """Next runs as the pages list them: UTC, the schedule's wall clock, and a DST note.
+
+    A run whose UTC offset differs from the one before it (the first: from
+    ``now``) comes after a clock change in the schedule's zone; the note says
+    which, so that a 02:30 run an hour "off" in UTC is not a surprise.
+    """
+    tz = load_zone(zone)
+    rows = []
+    before = now.astimezone(tz)
+    for run in runs:
+        local = run.astimezone(tz)
+        note = None
+        if local.utcoffset() != before.utcoffset():
+            note = f"after a clock change ({before.tzname()} → {local.tzname()})"
+        rows.append(
+            {
+                "utc": format_time(run),
+                "local": local.strftime("%a %Y-%m-%d %H:%M %Z"),
+                "note": note,
+            }
+        )
+        before = local
+    return rows
 
 
 def schedule_page(
@@ -233,7 +268,6 @@ def schedule_page(
     namespace, name = _key(obj)
     status = obj.get("status") or {}
     upcoming = next_runs(obj, now=now, count=NEXT_RUNS)
-    zone = load_zone(upcoming.zone) if upcoming.zone else None
     history = [h for h in status.get("history") or [] if isinstance(h, Mapping)]
     held = status.get("suspendedByOperator") or {}
     return {
@@ -244,13 +278,7 @@ def schedule_page(
         "health": status.get("health") or {},
         "heldByOperator": held if held.get("suspended") is True else None,
         "zone": upcoming.zone,
-        "nextRuns": [
-            {
-                "utc": format_time(run),
-                "local": run.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z") if zone else None,
-            }
-            for run in upcoming.runs
-        ],
+        "nextRuns": run_rows(upcoming.runs, zone=upcoming.zone, now=now) if upcoming.zone else [],
         "nextRunsNote": upcoming.note,
         "timeline": timeline(history, now=now),
         "history": [dict(h) for h in history_newest_first(history)],

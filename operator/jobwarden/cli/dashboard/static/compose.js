@@ -43,7 +43,7 @@
     error.textContent = ok ? data.error || "" : data.error || "preview failed";
     document.getElementById("description").textContent = data.description || "";
     fill(document.getElementById("preview"), (data.runs || []).map((r, i) => h("tr", {},
-      h("td", { text: i + 1 }), h("td", { cls: "utc", text: r.utc }), h("td", { text: r.local }),
+      h("td", { text: i + 1 }), h("td", { cls: "utc", text: r.utc }), h("td", { text: r.local + (r.note ? ` (${r.note})` : "") }),
       h("td", { text: local(r.utc) }))), data.error ? "fix the form to see runs" : "no runs");
     latestYaml = data.yaml || "";
     document.getElementById("yaml").textContent = latestYaml;

@@ -61,7 +61,7 @@
     document.getElementById("zone-head").textContent = data.zone || "Schedule's time zone";
     document.getElementById("next-note").textContent = data.nextRunsNote || "";
     fill(document.getElementById("next"), data.nextRuns.map((r, i) => h("tr", {},
-      h("td", { text: i + 1 }), h("td", { text: r.utc }), h("td", { text: r.local || "" }),
+      h("td", { text: i + 1 }), h("td", { text: r.utc }), h("td", { text: (r.local || "") + (r.note ? ` (${r.note})` : "") }),
       h("td", { text: local(r.utc) }))), "no more scheduled runs");
     drawTimeline(data.timeline);
     fill(document.getElementById("history"), data.history.map((e) => h("tr", { "data-job": e.job || "" },
