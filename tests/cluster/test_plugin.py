@@ -364,7 +364,7 @@ def test_preview_every_example_offline(cluster: Cluster, path: Path, tmp_path: P
     clocked = [
         f"{d['metadata'].get('namespace', 'default')}/{d['metadata']['name']}"
         for d in docs
-        if {"schedule", "runAt", "every"} & set(d["spec"])
+        if {"schedule", "runAt", "every", "recurrences"} & set(d["spec"])
     ]
     assert clocked and all(expected[key] for key in clocked)
 
