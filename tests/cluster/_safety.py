@@ -168,7 +168,7 @@ def operator_with(
 
 
 def wait_job_started(
-    cluster: Cluster, namespace: str, name: str, *, timeout: float = 20, pod: bool = True
+    cluster: Cluster, namespace: str, name: str, *, timeout: float = 60, pod: bool = True
 ) -> dict[str, Any]:
     """The Job once the Job controller has started it (and, with ``pod``, its pod runs).
 

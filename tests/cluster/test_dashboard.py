@@ -19,13 +19,14 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
@@ -34,6 +35,8 @@ from tests.cluster._safety import job_template, schedule
 from tests.support.browser import BrowserMissing, chromium
 from tests.support.kube import Cluster, condition_true, wait_for
 from tests.support.operator import OperatorProcess
+
+T = TypeVar("T")
 
 VENV_BIN = Path(sys.executable).parent
 NARROW = 400
@@ -136,6 +139,19 @@ def shown(driver: Any, css: str) -> Any:
     return next(iter(driver.find_elements(By.CSS_SELECTOR, css)), None)
 
 
+def live(read: Callable[[], T]) -> Callable[[], T | None]:
+    """``read``, for polling a page that redraws itself: an element replaced between
+    being found and being read (stale) is found again at the next poll."""
+
+    def again() -> T | None:
+        try:
+            return read()
+        except StaleElementReferenceException:
+            return None
+
+    return again
+
+
 def confirm(driver: Any) -> None:
     wait_for(lambda: shown(driver, "dialog#confirm[open]"), timeout=5, what="the confirmation")
     driver.find_element(By.ID, "confirm-ok").click()
@@ -181,7 +197,7 @@ def test_overview_reflects_a_run_within_seconds_of_its_job_finishing(
         finished = datetime.now(UTC)
         # The page shows it without a reload: the one watch, fanned out by server-sent events.
         wait_for(
-            lambda: shown(browser, row).get_attribute("data-last-result") == "Succeeded",
+            live(lambda: shown(browser, row).get_attribute("data-last-result") == "Succeeded"),
             timeout=15,
             what="the overview to show the run's result",
         )
@@ -318,7 +334,7 @@ def test_compose_previews_what_preview_prints_and_applies_as_the_user(
             cells = browser.find_elements(By.CSS_SELECTOR, "#preview td.utc")
             return [c.text for c in cells] or None
 
-        runs = wait_for(previewed, timeout=15, what="the preview of the finished form")
+        runs = wait_for(live(previewed), timeout=15, what="the preview of the finished form")
         manifest = tmp_path / "composed.yaml"
         manifest.write_text(browser.find_element(By.ID, "yaml").text + "\n")
         env = cluster.env()

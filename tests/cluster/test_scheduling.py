@@ -176,7 +176,7 @@ def test_every_day_runs_consecutively_and_bounds_end_it(
         )
         for name in ("capped", "ending"):
             done = here.wait(
-                name, phase("Completed"), timeout=15, what="Completed after its one run"
+                name, phase("Completed"), timeout=60, what="Completed after its one run"
             )
             ready = condition(done, "Ready")
             assert ready is not None and (ready["status"], ready["reason"]) == (
