@@ -127,17 +127,19 @@ def test_any_job_opts_in_by_label(
     an unlabelled one that never pulls, are left alone; a bad label is reported."""
     start = "jobwarden.io/start-deadline"
     cluster.apply(
-        plain_job("stuck", labels={start: "3s"}, waiting_reason="ImagePullBackOff"),
+        # Deadlines long enough for a loaded control plane to create and start the pods:
+        # judged before its pod exists, the run would rightly be NoPods instead.
+        plain_job("stuck", labels={start: "20s"}, waiting_reason="ImagePullBackOff"),
         namespace=namespace,
     )
-    cluster.apply(plain_job("running", labels={start: "15s"}), namespace=namespace)
+    cluster.apply(plain_job("running", labels={start: "60s"}), namespace=namespace)
     cluster.apply(plain_job("unlabelled", waiting_reason="ImagePullBackOff"), namespace=namespace)
     cluster.apply(plain_job("typo", labels={start: "3x"}), namespace=namespace)
     wait_job_started(cluster, namespace, "running")
 
     warnings = wait_for(
         lambda: events(cluster, namespace, "stuck", reason="NeverStarted"),
-        timeout=30,
+        timeout=60,
         what="a NeverStarted Event on the Job",
     )
     assert [(e["type"], e["involvedObject"]["kind"]) for e in warnings] == [("Warning", "Job")]
@@ -154,8 +156,8 @@ def test_any_job_opts_in_by_label(
     created = parse_time(running["metadata"]["creationTimestamp"])
     # Past the running Job's deadline and two sweeps (every 2 s): it was judged started.
     wait_for(
-        lambda: datetime.now(UTC) > created + timedelta(seconds=15 + 5),
-        timeout=30,
+        lambda: datetime.now(UTC) > created + timedelta(seconds=60 + 5),
+        timeout=90,
         what="past the running Job's deadline",
     )
     for name in ("running", "unlabelled", "typo"):
