@@ -132,6 +132,16 @@ def schedule(
 # --- reading what the operator did --------------------------------------------------------
 
 
+def assert_refused(
+    cluster: Cluster, namespace: str, spec: dict[str, Any], fields: list[str]
+) -> None:
+    """Applying a schedule of ``spec`` fails, and the API server's message names ``fields``."""
+    result = cluster.apply(schedule("bad", **spec), namespace=namespace, check=False)
+    assert result.returncode != 0, f"accepted: {result.stdout}"
+    for name in fields:
+        assert name in result.stderr, result.stderr
+
+
 def status_of(cluster: Cluster, namespace: str, name: str) -> dict[str, Any]:
     status: dict[str, Any] = cluster.schedule(namespace, name).get("status") or {}
     return status
