@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobwarden.api.spec import (
-    MAX_DURATION_SECONDS,
     Every,
     JobScheduleSpec,
     SpecError,
     parse_duration,
     parse_spec,
 )
+from jobwarden.api.values import MAX_DURATION_SECONDS
 from jobwarden.runs.naming import is_dns_label, job_name
 from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.walltime import parse_instant

@@ -17,13 +17,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
-from typing import Annotated, Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
+
+from jobwarden.api.values import (
+    MAX_BUSINESS_DAY,
+    MAX_DATE_TIME_LENGTH,
+    MAX_DURATION_LENGTH,
+    MAX_DURATION_SECONDS,
+    MAX_EXCLUDE,
+    MAX_EXECUTIONS,
+    MAX_INTERVAL,
+    MAX_JITTER_SECONDS,
+    MAX_LIMIT,
+    MAX_MONTH_DAYS,
+    MAX_NAME_LENGTH,
+    MAX_NAMESPACE_LENGTH,
+    MAX_RECURRENCES,
+    MAX_SCHEDULE_LENGTH,
+    MAX_TEMPLATE_DEPTH,
+    MAX_TIMES,
+    MAX_UPSTREAMS,
+    MAX_WEEKDAYS_OF_MONTH,
+    MAX_ZONE_LENGTH,
+    _check_year,
+    load_zone,
+    nesting_depth,
+    parse_date_time,
+    parse_duration,
+)
 
 __all__ = [
     "Dst",
@@ -43,36 +69,6 @@ __all__ = [
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
-# The maxima, the same as the CRD's (tests/unit/test_crd.py compares them).
-# Date-times: a year in this range plus any offset, duration or interval
-# below stays far inside datetime's year 9999 and inside Job names' year 3870.
-MIN_YEAR: Final = 2000
-MAX_YEAR: Final = 2999
-# Durations (staleAfter, startDeadline, startingDeadlineSeconds): ten years.
-MAX_DURATION_SECONDS: Final = 3650 * 86400
-MAX_INTERVAL: Final = 1000
-MAX_EXECUTIONS: Final = 100_000_000
-MAX_JITTER_SECONDS: Final = 86400
-MAX_LIMIT: Final = 1000  # history limits, suspendAfterFailures
-MAX_TIMES: Final = 1440
-MAX_MONTH_DAYS: Final = 32
-MAX_WEEKDAYS_OF_MONTH: Final = 42  # six ranks of seven weekdays
-MAX_BUSINESS_DAY: Final = 23  # a month has at most 23 weekdays
-MAX_EXCLUDE: Final = 1000
-MAX_RECURRENCES: Final = 16
-MAX_SCHEDULE_LENGTH: Final = 256
-MAX_ZONE_LENGTH: Final = 64
-MAX_DATE_TIME_LENGTH: Final = 64
-MAX_DURATION_LENGTH: Final = 64
-MAX_UPSTREAMS: Final = 10  # entries in spec.after
-MAX_NAME_LENGTH: Final = 253  # a JobSchedule's name (a DNS subdomain)
-MAX_NAMESPACE_LENGTH: Final = 63
-DEFAULT_AFTER_DEADLINE: Final = "1h"
-# The CRD types jobTemplate down to its last field, about 20 levels; an object
-# stored before that schema (or by a client that bypassed it) may nest deeper,
-# and deep copies and JSON encoders recurse.
-MAX_TEMPLATE_DEPTH: Final = 64
-
 # Integers are strict: lax mode would turn ``true`` into 1 and "3" into 3,
 # hiding mistakes the user should see.
 _Limit = Annotated[int, Field(strict=True, ge=0, le=MAX_LIMIT)]
@@ -81,13 +77,6 @@ _DateTimeText = Annotated[str, Field(max_length=MAX_DATE_TIME_LENGTH)]
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _RANKED_WEEKDAY = re.compile(r"^(1st|2nd|3rd|4th|5th|last) (Mon|Tue|Wed|Thu|Fri|Sat|Sun)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INSTANT = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
-)
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
-# Files in the tz database that are not zones a schedule could mean.
-_NOT_ZONES = frozenset({"local", "localtime", "posixrules", "factory"})
-_DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 class SpecError(ValueError):
@@ -245,99 +234,6 @@ class JobScheduleSpec(_Model):
     def zone(self) -> ZoneInfo:
         """The spec's time zone (validated by :func:`parse_spec`)."""
         return load_zone(self.time_zone)
-
-
-def nesting_depth(value: object) -> int:
-    """How deeply lists and mappings nest in ``value`` (a scalar is 0), without recursion.
-
-    Stops counting past ``MAX_TEMPLATE_DEPTH``, so its cost is bounded by the
-    size of the value however deep it goes.
-    """
-    deepest = 0
-    stack: list[tuple[object, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        children: Any = item.values() if isinstance(item, Mapping) else item
-        if isinstance(item, (Mapping, list)):
-            depth += 1
-            deepest = max(deepest, depth)
-            if depth <= MAX_TEMPLATE_DEPTH:
-                stack.extend((child, depth) for child in children)
-    return deepest
-
-
-@lru_cache(maxsize=1)
-def _known_zones() -> frozenset[str]:
-    return frozenset(available_timezones())
-
-
-@lru_cache(maxsize=512)
-def load_zone(name: str) -> ZoneInfo:
-    """An IANA time zone by name; ``ValueError`` when the tz database lacks it.
-
-    Names are checked against the installed database so that file paths or
-    ``localtime`` never pass for a zone.
-    """
-    known = _known_zones()
-    if name.lower() in _NOT_ZONES or (known and name not in known):
-        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {name!r} (an IANA name such as Europe/Berlin)"
-        ) from exc
-
-
-def parse_duration(text: str) -> timedelta:
-    """A positive Go-style duration: ``90m``, ``6h``, ``1h30m``, ``45s``, ``2d``, ``1.5h``.
-
-    At most ten years: a longer threshold means "never" and would overflow
-    the date arithmetic it feeds (a start time plus the threshold).
-    """
-    stripped = text.strip()
-    parts = _DURATION_PART.findall(stripped)
-    if not stripped or "".join(n + u for n, u in parts) != stripped:
-        raise ValueError(
-            f"invalid duration {text!r}: use numbers with units d, h, m, s (e.g. 90m, 1h30m)"
-        )
-    # A float sum: digits beyond a float's range give inf, which the bound refuses.
-    seconds = sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
-    if seconds <= 0:
-        raise ValueError(f"invalid duration {text!r}: must be positive")
-    if seconds > MAX_DURATION_SECONDS:
-        raise ValueError(f"invalid duration {text!r}: must be at most 3650d (ten years)")
-    return timedelta(seconds=seconds)
-
-
-def parse_date_time(text: str) -> datetime:
-    """An RFC 3339 date-time as written: aware UTC with an offset, naive (wall-clock) without.
-
-    Seconds may be omitted. The year must lie in ``MIN_YEAR..MAX_YEAR``;
-    resolving a naive one in a zone (the DST rule) is the schedule engine's
-    job (:func:`jobwarden.schedule.walltime.parse_instant`).
-    """
-    match = _INSTANT.match(text.strip())
-    if not match:
-        raise ValueError(
-            f"invalid date-time {text!r}: use RFC 3339, e.g. 2027-01-01T09:00:00Z "
-            "or 2027-01-01T09:00:00 for wall-clock time in timeZone"
-        )
-    normalized = text.strip().replace("z", "Z").replace("t", "T").replace(" ", "T")
-    _check_year(int(normalized[:4]), text)
-    try:
-        parsed = datetime.fromisoformat(normalized)
-    except ValueError as exc:
-        raise ValueError(f"invalid date-time {text!r}: {exc}") from exc
-    return parsed if match.group("offset") is None else parsed.astimezone(UTC)
-
-
-def _check_year(year: int, text: str) -> None:
-    if not MIN_YEAR <= year <= MAX_YEAR:
-        raise ValueError(
-            f"{text!r} is out of range: the year must be {MIN_YEAR} to {MAX_YEAR}"
-            " (leave the field unset for no bound)"
-        )
 
 
 def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from jobwarden.api.spec import MAX_UPSTREAMS
+from jobwarden.api.values import MAX_UPSTREAMS
 from jobwarden.handlers.memory import Key
 from jobwarden.reconcile import ChainView
 from jobwarden.reconcile.chain import GRAPH_LIMIT

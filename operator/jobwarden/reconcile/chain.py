@@ -27,14 +27,9 @@ from datetime import datetime
 from typing import Final, Literal
 
 from jobwarden import labels
-from jobwarden.api.spec import (
-    DEFAULT_AFTER_DEADLINE,
-    JobScheduleSpec,
-    SpecError,
-    Upstream,
-    parse_duration,
-)
+from jobwarden.api.spec import JobScheduleSpec, SpecError, Upstream, parse_duration
 from jobwarden.api.status import HistoryEntry, ScheduleStatus
+from jobwarden.api.values import DEFAULT_AFTER_DEADLINE
 from jobwarden.reconcile.actions import launch
 from jobwarden.reconcile.due import suspended
 from jobwarden.reconcile.model import NO_EFFECTS, ChainView, Effects, Inputs, Note, Start, evolve

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
-from jobwarden.api.spec import MAX_DURATION_SECONDS
 from jobwarden.api.status import format_time, parse_time
+from jobwarden.api.values import MAX_DURATION_SECONDS
 from jobwarden.labels import (
     API_VERSION,
     KIND,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from jobwarden.api.spec import MAX_DURATION_LENGTH, MAX_DURATION_SECONDS, parse_duration
+from jobwarden.api.values import MAX_DURATION_LENGTH, MAX_DURATION_SECONDS, parse_duration
 from jobwarden.labels import STALE_AFTER_LABEL, STALE_DEADLINE_ANNOTATION
 
 StaleAction = Literal["Terminate", "Report"]
