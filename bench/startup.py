@@ -18,7 +18,8 @@ resident memory by then. A row that says "none" found no Job within
 ``--operator PATH`` runs another ``jobwarden`` executable (for example an
 older checkout's, to compare before and after). ``--reuse NAMESPACE`` measures
 in a namespace an earlier run filled (and kept): filling 50,000 of each takes
-this machine half an hour.
+this machine half an hour. A ``--reuse`` namespace that does not exist yet is
+created and filled by this run, and kept.
 """
 
 from __future__ import annotations
@@ -108,6 +109,16 @@ def first_job(bench: Bench, namespace: str, schedule: str) -> datetime | None:
     return min(stamps) if stamps else None
 
 
+def _exists(bench: Bench, namespace: str) -> bool:
+    try:
+        bench.core.read_namespace(namespace, _preload_content=False)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def _drop_fresh(bench: Bench, namespace: str) -> None:
     """Remove an earlier run's fresh schedule and its Jobs from a reused namespace."""
     try:
@@ -130,9 +141,13 @@ def one_row(
     warm: bool,
     reuse: str | None,
 ) -> list[object]:
-    if reuse:
+    if reuse and _exists(bench, reuse):
         namespace, created = reuse, 0.0
         _drop_fresh(bench, namespace)
+    elif reuse:
+        namespace = reuse
+        bench.core.create_namespace({"metadata": {"name": namespace}})
+        created = fill(bench, namespace, n)
     else:
         namespace = bench.namespace(f"startup{n}")
         created = fill(bench, namespace, n)
@@ -214,7 +229,8 @@ def main() -> int:
     parser.add_argument(
         "--reuse",
         metavar="NAMESPACE",
-        help="measure in this namespace, filled by an earlier run with N of each, and keep it",
+        help="measure in this namespace, filled by an earlier run with N of each, and keep it "
+        "(a namespace that does not exist yet is created and filled first)",
     )
     args = parser.parse_args()
     rows = []
