@@ -1,4 +1,4 @@
-"""Informers: a paged LIST, then a WATCH from its resourceVersion, into a store.
+"""Informers: a paged LIST and a WATCH from its resourceVersion, into a store.
 
 kopf's watches served the operator until thousands of objects: its index
 readiness toggles made the initial listing cost time quadratic (and worse)
@@ -7,8 +7,11 @@ each is decoded, projected to the slim value the operator keeps, compared
 with the stored one, and handed to a sink only when that value changed.
 
 The loop of one informer: LIST in pages (one snapshot resourceVersion),
-then WATCH from it with bookmarks and a server timeout, and again from the
-last version seen. A 410 Gone (the version fell out of the API server's
+and as soon as the first page gives that version, WATCH from it (with
+bookmarks and a server timeout, and again from the last version seen) while
+the other pages are read: after a restart beside 50,000 objects the pages
+take a minute, and what changed meanwhile is not held behind them (the
+store keeps the newer of a page and the watch). A 410 Gone (the version fell out of the API server's
 window) relists, and the store is diffed against the new listing so that an
 object deleted in the gap gets a DELETED change like any other. Other
 errors back off with jitter. A bad object (one that will not decode, or
@@ -24,24 +27,27 @@ The credentials and TLS settings still come from the client's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import re
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 import aiohttp
 from kubernetes import client
 
+from jobwarden.store import Change, ObjectKey, Store
+
+__all__ = ["Change", "Connection", "Informer", "ObjectKey", "Store", "paths"]
+
 log = logging.getLogger(__name__)
 
 V = TypeVar("V")
-ObjectKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
 
 # A watch ends after this many seconds and is opened again from the last version:
 # even a resource that never changes shows a live stream at this pace.
@@ -64,66 +70,6 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
-
-
-@dataclass(frozen=True, slots=True)
-class Change(Generic[V]):
-    """One object's kept value before and after; ``None`` is absent.
-
-    ``body`` is the object as the API sent it (``None`` for a deletion), for
-    a sink that needs more than the kept value at the moment of the change.
-    """
-
-    key: ObjectKey
-    old: V | None
-    new: V | None
-    body: Mapping[str, Any] | None = None
-
-
-class Store(Generic[V]):
-    """The kept value of every object of one informer, and the diff of a relist.
-
-    Pure: no I/O. A relist is ``begin_relist``, then ``apply`` per listed
-    object, then ``end_relist``, which returns a deletion for every kept
-    object the listing did not contain (deleted while no watch was open).
-    """
-
-    def __init__(self) -> None:
-        self._items: dict[ObjectKey, V] = {}
-        self._unlisted: set[ObjectKey] | None = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, key: ObjectKey) -> V | None:
-        return self._items.get(key)
-
-    def values(self) -> Iterator[V]:
-        return iter(list(self._items.values()))
-
-    def apply(
-        self, key: ObjectKey, new: V | None, body: Mapping[str, Any] | None = None
-    ) -> Change[V] | None:
-        """Keep ``new`` for ``key`` (``None``: forget it); the change, if the value changed."""
-        if self._unlisted is not None:
-            self._unlisted.discard(key)
-        old = self._items.get(key)
-        if new is None:
-            if old is None:
-                return None
-            del self._items[key]
-        else:
-            if old is not None and old == new:
-                return None
-            self._items[key] = new
-        return Change(key=key, old=old, new=new, body=body)
-
-    def begin_relist(self) -> None:
-        self._unlisted = set(self._items)
-
-    def end_relist(self) -> list[Change[V]]:
-        gone, self._unlisted = self._unlisted or set(), None
-        return [Change(key=k, old=self._items.pop(k), new=None) for k in sorted(gone)]
 
 
 class Backoff:
@@ -245,6 +191,7 @@ class Informer(Generic[V]):
         self.synced = asyncio.Event()  # the first listing is complete
         self.last_beat = time.monotonic()
         self.listings = 0
+        self._version = ""  # the last resourceVersion seen: the listing's, then the watch's
 
     def beat(self) -> None:
         self.last_beat = time.monotonic()
@@ -259,21 +206,64 @@ class Informer(Generic[V]):
         return self._path
 
     async def run(self) -> None:
-        """Forever: list, watch, watch again; relist on 410; back off on errors."""
+        """Forever: list while watching; relist on 410; back off on errors."""
         backoff = Backoff()
-        version: str | None = None
         while True:
             try:
-                if version is None:
-                    version = await self._relist()
-                    self.synced.set()
-                version = await self._watch(version)
-                backoff.reset()
+                await self._cycle(backoff)
             except asyncio.CancelledError:
                 raise
             except Gone:
-                log.info("%s: resourceVersion %s expired; listing again", self.name, version)
-                version = None
+                log.info("%s: resourceVersion %s expired; listing again", self.name, self._version)
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("%s: %s; retrying in %.1f s", self.name, _describe(exc), delay)
+                await asyncio.sleep(delay)
+
+    async def _cycle(self, backoff: Backoff) -> None:
+        """One listing and the watch from its version, until the watch's 410.
+
+        The watch opens as soon as the first page gives the listing's version,
+        not after the last page: beside 50,000 objects the pages take a minute,
+        and a schedule created or changed meanwhile must not wait for them. The
+        store decides which of the two told newer (see ``jobwarden.store``).
+        A 410 of the watch ends the listing too (it restarts from scratch).
+        """
+        self.store.begin_relist()
+        watching: asyncio.Task[None] | None = None
+        try:
+            token = ""
+            while True:
+                version, token = await self._next_page(token)
+                if watching is None and version:
+                    self._version = version
+                    watching = asyncio.create_task(self._watching(backoff))
+                elif watching is not None and watching.done():
+                    watching.result()  # its 410 (or a bug): list again
+                self.beat()
+                if not token:
+                    break
+            for change in self.store.end_relist():
+                self._deliver(change)
+            self.listings += 1
+            self.synced.set()
+            if watching is None:
+                raise ApiError(0, "the listing carried no resourceVersion")
+            await watching
+        finally:
+            if watching is not None and not watching.done():
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
+
+    async def _watching(self, backoff: Backoff) -> None:
+        """Watch from the last version seen, again and again; only a 410 ends it."""
+        while True:
+            try:
+                await self._watch()
+                backoff.reset()
+            except (asyncio.CancelledError, Gone):
+                raise
             except Exception as exc:
                 delay = backoff.next()
                 log.warning("%s: %s; retrying in %.1f s", self.name, _describe(exc), delay)
@@ -281,25 +271,13 @@ class Informer(Generic[V]):
 
     # --- listing ----------------------------------------------------------------------
 
-    async def _relist(self) -> str:
-        """List every object into the store; deletions for those no longer there."""
-        self.store.begin_relist()
-        version = ""
-        token = ""
-        while True:
-            page = await self._page(token, self._page_size)
-            if page is None:
-                # A page that will not decode: one object at a time, skipping the bad one.
-                token = await self._pick_through(token)
-            else:
-                version, token = self._take_page(page)
-            self.beat()
-            if not token:
-                break
-        for change in self.store.end_relist():
-            self._deliver(change)
-        self.listings += 1
-        return version
+    async def _next_page(self, token: str) -> tuple[str, str]:
+        """Take the page at ``token`` into the store: the listing's version and the next token."""
+        page = await self._page(token, self._page_size)
+        if page is None:
+            # A page that will not decode: one object at a time, skipping the bad one.
+            return await self._pick_through(token)
+        return self._take_page(page)
 
     async def _page(self, token: str, limit: int) -> dict[str, Any] | None:
         raw = await self._fetch(token, limit)
@@ -319,12 +297,13 @@ class Informer(Generic[V]):
 
     def _take_page(self, page: Mapping[str, Any]) -> tuple[str, str]:
         for body in page.get("items") or []:
-            self._receive(body)
+            self._receive(body, listed=True)
         meta = page.get("metadata") or {}
         return str(meta.get("resourceVersion") or ""), str(meta.get("continue") or "")
 
-    async def _pick_through(self, token: str) -> str:
-        """The continue token after the page at ``token``, read one object per page."""
+    async def _pick_through(self, token: str) -> tuple[str, str]:
+        """The page at ``token`` read one object per page: (version, the token after it)."""
+        version = ""
         for _ in range(self._page_size):
             raw = await self._fetch(token, 1)
             try:
@@ -336,18 +315,19 @@ class Informer(Generic[V]):
                     raise ApiError(0, "a listed object cannot be decoded") from None
                 token = found.group(1).decode()
             else:
-                _, token = self._take_page(page)
+                found_version, token = self._take_page(page)
+                version = version or found_version
             if not token:
                 break
-        return token
+        return version, token
 
     # --- watching ---------------------------------------------------------------------
 
-    async def _watch(self, version: str) -> str:
-        """One watch from ``version`` until the server ends it; the last version seen."""
+    async def _watch(self) -> None:
+        """One watch from the last version seen until the server ends it."""
         query = self._query(
             watch="1",
-            resourceVersion=version,
+            resourceVersion=self._version,
             allowWatchBookmarks="true",
             timeoutSeconds=str(self._watch_timeout),
         )
@@ -360,9 +340,8 @@ class Informer(Generic[V]):
                 *lines, pending = pending.split(b"\n")
                 for line in lines:
                     if line.strip():
-                        version = self._event(line) or version
+                        self._version = self._event(line) or self._version
                         self.beat()
-        return version
 
     def _event(self, line: bytes) -> str | None:
         """Apply one watch event; the resourceVersion it carries, if any."""
@@ -378,23 +357,24 @@ class Informer(Generic[V]):
             raise ApiError(int(body.get("code") or 0), str(body.get("message", "")))
         version = (body.get("metadata") or {}).get("resourceVersion")
         if kind == "DELETED":
-            change = self.store.apply(object_key(body), None, None)
+            change = self.store.watched(object_key(body), None, None)
             if change is not None:
                 self._deliver(change)
         elif kind in ("ADDED", "MODIFIED"):
-            self._receive(body)
+            self._receive(body, listed=False)
         return str(version) if version else None
 
     # --- one object -------------------------------------------------------------------
 
-    def _receive(self, body: Mapping[str, Any]) -> None:
+    def _receive(self, body: Mapping[str, Any], *, listed: bool) -> None:
         key = object_key(body)
         try:
             value = self._project(body)
         except Exception:
             log.exception("%s: object %s/%s skipped", self.name, *key)
             return
-        change = self.store.apply(key, value, body)
+        take = self.store.listed if listed else self.store.watched
+        change = take(key, value, body)
         if change is not None:
             self._deliver(change)
 

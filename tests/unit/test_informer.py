@@ -32,6 +32,10 @@ class FakeApi:
         self.scripts: list[list[bytes | dict[str, Any] | int | asyncio.Event]] = []
         self.requests: list[dict[str, str]] = []
         self.watching = asyncio.Event()
+        # Pages after the first wait for this, when set (a slow listing).
+        self.later_pages: asyncio.Event | None = None
+        # The listing in progress: every page is of the first page's snapshot, as the API's.
+        self._snapshot: tuple[int, dict[str, bytes]] = (0, {})
 
     def put(self, name: str) -> dict[str, Any]:
         self.version += 1
@@ -44,15 +48,19 @@ class FakeApi:
         self.requests.append(query)
         if query.get("watch"):
             return await self._watch(request)
-        names = sorted([*self.objects, *self.raw])
         start = int(query.get("continue") or 0)
+        if not start:
+            listed = {n: json.dumps(body).encode() for n, body in self.objects.items()}
+            self._snapshot = (self.version, {**listed, **self.raw})
+        elif self.later_pages is not None:
+            await self.later_pages.wait()
+        version, snapshot = self._snapshot
+        names = sorted(snapshot)
         limit = int(query.get("limit") or len(names))
         chunk = names[start : start + limit]
         more = str(start + limit) if start + limit < len(names) else ""
-        meta = json.dumps({"resourceVersion": str(self.version), "continue": more}).encode()
-        items = [
-            self.raw[n] if n in self.raw else json.dumps(self.objects[n]).encode() for n in chunk
-        ]
+        meta = json.dumps({"resourceVersion": str(version), "continue": more}).encode()
+        items = [snapshot[n] for n in chunk]
         body = b'{"metadata":' + meta + b',"items":[' + b",".join(items) + b"]}"
         return web.Response(body=body, content_type="application/json")
 
@@ -208,3 +216,52 @@ async def _a_500_then_a_watch(fake: FakeApi, connection: Connection) -> None:
     watches = [r for r in fake.requests if r.get("watch")]
     assert [w["resourceVersion"] for w in watches] == ["101", "101"]
     assert informer.listings == 1, "a 500 is retried, not relisted"
+
+
+def test_the_watch_opens_at_the_first_page_and_a_later_page_never_undoes_it() -> None:
+    """A listing beside 50,000 objects takes a minute: what changes meanwhile is seen
+    from the watch at once, and the older snapshot in the later pages does not undo
+    it (a deleted object stays deleted, a changed one keeps the watch's value)."""
+    _run(_events_during_a_slow_listing)
+
+
+async def _events_during_a_slow_listing(fake: FakeApi, connection: Connection) -> None:
+    for name in ("a", "b", "c", "d", "e", "f"):
+        fake.put(name)
+    listed_at = fake.version
+    fake.later_pages = asyncio.Event()
+    go = asyncio.Event()
+    # Filled in once the first page is served (json-encoded only when sent).
+    deleted: dict[str, Any] = {}
+    changed: dict[str, Any] = {}
+    created: dict[str, Any] = {}
+    fake.scripts = [
+        [go, _event("DELETED", deleted), _event("MODIFIED", changed), _event("ADDED", created)],
+        [],
+    ]
+    changes: list[Change[str]] = []
+    informer = _informer(connection, changes)
+    task = asyncio.create_task(informer.run())
+    try:
+        # The later pages are held: only a watch opened beside the listing can see "g".
+        await asyncio.wait_for(fake.watching.wait(), 10)
+        gone = fake.objects.pop("e")
+        fake.version += 1
+        deleted.update(metadata={**gone["metadata"], "resourceVersion": str(fake.version)})
+        changed.update(fake.put("c"))
+        created.update(fake.put("g"))
+        go.set()
+        await _until(
+            lambda: informer.store.get(("ns", "g")) == created["metadata"]["resourceVersion"]
+        )
+        assert not informer.synced.is_set()
+        fake.later_pages.set()
+        await asyncio.wait_for(informer.synced.wait(), 10)
+    finally:
+        task.cancel()
+    watches = [r for r in fake.requests if r.get("watch")]
+    assert watches[0]["resourceVersion"] == str(listed_at), "watched from the listing's version"
+    assert informer.store.get(("ns", "e")) is None, "a later page brought a deleted object back"
+    assert informer.store.get(("ns", "c")) == changed["metadata"]["resourceVersion"]
+    assert {c.key[1] for c in changes if c.new is not None} == set("abcdfg")
+    assert "e" not in {c.key[1] for c in changes}, "deleted before its page: never told"

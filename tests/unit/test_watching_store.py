@@ -1,11 +1,13 @@
-"""The informer's store: changes only when a kept value changes; a relist's diff."""
+"""The informer's store: changes only when a kept value changes; a relist's diff;
+pages and watch events interleaved."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobwarden.watching import Backoff, Change, Store, paths
+from jobwarden.store import Change, Store
+from jobwarden.watching import Backoff, paths
 
 A, B, C = ("ns", "a"), ("ns", "b"), ("ns", "c")
 
@@ -78,3 +80,97 @@ def test_one_path_per_namespace_or_one_cluster_wide() -> None:
         "/apis/batch/v1/namespaces/a/jobs",
         "/apis/batch/v1/namespaces/b/jobs",
     ]
+
+
+# --- a listing read while the watch is open --------------------------------------------
+# Every page of a listing is a snapshot at its first page's version; the watch opened
+# from that version tells only what changed after it. So the watch is always newer.
+
+
+def test_a_page_does_not_undo_a_change_the_watch_told_during_the_listing() -> None:
+    store: Store[str] = Store()
+    store.begin_relist()
+    assert store.listed(A, "snapshot-a") == Change(key=A, old=None, new="snapshot-a")
+    assert store.watched(B, "watch-b") == Change(key=B, old=None, new="watch-b")
+    assert store.listed(B, "snapshot-b") is None, "the page's B predates the watch's"
+    assert store.watched(A, "watch-a") == Change(key=A, old="snapshot-a", new="watch-a")
+    assert store.end_relist() == []
+    assert (store.get(A), store.get(B)) == ("watch-a", "watch-b")
+
+
+def test_an_object_the_watch_deleted_is_not_brought_back_by_a_later_page() -> None:
+    """The tombstone lasts until the listing ends; then the key is an ordinary one again."""
+    store: Store[str] = Store()
+    store.apply(A, "old")
+    store.begin_relist()
+    assert store.watched(A, None) == Change(key=A, old="old", new=None)
+    assert store.listed(A, "snapshot") is None, "resurrected by the snapshot"
+    assert store.get(A) is None
+    assert store.end_relist() == [], "deleted once, not twice"
+    assert store.watched(A, "created-again") == Change(key=A, old=None, new="created-again")
+
+
+def test_an_object_created_during_the_listing_is_not_deleted_by_its_end() -> None:
+    store: Store[str] = Store()
+    store.apply(A, "1")
+    store.begin_relist()
+    store.watched(C, "new")
+    store.listed(A, "1")
+    assert store.end_relist() == []
+    assert store.get(C) == "new"
+
+
+def test_after_the_listing_a_tombstone_no_longer_hides_anything() -> None:
+    store: Store[str] = Store()
+    store.begin_relist()
+    store.watched(A, None)
+    store.end_relist()
+    store.begin_relist()
+    assert store.listed(A, "relisted") == Change(key=A, old=None, new="relisted")
+
+
+_STEP = st.tuples(
+    st.sampled_from(["page", "watch"]),
+    st.sampled_from("abcd"),
+    st.one_of(st.none(), st.integers(0, 3)),
+)
+
+
+@given(before=st.dictionaries(st.sampled_from("abcd"), st.integers(0, 3)), steps=st.lists(_STEP))
+def test_interleaved_pages_and_events_leave_the_watch_over_the_snapshot(
+    before: dict[str, int], steps: list[tuple[str, str, int | None]]
+) -> None:
+    """Whatever the interleaving, the store ends as the snapshot with the watch's
+    events applied on top, and its changes replay from ``before`` to that state."""
+    store: Store[int] = Store()
+    for name, value in before.items():
+        store.apply(("ns", name), value)
+    snapshot: dict[str, int] = {}
+    watched: dict[str, int | None] = {}
+    changes: list[Change[int]] = []
+    store.begin_relist()
+    for source, name, value in steps:
+        if source == "page":
+            if name in snapshot or value is None:
+                continue  # a listing holds each object once, and only existing ones
+            snapshot[name] = value
+            change = store.listed(("ns", name), value)
+        else:
+            watched[name] = value
+            change = store.watched(("ns", name), value)
+        if change is not None:
+            changes.append(change)
+    changes += store.end_relist()
+    expected = {**snapshot, **watched}
+    expected = {k: v for k, v in expected.items() if v is not None}
+    kept = {name: store.get(("ns", name)) for name in "abcd"}
+    assert {name: v for name, v in kept.items() if v is not None} == expected
+    assert len(store) == len(expected)
+    replayed: dict[str, int] = dict(before)
+    for c in changes:
+        assert c.old == replayed.get(c.key[1]), "each change starts where the last left"
+        if c.new is None:
+            replayed.pop(c.key[1])
+        else:
+            replayed[c.key[1]] = c.new
+    assert replayed == expected
