@@ -24,6 +24,7 @@ from typing import Any
 
 from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
+from jobwarden.handlers.backlog import Backlog
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.executor import Executor, JobsOf, Outcome
 from jobwarden.handlers.gate import Rank
@@ -58,6 +59,10 @@ class Scheduler:
         chains: ChainIndex | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
+        # Reconciles owed to every schedule after the listing or a takeover, fed to the
+        # executor only while fewer than ``_feed`` reconciles are in flight (see backlog).
+        self._backlog: Backlog[Key] = Backlog()
+        self._feed = max(1, concurrency // 2)
         self._memory: dict[Key, ScheduleMemory] = {}
         self.chains = chains or ChainIndex()
         self._executor = Executor(
@@ -108,8 +113,11 @@ class Scheduler:
         """Act again, starting with every known schedule.
 
         The queue of a standby may be stale (the old leader moved schedules on),
-        so everything is reconciled now; each reconcile reads the schedule and
-        its Jobs afresh and finds what the old leader already did.
+        so everything is reconciled soon; each reconcile reads the schedule and
+        its Jobs afresh and finds what the old leader already did. What may be
+        due is woken now and the rest at its next run, and all of it is owed a
+        reconcile through the backlog, so that a takeover beside thousands of
+        schedules does not hold a due run behind all of them.
         """
         if self._leading.is_set():
             return
@@ -118,26 +126,30 @@ class Scheduler:
         for key, memory in self._memory.items():
             memory.drop_body()  # another leader may have written since: read afresh
             memory.ahead = None
-            self.touch(key, now)
+            self.touch(key, memory.due_after(now, ahead=PREPARE_AHEAD) or now)
+            self._backlog.owe(key, memory.rank(now))
         self._changed.set()
 
     # --- the Jobs' first listing -------------------------------------------------------
 
     def listed(self) -> None:
-        """Every Job is listed: plan from the index, and reconcile every schedule now.
+        """Every Job is listed: plan from the index, and owe every schedule a reconcile.
 
         Until then only what is due runs (see ``_pass``), each schedule reading
         its own Jobs: after a restart beside 50,000 Jobs their first listing
         takes longer than the wait for a run due meanwhile may. Every other
-        schedule waited for this moment, and is reconciled now.
+        schedule waited for this moment. Their reconciles go to the backlog,
+        fed a few at a time (``_feed_backlog``): woken all at once, 50,000 of
+        them held a schedule created meanwhile for 27 s.
         """
         if self._executor.indexed:
             return
         self._executor.indexed = True
-        log.info("Jobs listed: every schedule is reconciled, from the index")
+        log.info("Jobs listed: every schedule is owed a reconcile, from the index")
         now = utcnow()
-        for key in self._memory:
-            self.touch(key, now)
+        for key, memory in self._memory.items():
+            self._backlog.owe(key, memory.rank(now))
+        self._changed.set()
 
     # --- feeding the queue ------------------------------------------------------------
 
@@ -154,6 +166,12 @@ class Scheduler:
         the bookkeeping, and a restart reads nothing it was not sent. After
         our write, anyone else's event drops it (it may predate the write: the
         reconcile it triggers reads afresh), until our write's own event comes.
+
+        A schedule seen for the first time whose status says its next run is
+        later (a listing after a restart: thousands at once, in any order
+        with the Jobs' listing) is woken at that run and owed its bookkeeping
+        through the backlog; one that may be due (new, or its run passed) is
+        woken now.
         """
         memory = self._memory.get(key)
         known = memory is not None
@@ -171,8 +189,16 @@ class Scheduler:
             memory.saw_next_run(body)
             with contextlib.suppress(Exception):  # a mark that cannot be taken changes nothing
                 memory.changed(change_mark(body))
-        if not own:
-            self.touch(key)
+        if own:
+            return
+        now = utcnow()
+        later = None if known else memory.due_after(now, ahead=PREPARE_AHEAD)
+        if later is None:
+            self.touch(key, now)
+        else:
+            # Listed, its next run later: owed its bookkeeping, and woken for that run.
+            self.touch(key, later)
+            self._backlog.owe(key, memory.rank(now))
 
     def touch(self, key: Key, at: datetime | None = None) -> None:
         """Reconcile ``key`` at ``at`` (default now), unless an earlier wake is already set.
@@ -194,6 +220,7 @@ class Scheduler:
         """The schedule is gone: its memory, its wake-ups, its gauges and its metric series."""
         memory = self._memory.pop(key, None)
         self._queue.drop(key)
+        self._backlog.settle(key)
         if memory is not None:
             self._gauges.count(memory, health=None, active=0)
         metrics.forget_schedule(*key, results=RUN_LABELS)
@@ -245,6 +272,26 @@ class Scheduler:
                     self._queue.wake(key, later)  # nothing due before: until then, or listed()
                     continue
             self._spawn(key, memory, now)
+        self._feed_backlog(now)
+
+    def _feed_backlog(self, now: datetime) -> None:
+        """Reconcile owed schedules while fewer than ``_feed`` reconciles are in flight.
+
+        Half the executor's slots at most: a due run or someone's change, woken
+        from the queue, finds a slot free (or nearly) and is not queued behind
+        the bookkeeping. Each reconcile's end wakes the loop to feed the next.
+        """
+        room = self._feed - len(self._tasks)
+        if room <= 0 or not self._backlog or not self._executor.indexed:
+            return  # before the listing, only what is due runs (see listed)
+        for key in self._backlog.take(room):
+            memory = self._memory.get(key)
+            if memory is None:
+                continue
+            if memory.retry_at is not None and memory.retry_at > now:
+                self._queue.wake(key, memory.retry_at)  # failing: after its backoff
+                continue
+            self._spawn(key, memory, now)
 
     def _prepare(self, key: Key, at: datetime) -> None:
         """Plan the reconcile due at ``at`` now, as of ``at``, while the loop is idle.
@@ -283,10 +330,16 @@ class Scheduler:
             memory.again = True  # one more pass after the current one
             return
         memory.busy = True
+        self._backlog.settle(key)  # reconciled now, whatever woke it
         rank, memory.urgent_at = memory.rank(now), None
         task = asyncio.create_task(self._reconcile(key, memory, rank))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._backlog:
+            self._changed.set()  # a reconcile fewer in flight: feed the next
 
     async def _reconcile(self, key: Key, memory: ScheduleMemory, rank: Rank) -> None:
         try:
