@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from jobwarden.handlers.backlog import Backlog
 from jobwarden.handlers.memory import ScheduleMemory
 from jobwarden.handlers.scheduler import Key, Scheduler
-from tests.unit.test_executor import one_time
+from tests.unit.test_executor import one_time, scheduler
 from tests.unit.test_unlisted_start import ListingKube, _idle, _see, _unlisted, _until
 
 IDLE = 120
@@ -133,3 +133,32 @@ def test_the_backlog_goes_soonest_next_run_first() -> None:
 
     asyncio.run(scenario())
     assert held.order == expected
+
+
+def test_a_takeover_reconciles_what_is_due_first_and_the_rest_a_few_at_a_time() -> None:
+    """A standby that knows 120 idle schedules and one whose run is due takes the lease:
+    the due one is reconciled first and its run created while the idle ones, held in
+    flight, are at most ``_feed`` at once; then every one of them is reconciled."""
+    kube = ListingKube(*[_idle(f"idle-{i:03d}") for i in range(IDLE)], one_time("due"))
+    sched = scheduler(kube)
+    held = Held(sched)
+
+    async def scenario() -> None:
+        sched.pause()
+        loop = asyncio.create_task(sched.run())
+        for i in range(IDLE):
+            _see(sched, _idle(f"idle-{i:03d}"))
+        _see(sched, one_time("due"))
+        await asyncio.sleep(0.1)
+        assert held.order == [], "a standby acts on nothing"
+        sched.resume()
+        await _until(lambda: kube.created(), "the due run")
+        await _until(lambda: held.flying == sched._feed, "idle ones in flight")
+        held.release.set()
+        await _until(lambda: len(held.order) == IDLE + 1, "every schedule reconciled")
+        loop.cancel()
+        await sched.close()
+
+    asyncio.run(scenario())
+    assert held.order[0] == "due"
+    assert held.most <= sched._feed + 1, f"{held.most} reconciles in flight at once"
