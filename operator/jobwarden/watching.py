@@ -17,11 +17,8 @@ object deleted in the gap gets a DELETED change like any other. Other
 errors back off with jitter. A bad object (one that will not decode, or
 whose projection raises) is logged and skipped; it never ends the stream.
 
-aiohttp (which kopf brings) carries the streams rather than the kubernetes
-client's ``ApiClient``: that client is synchronous, so each open watch would
-hold a thread for as long as it streams, one per resource and namespace.
-The credentials and TLS settings still come from the client's
-``Configuration``, so a bearer token it refreshes is refreshed here too.
+The streams go through ``jobwarden.apisession``; what is kept, and which of
+a page and a watch event is newer, is ``jobwarden.store``'s.
 """
 
 from __future__ import annotations
@@ -32,18 +29,14 @@ import json
 import logging
 import random
 import re
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlencode
 
-import aiohttp
-from kubernetes import client
-
+from jobwarden.apisession import ApiError, Connection, Gone
 from jobwarden.store import Change, ObjectKey, Store
 
-__all__ = ["Change", "Connection", "Informer", "ObjectKey", "Store", "paths"]
+__all__ = ["ApiError", "Change", "Connection", "Gone", "Informer", "ObjectKey", "Store", "paths"]
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +53,6 @@ BACKOFF_BASE, BACKOFF_CAP = 0.5, 30.0
 
 _NAME = re.compile(rb'(?<!\\)"name"\s*:\s*"([^"\\]{1,253})"')
 _CONTINUE = re.compile(rb'(?<!\\)"continue"\s*:\s*"([^"\\]*)"')
-
-
-class Gone(Exception):
-    """410: the resourceVersion is older than the API server keeps; relist."""
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
 
 
 class Backoff:
@@ -97,63 +80,6 @@ def _named(raw: bytes) -> str:
     """The first ``"name"`` in raw JSON, for a log line about an object that will not decode."""
     found = _NAME.search(raw)
     return found.group(1).decode(errors="replace") if found else "?"
-
-
-class Connection:
-    """One aiohttp session to the API server, with the kubernetes client's credentials."""
-
-    def __init__(self, configuration: client.Configuration, *, user_agent: str = "") -> None:
-        self._config = configuration
-        self._user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
-
-    def _ssl(self) -> ssl.SSLContext | bool:
-        cfg = self._config
-        if not cfg.host.startswith("https"):
-            return False
-        context = ssl.create_default_context(cafile=cfg.ssl_ca_cert)
-        if cfg.cert_file:
-            context.load_cert_chain(cfg.cert_file, cfg.key_file)
-        if not cfg.verify_ssl:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        return context
-
-    def _headers(self) -> dict[str, str]:
-        # auth_settings() asks the client's refresh hook first: rotated tokens apply.
-        headers = {"Accept": "application/json"}
-        if self._user_agent:
-            headers["User-Agent"] = self._user_agent
-        settings: Mapping[str, Any] = self._config.auth_settings()
-        for auth in settings.values():
-            if auth.get("in") == "header" and auth.get("value"):
-                headers[str(auth["key"])] = str(auth["value"])
-        return headers
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=self._ssl(), limit=0)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
-
-    async def get(
-        self, path: str, query: Mapping[str, str], *, read_timeout: float
-    ) -> aiohttp.ClientResponse:
-        """An open response to ``GET path?query``; raises ``Gone`` or ``ApiError`` for non-2xx."""
-        url = f"{self._config.host}{path}?{urlencode(query)}"
-        timeout = aiohttp.ClientTimeout(total=None, connect=30, sock_read=read_timeout)
-        response = await self.session().get(url, headers=self._headers(), timeout=timeout)
-        if response.status == 200:
-            return response
-        text = await response.text()
-        response.release()
-        if response.status == 410:
-            raise Gone(text[:200])
-        raise ApiError(response.status, text[:500])
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
 
 
 Project = Callable[[Mapping[str, Any]], V | None]
@@ -228,13 +154,28 @@ class Informer(Generic[V]):
         and a schedule created or changed meanwhile must not wait for them. The
         store decides which of the two told newer (see ``jobwarden.store``).
         A 410 of the watch ends the listing too (it restarts from scratch).
+
+        A listing slow enough that its continue token expires (the API server
+        compacts its history every 5 minutes; a loaded start beside 50,000
+        took longer) would start over, and could do so forever. Once the
+        watch is open it reads on with the token the 410 offers instead: the
+        rest is then as of now, not of the snapshot, which the watch covers
+        (it sends everything since the snapshot, so the store ends at the
+        newest state whatever order the two arrive in).
         """
         self.store.begin_relist()
         watching: asyncio.Task[None] | None = None
         try:
             token = ""
             while True:
-                version, token = await self._next_page(token)
+                try:
+                    version, token = await self._next_page(token)
+                except Gone as gone:
+                    if watching is None or not gone.resume:
+                        raise
+                    log.info("%s: the listing's snapshot expired; reading on", self.name)
+                    version, token = "", gone.resume
+                    continue
                 if watching is None and version:
                     self._version = version
                     watching = asyncio.create_task(self._watching(backoff))

@@ -34,6 +34,8 @@ class FakeApi:
         self.watching = asyncio.Event()
         # Pages after the first wait for this, when set (a slow listing).
         self.later_pages: asyncio.Event | None = None
+        # The next continued page answers 410 with a token for the rest as of now, once.
+        self.expire_next_page = False
         # The listing in progress: every page is of the first page's snapshot, as the API's.
         self._snapshot: tuple[int, dict[str, bytes]] = (0, {})
 
@@ -43,12 +45,28 @@ class FakeApi:
         self.objects[name] = body
         return body
 
+    def delete(self, name: str) -> dict[str, Any]:
+        """Delete ``name``: the body its DELETED event carries."""
+        self.version += 1
+        gone = self.objects.pop(name)
+        return {"metadata": {**gone["metadata"], "resourceVersion": str(self.version)}}
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         query = dict(request.query)
         self.requests.append(query)
         if query.get("watch"):
             return await self._watch(request)
-        start = int(query.get("continue") or 0)
+        token = query.get("continue") or ""
+        if token and self.expire_next_page:
+            self.expire_next_page = False
+            status = {"kind": "Status", "code": 410, "reason": "Expired"}
+            status["metadata"] = {"continue": f"now:{token}"}
+            return web.json_response(status, status=410)
+        if token.startswith("now:"):  # the rest of an expired listing, as of now
+            token = token.removeprefix("now:")
+            listed = {n: json.dumps(body).encode() for n, body in self.objects.items()}
+            self._snapshot = (self.version, {**listed, **self.raw})
+        start = int(token or 0)
         if not start:
             listed = {n: json.dumps(body).encode() for n, body in self.objects.items()}
             self._snapshot = (self.version, {**listed, **self.raw})
@@ -218,6 +236,16 @@ async def _a_500_then_a_watch(fake: FakeApi, connection: Connection) -> None:
     assert informer.listings == 1, "a 500 is retried, not relisted"
 
 
+def _held_watch(fake: FakeApi, *kinds: str) -> tuple[asyncio.Event, list[dict[str, Any]]]:
+    """Pages after the first held; the first watch sends one event of each kind once
+    ``go`` is set, with the bodies the test fills in meanwhile (encoded only when sent)."""
+    fake.later_pages = asyncio.Event()
+    go = asyncio.Event()
+    bodies: list[dict[str, Any]] = [{} for _ in kinds]
+    fake.scripts = [[go, *(_event(k, b) for k, b in zip(kinds, bodies, strict=True))], []]
+    return go, bodies
+
+
 def test_the_watch_opens_at_the_first_page_and_a_later_page_never_undoes_it() -> None:
     """A listing beside 50,000 objects takes a minute: what changes meanwhile is seen
     from the watch at once, and the older snapshot in the later pages does not undo
@@ -229,25 +257,14 @@ async def _events_during_a_slow_listing(fake: FakeApi, connection: Connection) -
     for name in ("a", "b", "c", "d", "e", "f"):
         fake.put(name)
     listed_at = fake.version
-    fake.later_pages = asyncio.Event()
-    go = asyncio.Event()
-    # Filled in once the first page is served (json-encoded only when sent).
-    deleted: dict[str, Any] = {}
-    changed: dict[str, Any] = {}
-    created: dict[str, Any] = {}
-    fake.scripts = [
-        [go, _event("DELETED", deleted), _event("MODIFIED", changed), _event("ADDED", created)],
-        [],
-    ]
+    go, (deleted, changed, created) = _held_watch(fake, "DELETED", "MODIFIED", "ADDED")
     changes: list[Change[str]] = []
     informer = _informer(connection, changes)
     task = asyncio.create_task(informer.run())
     try:
         # The later pages are held: only a watch opened beside the listing can see "g".
         await asyncio.wait_for(fake.watching.wait(), 10)
-        gone = fake.objects.pop("e")
-        fake.version += 1
-        deleted.update(metadata={**gone["metadata"], "resourceVersion": str(fake.version)})
+        deleted.update(fake.delete("e"))
         changed.update(fake.put("c"))
         created.update(fake.put("g"))
         go.set()
@@ -265,3 +282,36 @@ async def _events_during_a_slow_listing(fake: FakeApi, connection: Connection) -
     assert informer.store.get(("ns", "c")) == changed["metadata"]["resourceVersion"]
     assert {c.key[1] for c in changes if c.new is not None} == set("abcdfg")
     assert "e" not in {c.key[1] for c in changes}, "deleted before its page: never told"
+
+
+def test_an_expired_listing_reads_on_as_of_now_instead_of_starting_over() -> None:
+    """A loaded start beside 50,000 objects listed for longer than the API server keeps
+    its history: the continue token expired, and listing again from scratch could
+    expire again, forever. With the watch open, the informer reads on with the token
+    the 410 offers (the rest as of now), and ends with the newest state of each."""
+    _run(_expired_listing)
+
+
+async def _expired_listing(fake: FakeApi, connection: Connection) -> None:
+    for name in ("a", "b", "c", "d", "e", "f"):
+        fake.put(name)
+    go, (deleted, changed) = _held_watch(fake, "DELETED", "MODIFIED")
+    informer = _informer(connection, [])
+    task = asyncio.create_task(informer.run())
+    try:
+        await asyncio.wait_for(fake.watching.wait(), 10)
+        deleted.update(fake.delete("d"))
+        changed.update(fake.put("e"))
+        fake.expire_next_page = True
+        fake.later_pages.set()
+        await asyncio.wait_for(informer.synced.wait(), 10)
+        go.set()  # the watch's events come after the rest was read as of now
+        await _until(lambda: informer.store.get(("ns", "d")) is None)
+    finally:
+        task.cancel()
+    firsts = [r for r in fake.requests if not r.get("watch") and not r.get("continue")]
+    assert len(firsts) == 1, "listed again from scratch"
+    assert informer.listings == 1
+    assert {k: informer.store.get(("ns", k)) for k in "abcef"} == {
+        k: fake.objects[k]["metadata"]["resourceVersion"] for k in "abcef"
+    }
