@@ -164,6 +164,7 @@ class Informer(Generic[V]):
         newest state whatever order the two arrive in).
         """
         self.store.begin_relist()
+        began = time.monotonic()
         watching: asyncio.Task[None] | None = None
         try:
             token = ""
@@ -187,6 +188,13 @@ class Informer(Generic[V]):
             for change in self.store.end_relist():
                 self._deliver(change)
             self.listings += 1
+            # When a start beside many objects is slow, the log says which listing took it.
+            log.info(
+                "%s: listed (%d kept) in %.1f s",
+                self.name,
+                len(self.store),
+                time.monotonic() - began,
+            )
             self.synced.set()
             if watching is None:
                 raise ApiError(0, "the listing carried no resourceVersion")
