@@ -115,7 +115,7 @@ def test_the_backlog_goes_soonest_next_run_first() -> None:
     bodies = [_idle(f"idle-{i:03d}") for i in range(IDLE)]
     for i, body in enumerate(bodies):  # the last named runs first
         when = f"{2099 - i // 12}-01-01T00:{i % 12:02d}:00Z"
-        body["status"]["nextRun"] = body["spec"]["runAt"] = when
+        body["status"]["nextRunTime"] = body["spec"]["runAt"] = when
     expected = [b["metadata"]["name"] for b in sorted(bodies, key=lambda b: b["spec"]["runAt"])]
     kube = ListingKube(*bodies)
     sched = _unlisted(kube)

@@ -9,7 +9,7 @@ import pytest
 
 from jobwarden.handlers.gate import PriorityGate, Rank
 from jobwarden.handlers.memory import ScheduleMemory
-from tests.unit.test_executor import FakeKube, scheduler
+from tests.unit.test_executor import FakeKube, one_time, reconcile, scheduler
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -135,10 +135,10 @@ def test_a_planned_wake_up_still_ahead_ranks_by_the_next_run() -> None:
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        ({"nextRun": "2026-01-01T00:01:00Z"}, T0.timestamp() + 60),
+        ({"nextRunTime": "2026-01-01T00:01:00Z"}, T0.timestamp() + 60),
         ({}, None),
-        ({"nextRun": "not a time"}, None),
-        ({"nextRun": 12}, None),
+        ({"nextRunTime": "not a time"}, None),
+        ({"nextRunTime": 12}, None),
         ("a string", None),
         (None, None),
     ],
@@ -149,6 +149,18 @@ def test_the_next_run_is_read_from_status_and_anything_unreadable_is_not_known(
     memory = ScheduleMemory(next_run=1.0)
     memory.saw_next_run({"status": status})
     assert memory.next_run == expected
+
+
+def test_the_next_run_is_read_from_the_status_the_operator_writes() -> None:
+    """Read from the field the reconcile writes: under any other name every listed
+    schedule looks due, and a restart reconciles them all before a run due meanwhile."""
+    run_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=200)
+    kube = FakeKube(one_time(runAt=run_at.strftime("%Y-%m-%dT%H:%M:%SZ")))
+    reconcile(scheduler(kube))
+    memory = ScheduleMemory()
+    memory.saw_next_run({"status": kube.patches[-1]})
+    assert memory.next_run == run_at.timestamp()
+    assert memory.due_after(datetime.now(UTC), ahead=timedelta(seconds=2)) == run_at
 
 
 def test_a_change_to_a_known_schedule_is_urgent_and_a_first_sighting_is_not() -> None:

@@ -43,11 +43,11 @@ def _unlisted(kube: FakeKube) -> Scheduler:
 
 
 def _idle(name: str) -> dict[str, Any]:
-    """A schedule reconciled before, its one run next year (``status.nextRun`` says so)."""
+    """A schedule reconciled before, its one run next year (``status.nextRunTime`` says so)."""
     when = (datetime.now(UTC) + timedelta(days=365)).strftime("%Y-%m-%dT%H:%M:%SZ")
     body = one_time(name, runAt=when)
     body["metadata"]["resourceVersion"] = "7"
-    body["status"] = {"nextRun": when}
+    body["status"] = {"nextRunTime": when}
     return body
 
 

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from jobwarden import metrics
-from jobwarden.api.status import parse_time
+from jobwarden.api.status import ScheduleStatus, parse_time
 from jobwarden.handlers.gate import Rank
 from jobwarden.reconcile import Observed, Plan, Refusal
 
@@ -28,6 +28,8 @@ NOTHING: Mapping[str, Refusal] = MappingProxyType({})
 # Retries of a failing schedule: doubling from the first to the cap, jittered.
 BACKOFF_FIRST = timedelta(seconds=1)
 BACKOFF_CAP = timedelta(minutes=5)
+# The status field the operator writes a schedule's next run to (``nextRunTime``).
+NEXT_RUN_FIELD = ScheduleStatus.model_fields["next_run_time"].alias or "nextRunTime"
 
 
 def utcnow() -> datetime:
@@ -146,7 +148,7 @@ class ScheduleMemory:
     again: bool = False
     # From when this schedule's reconcile is urgent (the wake-up its plan asked for:
     # a run or a deadline due then; or a change someone made to it), and the
-    # status.nextRun of the newest body seen (epoch seconds): what ``rank`` orders by.
+    # status.nextRunTime of the newest body seen (epoch seconds): what ``rank`` orders by.
     urgent_at: datetime | None = None
     next_run: float | None = None
 
@@ -176,10 +178,15 @@ class ScheduleMemory:
         return when if when > now + ahead else None
 
     def saw_next_run(self, body: Mapping[str, Any]) -> None:
-        """Note ``status.nextRun`` of a body seen; anything unreadable means not known."""
+        """Note ``status.nextRunTime`` of a body seen; anything unreadable means not known.
+
+        The field is named by the status model that writes it: read under another
+        name, every listed schedule looked due, and a restart beside 50,000
+        reconciled them all before a run due meanwhile.
+        """
         status = body.get("status")
         try:
-            when = parse_time(status.get("nextRun")) if isinstance(status, Mapping) else None
+            when = parse_time(status.get(NEXT_RUN_FIELD)) if isinstance(status, Mapping) else None
             self.next_run = when.timestamp() if when is not None else None
         except (ValueError, TypeError, OverflowError):
             self.next_run = None
