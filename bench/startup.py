@@ -15,6 +15,12 @@ resolution), the Job's lag behind its due time, and the operator's CPU and
 resident memory by then. A row that says "none" found no Job within
 ``--timeout``.
 
+``--apply-after SECONDS`` applies the fresh schedule that long after the
+start instead of as soon as /healthz answers: after the first page of the
+schedules' listing, so that the operator can learn of it only through its
+watch, while the other pages are still read (applied at once, it is in the
+listing's snapshot, and "fresh" sorts onto its first page).
+
 ``--operator PATH`` runs another ``jobwarden`` executable (for example an
 older checkout's, to compare before and after). ``--reuse NAMESPACE`` measures
 in a namespace an earlier run filled (and kept): filling 50,000 of each takes
@@ -137,6 +143,7 @@ def one_row(
     *,
     exe: Path,
     due_after: float,
+    apply_after: float,
     timeout: float,
     warm: bool,
     reuse: str | None,
@@ -176,6 +183,7 @@ def one_row(
     bench._operators.append(op)
     healthy = op.start(timeout=timeout)
     started = datetime.fromtimestamp(op.started_wall, UTC)
+    time.sleep(max(0.0, op.started_wall + apply_after - time.time()))
     # Due --due-after seconds after the start; on a machine so loaded that the
     # process took nearly that long to answer /healthz, 10 s after the apply.
     due = (started + timedelta(seconds=due_after)).replace(microsecond=0)
@@ -216,6 +224,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000, 50000])
     parser.add_argument("--due-after", type=float, default=20.0)
+    parser.add_argument(
+        "--apply-after",
+        type=float,
+        default=0.0,
+        help="apply the fresh schedule this many seconds after the start "
+        "(default: once /healthz answers)",
+    )
     parser.add_argument("--timeout", type=float, default=420.0)
     parser.add_argument(
         "--warm",
@@ -242,6 +257,7 @@ def main() -> int:
                     n,
                     exe=args.operator,
                     due_after=args.due_after,
+                    apply_after=args.apply_after,
                     timeout=args.timeout,
                     warm=args.warm,
                     reuse=args.reuse,
