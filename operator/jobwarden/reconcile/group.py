@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from jobwarden import labels
 from jobwarden.api.spec import ConcurrencyGroup
@@ -49,10 +48,13 @@ def group_limit(group: ConcurrencyGroup, view: GroupView) -> int:
     return min(group.limit, view.limit)
 
 
-def with_group(body: dict[str, Any], group: str) -> dict[str, Any]:
-    """A Job body carrying the group's label (what counts it as one of the group's runs)."""
-    meta = body["metadata"]
-    return {**body, "metadata": {**meta, "labels": {**meta["labels"], labels.GROUP_LABEL: group}}}
+def in_group(start: Start, group: ConcurrencyGroup | None) -> Start:
+    """The Job carrying the group's label (what counts it as one of the group's runs)."""
+    if group is None:
+        return start
+    meta = start.body["metadata"]
+    tagged = {**meta["labels"], labels.GROUP_LABEL: group.name}
+    return Start({**start.body, "metadata": {**meta, "labels": tagged}}, start.due, start.upstreams)
 
 
 def _upstreams(text: str | None) -> tuple[tuple[str, str], ...]:
