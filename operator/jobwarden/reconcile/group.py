@@ -147,10 +147,7 @@ def gate_group(
         run = queued.get(name) or _queued(history, fresh[name], now)
         if name in admitted:
             if name in fresh:
-                body = (
-                    fresh[name].body if group is None else with_group(fresh[name].body, group.name)
-                )
-                starts.append(Start(body, fresh[name].due, fresh[name].upstreams))
+                starts.append(in_group(fresh[name], group))
                 continue
             begun = launch(
                 inp,
@@ -164,10 +161,7 @@ def gate_group(
             )
             history.insert(0, begun.entry)
             if begun.start is not None:
-                body = (
-                    begun.start.body if group is None else with_group(begun.start.body, group.name)
-                )
-                starts.append(Start(body, begun.start.due, begun.start.upstreams))
+                starts.append(in_group(begun.start, group))
             finished += [begun.finished] if begun.finished is not None else []
             notes.append(begun.note)
             if begun.counted:
