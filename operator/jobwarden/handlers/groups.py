@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwarden import labels, metrics
-from jobwarden.api.status import parse_time
-from jobwarden.api.values import MAX_GROUP_LIMIT, MAX_QUEUE
 from jobwarden.handlers.memory import Key
 from jobwarden.reconcile import GroupView, Plan, Waiting
-from jobwarden.reconcile.group import admit
+from jobwarden.reconcile.group import admit, group_of, queue_of
 from jobwarden.runs.jobs import JobObservation
 
 log = logging.getLogger(__name__)
@@ -54,35 +52,6 @@ class GroupRecord:
 
     def empty(self) -> bool:
         return not (self.limits or self.running or self.creating or self.waiting)
-
-
-def group_of(body: Mapping[str, Any]) -> tuple[str, int] | None:
-    """The group a schedule body names, and the limit it names (malformed: none; the plan
-    reports it by the field)."""
-    spec = body.get("spec")
-    group = spec.get("concurrencyGroup") if isinstance(spec, Mapping) else None
-    if not isinstance(group, Mapping) or not isinstance(group.get("name"), str):
-        return None
-    limit = group.get("limit", 1)
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_GROUP_LIMIT:
-        return None
-    return str(group["name"]), limit
-
-
-def queue_of(name: str, body: Mapping[str, Any]) -> tuple[Waiting, ...]:
-    """The waiting runs in a schedule body's ``status.queue``."""
-    status = body.get("status")
-    queue = status.get("queue") if isinstance(status, Mapping) else None
-    runs = []
-    for item in queue[:MAX_QUEUE] if isinstance(queue, list) else ():
-        try:
-            when = parse_time(item.get("scheduledTime"))
-            job = item.get("job")
-        except (AttributeError, ValueError, TypeError, OverflowError):
-            continue
-        if when is not None and isinstance(job, str):
-            runs.append(Waiting(when, job, name))
-    return tuple(runs)
 
 
 class GroupIndex:

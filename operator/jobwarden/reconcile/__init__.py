@@ -214,6 +214,6 @@ def plan(
         "render", render, inp, prev=prev, status=status, effects=effects, decided=decided
     )
     result.queue = tuple(
-        Waiting(run.scheduled_time, run.job, obj.name) for run in status.queue or ()
+        Waiting.of(run.scheduled_time, run.job, obj.name) for run in status.queue or ()
     )
     return result

@@ -20,13 +20,14 @@ leader, derives both again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 from jobwarden import labels
 from jobwarden.api.spec import ConcurrencyGroup
-from jobwarden.api.status import HistoryEntry, QueuedRun, ScheduleStatus
-from jobwarden.api.values import MAX_QUEUE
+from jobwarden.api.status import HistoryEntry, QueuedRun, ScheduleStatus, parse_time
+from jobwarden.api.values import MAX_GROUP_LIMIT, MAX_QUEUE
 from jobwarden.reconcile.actions import launch
 from jobwarden.reconcile.model import Effects, GroupView, Inputs, Note, Start, Waiting, evolve
 from jobwarden.runs import history as hist
@@ -39,6 +40,35 @@ def admit(*, limit: int, active: int, waiting: Iterable[Waiting]) -> list[Waitin
     """The waiting runs that may start now: the first ``limit - active`` in FIFO order."""
     free = max(0, limit - active)
     return sorted(set(waiting))[:free]
+
+
+def group_of(body: Mapping[str, Any]) -> tuple[str, int] | None:
+    """The group a schedule body names, and the limit it names (malformed: none; the plan
+    reports it by the field)."""
+    spec = body.get("spec")
+    group = spec.get("concurrencyGroup") if isinstance(spec, Mapping) else None
+    if not isinstance(group, Mapping) or not isinstance(group.get("name"), str):
+        return None
+    limit = group.get("limit", 1)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_GROUP_LIMIT:
+        return None
+    return str(group["name"]), limit
+
+
+def queue_of(name: str, body: Mapping[str, Any]) -> tuple[Waiting, ...]:
+    """The waiting runs in a schedule body's ``status.queue``."""
+    status = body.get("status")
+    queue = status.get("queue") if isinstance(status, Mapping) else None
+    runs = []
+    for item in queue[:MAX_QUEUE] if isinstance(queue, list) else ():
+        try:
+            when = parse_time(item.get("scheduledTime"))
+            job = item.get("job")
+        except (AttributeError, ValueError, TypeError, OverflowError):
+            continue
+        if when is not None and isinstance(job, str):
+            runs.append(Waiting.of(when, job, name))
+    return tuple(runs)
 
 
 def group_limit(group: ConcurrencyGroup, view: GroupView) -> int:
@@ -93,7 +123,7 @@ def gate_group(
         entry = hist.find(history, start.name)
         if entry is not None and entry.scheduled_time is not None:
             fresh[start.name] = start
-            candidates[start.name] = Waiting(entry.scheduled_time, start.name, obj.name)
+            candidates[start.name] = Waiting.of(entry.scheduled_time, start.name, obj.name)
     queued: dict[str, QueuedRun] = {}
     for run in queue:
         if run.job in inp.jobs or run.job in inp.pending:
@@ -102,7 +132,7 @@ def gate_group(
                 history.insert(0, _entry(run))
             continue
         queued[run.job] = run
-        candidates[run.job] = Waiting(run.scheduled_time, run.job, obj.name)
+        candidates[run.job] = Waiting.of(run.scheduled_time, run.job, obj.name)
 
     complete = group is None or (inp.group.complete and inp.group.name == group.name)
     if group is None:

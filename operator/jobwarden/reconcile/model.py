@@ -156,6 +156,11 @@ class Waiting:
     job: str
     schedule: str = field(compare=False)
 
+    @classmethod
+    def of(cls, scheduled: datetime, job: str, schedule: str) -> Waiting:
+        """In whole seconds, as status holds it: every replica and restart orders alike."""
+        return cls(scheduled.replace(microsecond=0), job, schedule)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class GroupView:
