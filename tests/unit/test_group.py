@@ -244,6 +244,19 @@ def test_a_schedule_that_leaves_its_group_starts_its_queued_runs() -> None:
     assert labels.GROUP_LABEL not in b.jobs[scheduled_name(T, schedule="b")]["metadata"]["labels"]
 
 
+def test_a_suspended_member_skips_what_waits_and_holds_nobody_up() -> None:
+    group = Group.of(member("a"), member("b"), member("c"))
+    group.step_all(at("02:00:01"))
+    b = group.members["b"]
+    b.edit(suspend=True)
+    group.step("b", at("02:00:30"))
+    (entry,) = b.status["history"]
+    assert (entry["result"], entry["reason"]) == ("Skipped", "Suspended")
+    assert queue_of(b) == []
+    group.finish(scheduled_name(T, schedule="a"), at("02:01:00"))
+    assert group.step_all(at("02:01:01")) == [scheduled_name(T, schedule="c")]
+
+
 def test_admitted_jobs_carry_the_group_label() -> None:
     group = Group.of(member("a"))
     (job,) = group.step_all(at("02:00:01"))

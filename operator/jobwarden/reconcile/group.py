@@ -29,6 +29,7 @@ from jobwarden.api.spec import ConcurrencyGroup
 from jobwarden.api.status import HistoryEntry, QueuedRun, ScheduleStatus, parse_time
 from jobwarden.api.values import MAX_GROUP_LIMIT, MAX_QUEUE
 from jobwarden.reconcile.actions import launch
+from jobwarden.reconcile.due import suspended
 from jobwarden.reconcile.model import Effects, GroupView, Inputs, Note, Start, Waiting, evolve
 from jobwarden.runs import history as hist
 
@@ -145,6 +146,10 @@ def gate_group(
         admitted = {w.job for w in chosen if w.job in candidates}
     else:
         admitted = set()
+    # Suspended or being deleted: what waits does not start (nor holds the others up).
+    stopped = obj.deleting is not None or suspended(inp, status)
+    if stopped:
+        admitted -= set(queued)
 
     starts = [s for s in started.starts if s.name not in fresh]
     notes: list[Note] = []
@@ -196,6 +201,9 @@ def gate_group(
             notes.append(begun.note)
             if begun.counted:
                 more[begun.counted] += 1
+            continue
+        if stopped and name in queued:
+            record(run, "Skipped", "Suspended", "the schedule was suspended while the run waited")
             continue
         assert group is not None  # with no group every candidate is admitted
         if name in fresh:
