@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.cluster._faults import leading, replica
+from tests.cluster.test_plugin import ok, plugin
 from tests.support.checks import counted
 from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
@@ -119,11 +120,28 @@ def test_the_queue_drains_by_scheduled_time_and_skip_mode_skips(
     for name in ("sx", "sy", "sz"):
         here.apply(on_demand(name, run_seconds=2))
     here.apply(on_demand("skipper", run_seconds=2, when_full="Skip"))
+
+    def describe(name: str) -> str:
+        return ok(plugin(cluster, "describe", name, "-n", namespace))
+
     here.annotate("hog", RUN_NOW, "go")
     wait_for(lambda: group_jobs(cluster, namespace), timeout=30, what="hog's Job")
     for name in ("sz", "sy", "sx"):
         here.annotate(name, RUN_NOW, "go")
         queued(here, name)
+    wait_for(
+        lambda: occupancy(operator, namespace) == {"active": 1, "queued": 3, "limit": 1},
+        timeout=30,
+        what="the occupancy gauge",
+    )
+    # The gauge counts a queue as planned; describe reads it once written to status.
+    wait_for(
+        lambda: "etl: 1 of limit 1 active, 3 queued" in describe("sx"),
+        timeout=30,
+        what="describe shows the group",
+    )
+    described = describe("sx")
+    assert described.index("sz-") < described.index("sy-") < described.index("sx-")
     here.annotate("skipper", RUN_NOW, "go")
     skipped = here.wait(
         "skipper",
@@ -142,6 +160,20 @@ def test_the_queue_drains_by_scheduled_time_and_skip_mode_skips(
         "sx",
     ]
     assert_one_at_a_time(jobs)
+    cluster.kubectl("delete", "jobschedules", "--all", "-n", namespace)
+    wait_for(
+        lambda: occupancy(operator, namespace) == {}, timeout=60, what="the group's series gone"
+    )
+
+
+def occupancy(operator: OperatorProcess, namespace: str) -> dict[str, int]:
+    """The group's jobwarden_group_runs series, by state, as the operator serves them."""
+    found = {}
+    for line in operator.metrics().splitlines():
+        if line.startswith("jobwarden_group_runs{") and f'namespace="{namespace}"' in line:
+            state = line.split('state="')[1].split('"')[0]
+            found[state] = int(float(line.rsplit(" ", 1)[1]))
+    return found
 
 
 def _queue_behind_hog(cluster: Cluster, namespace: str) -> Schedules:
