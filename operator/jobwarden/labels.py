@@ -43,6 +43,9 @@ START_DEADLINE_ANNOTATION: Final = f"{_PREFIX}start-deadline-seconds"
 # threshold, so a DeadlineExceeded failure reads back as a stale run.
 STALE_DEADLINE_ANNOTATION: Final = f"{_PREFIX}stale-deadline-seconds"
 
+# Label: the concurrency group (spec.concurrencyGroup.name) the run counts in.
+GROUP_LABEL: Final = f"{_PREFIX}concurrency-group"
+
 TRIGGER_SCHEDULE: Final = "Schedule"
 TRIGGER_MANUAL: Final = "Manual"
 TRIGGER_CATCH_UP: Final = "CatchUp"

@@ -6,6 +6,7 @@ query exactly these, and a test scrapes a live operator to prove it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -94,8 +95,19 @@ STALE_RUNS = TenantLabelled(
     tenant=("namespace",),
     rest=("action",),
 )
+GROUP_RUNS = TenantLabelled(
+    lambda labels: Gauge(
+        "jobwarden_group_runs",
+        "Runs of a concurrency group by state: active (in progress, counted against the "
+        "limit) and queued (waiting for room); limit: the group's limit.",
+        labels,
+    ),
+    tenant=("namespace", "group"),
+    rest=("state",),
+)
+GROUP_STATES = ("active", "queued", "limit")
 # Every metric labelled with tenants' names: the schedule-labels switch drops them all.
-TENANT_LABELLED = (RUNS, STALE_RUNS)
+TENANT_LABELLED = (RUNS, STALE_RUNS, GROUP_RUNS)
 ACTIVE_RUNS = Gauge("jobwarden_active_runs", "Jobs of JobSchedules that are running now.")
 SCHEDULES = Gauge("jobwarden_schedules", "JobSchedules by health state.", ["health"])
 LEADER = Gauge(
@@ -112,6 +124,21 @@ def forget_schedule(namespace: str, name: str, *, results: Iterable[str]) -> Non
     """
     for result in results:
         RUNS.remove(namespace, name, result)
+
+
+def show_group(namespace: str, group: str, *, limit: int, active: int, queued: int) -> None:
+    """A concurrency group's occupancy (only per group: summed over groups it would mean
+    nothing, so with tenant labels off it is not shown)."""
+    if GROUP_RUNS.tenant_labels:
+        for state, value in zip(GROUP_STATES, (active, queued, limit), strict=True):
+            GROUP_RUNS.labels(namespace, group, state).set(value)
+
+
+def forget_group(namespace: str, group: str) -> None:
+    """The group is gone (no member, no run): its series go with it."""
+    for state in GROUP_STATES:
+        with contextlib.suppress(KeyError):
+            GROUP_RUNS.remove(namespace, group, state)
 
 
 def serve(settings: Settings) -> Any:

@@ -9,18 +9,24 @@ them, broken fails on the clock: audit (after its success) is skipped, alert
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.cluster._faults import leading, replica
 from tests.support.checks import counted, generation_seen
-from tests.support.kube import Cluster
+from tests.support.kube import Cluster, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
+    RUN_NOW,
     Schedules,
     condition,
     history,
     job_template,
     next_minutes,
     parse_time,
+    record_jobs,
     schedule,
 )
 
@@ -149,3 +155,63 @@ def test_what_cannot_be_followed_is_invalid_naming_the_field(
     here.apply(schedule("nope", schedule="0 0 1 1 *"))
     here.wait("orphan", _valid, timeout=20, what="orphan valid")
     assert not here.jobs("orphan")
+
+
+@pytest.mark.xdist_group("chains-handover")
+def test_a_chain_through_sigkills_and_a_handover_between_replicas(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """extract -> load -> report with two replicas: the leader is killed while extract
+    runs (the standby takes over), started again, and the new leader is killed while
+    load runs. Each upstream run still starts exactly one downstream run."""
+    a, b = (
+        replica(
+            cluster,
+            namespaces=[namespace],
+            log_path=tmp_path / f"{who}.log",
+            lease="jobwarden-chain",
+            lease_namespace=namespace,
+            identity=f"replica-{who}",
+        )
+        for who in ("a", "b")
+    )
+    here = Schedules(cluster, namespace)
+    a.start()
+    try:
+        wait_for(lambda: leading(a), timeout=30, what="replica-a to lead")
+        b.start()
+        wait_for(lambda: leading(b) is False, timeout=30, what="replica-b standing by")
+        with record_jobs(cluster, namespace) as recorder:
+            here.apply(
+                schedule(
+                    "extract",
+                    runAt="2999-01-01T00:00:00Z",
+                    jobTemplate=job_template(run_seconds=8),
+                )
+            )
+            here.apply(
+                schedule(
+                    "load", after=[{"schedule": "extract"}], jobTemplate=job_template(run_seconds=8)
+                )
+            )
+            here.apply(_report(deadline="10m"))
+            here.wait("report", _valid, timeout=20, what="report valid")
+            here.annotate("extract", RUN_NOW, "go")
+            wait_for(lambda: here.jobs("extract"), timeout=30, what="extract's Job")
+            a.kill()
+            wait_for(lambda: here.jobs("load"), timeout=90, what="load's Job, led by replica-b")
+            a.start()
+            wait_for(lambda: leading(a) is False, timeout=30, what="replica-a standing by")
+            b.kill()
+            for name in ("load", "report"):
+                here.wait(name, counted("succeeded", 1), timeout=120, what=f"{name} ran")
+            names = recorder.names()
+        assert len(names) == len(set(names)) == 3, names  # no Job created twice
+        for name in ("load", "report"):
+            status = here.status(name)
+            assert status["executions"]["scheduled"] == 1
+            assert [e["result"] for e in _after_runs(here, name)] == ["Succeeded"]
+            assert len(here.jobs(name)) == 1
+    finally:
+        a.stop()
+        b.stop()

@@ -7,6 +7,7 @@ from typing import Any
 
 from jobwarden.api.spec import parse_spec
 from jobwarden.cli.describe import describe_text, downstreams_of, history_newest_first, next_runs
+from jobwarden.cli.group import group_summary
 from jobwarden.cli.summary import summarize, summary_text
 from jobwarden.schedule.timeline import build_timeline
 
@@ -258,3 +259,35 @@ def test_next_runs_note_a_run_dst_moves() -> None:
         "02:30 does not exist on 2027-03-28 (DST): runs at 03:00",
         None,
     )
+
+
+def test_describe_shows_the_concurrency_group_its_occupancy_and_queue() -> None:
+    """The limit is the smallest a member names; the queue is every member's, oldest first."""
+
+    def member(name: str, limit: int, queue: list[tuple[str, str]], active: int) -> Any:
+        obj = _obj(
+            {"schedule": "0 2 * * *", "concurrencyGroup": {"name": "etl", "limit": limit}},
+            active=[{"name": f"{name}-{i}"} for i in range(active)],
+            queue=[{"job": job, "trigger": "Schedule", "scheduledTime": at} for job, at in queue],
+        )
+        obj["metadata"]["name"] = name
+        return obj
+
+    obj = member("nightly", 2, [("nightly-2", "2027-02-02T02:00:00Z")], active=1)
+    siblings = [
+        obj,
+        member("load", 3, [("load-1", "2027-02-02T01:00:00Z")], active=1),
+        member("apart", 1, [], active=0),
+    ]
+    siblings[2]["spec"]["concurrencyGroup"]["name"] = "other"
+    text = describe_text(obj, now=NOW, group=group_summary(obj, siblings))
+    lines = text.splitlines()
+    assert "Concurrency Group:      etl: 2 of limit 2 active, 2 queued (members load, nightly)" in (
+        lines
+    )
+    at = lines.index("Group Queue:")
+    assert lines[at + 2].split() == ["load-1", "load", "2027-02-02T01:00:00Z"]
+    assert lines[at + 3].split() == ["nightly-2", "nightly", "2027-02-02T02:00:00Z"]
+    alone = describe_text(_obj(), now=NOW, group=group_summary(_obj(), siblings))
+    assert "Concurrency Group:      <none>" in alone.splitlines()
+    assert "Group Queue:" not in alone

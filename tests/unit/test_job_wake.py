@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from jobwarden import labels
 from jobwarden.handlers.chains import ChainIndex
+from jobwarden.handlers.groups import GroupIndex
 from jobwarden.handlers.schedules import (
     JobSeen,
     ScheduleJobs,
@@ -137,6 +139,7 @@ class _Scheduler:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.chains = ChainIndex()
+        self.groups = GroupIndex(wake=self.touch)
 
     def seen(self, key: Any, *, resource_version: str | None, body: Any = None) -> None:
         self.calls.append(("seen", (key, resource_version)))
@@ -204,3 +207,30 @@ def test_an_upstream_run_ending_wakes_its_downstreams() -> None:
     assert ("touch", (("ns", "report"), None)) not in scheduler.calls
     sink(Change(key=("ns", "nightly-1"), old=CREATED, new=SUCCEEDED))
     assert ("touch", (("ns", "report"), None)) in scheduler.calls
+
+
+def test_a_group_run_ending_wakes_the_member_waiting_and_nothing_else() -> None:
+    """The room a run of a concurrency group leaves goes to the member whose run waited
+    longest: woken in memory, the other members are not."""
+    scheduler = _Scheduler()
+    waiting = {
+        "spec": {"concurrencyGroup": {"name": "etl"}},
+        "status": {
+            "queue": [
+                {"job": "b-1", "trigger": "Schedule", "scheduledTime": "2024-01-01T12:00:00Z"}
+            ]
+        },
+    }
+    scheduler.groups.schedule(("ns", "b"), waiting)
+    scheduler.groups.schedule(("ns", "c"), {"spec": {"concurrencyGroup": {"name": "etl"}}})
+    sink = job_sink(scheduler=scheduler, jobs=ScheduleJobs(), candidates=lambda _: None)  # type: ignore[arg-type]
+    running, done = (
+        JobSeen(obs=replace(seen.obs, group="etl"), stale_seconds=None)
+        for seen in (STARTED, SUCCEEDED)
+    )
+    scheduler.calls.clear()
+    sink(Change(key=("ns", "nightly-1"), old=None, new=running))
+    assert ("touch", (("ns", "b"), None)) not in scheduler.calls  # full: nothing to gain
+    sink(Change(key=("ns", "nightly-1"), old=running, new=done))
+    woken = [args[0] for call, args in scheduler.calls if call == "touch"]
+    assert ("ns", "b") in woken and ("ns", "c") not in woken

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from jobwarden import labels
 from jobwarden.api.status import Executions, format_time
-from jobwarden.reconcile import ChainView, Deletion, Observed, Plan, Policy, plan
+from jobwarden.reconcile import ChainView, Deletion, GroupView, Observed, Plan, Policy, plan
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import job_name
 from jobwarden.safety.start import NotStarted
@@ -88,6 +88,8 @@ class World:
     probed: dict[str, NotStarted | None] = field(default_factory=dict)
     # What the namespace shows a chained schedule of its upstreams (spec.after).
     chain: ChainView = field(default_factory=ChainView)
+    # What the namespace shows of the schedule's concurrency group.
+    group: GroupView = field(default_factory=GroupView)
 
     @classmethod
     def of(cls, **spec: Any) -> World:
@@ -123,6 +125,7 @@ class World:
             policy=self.policy,
             probed=self.probed,
             chain=self.chain,
+            group=self.group,
         )
 
     def step(self, now: datetime) -> Plan:

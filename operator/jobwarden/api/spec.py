@@ -25,12 +25,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from jobwarden.api.values import (
+    GROUP_NAME_PATTERN,
     MAX_BUSINESS_DAY,
     MAX_DATE_TIME_LENGTH,
     MAX_DURATION_LENGTH,
     MAX_DURATION_SECONDS,
     MAX_EXCLUDE,
     MAX_EXECUTIONS,
+    MAX_GROUP_LIMIT,
+    MAX_GROUP_NAME_LENGTH,
     MAX_INTERVAL,
     MAX_JITTER_SECONDS,
     MAX_LIMIT,
@@ -52,6 +55,7 @@ from jobwarden.api.values import (
 )
 
 __all__ = [
+    "ConcurrencyGroup",
     "Dst",
     "Every",
     "JobScheduleSpec",
@@ -170,6 +174,18 @@ class Upstream(_Model):
     result: Literal["Succeeded", "Failed", "Any"] = "Succeeded"
 
 
+class ConcurrencyGroup(_Model):
+    """A limit shared by every schedule of the namespace naming the group: at most
+    ``limit`` of their runs at once; a run beyond it waits (``Queue``) or is ``Skip``ped.
+    Members naming different limits share the smallest."""
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=MAX_GROUP_NAME_LENGTH, pattern=GROUP_NAME_PATTERN)
+    ]
+    limit: Annotated[int, Field(strict=True, ge=1, le=MAX_GROUP_LIMIT)] = 1
+    when_full: Literal["Queue", "Skip"] = "Queue"
+
+
 class JobScheduleSpec(_Model):
     """The whole spec. Build it with :func:`parse_spec`, which also runs the cross-field checks."""
 
@@ -201,6 +217,7 @@ class JobScheduleSpec(_Model):
     start_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     after: list[Upstream] | None = Field(default=None, min_length=1, max_length=MAX_UPSTREAMS)
     after_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
+    concurrency_group: ConcurrencyGroup | None = None
     history_limit: _Limit = 20
 
     @field_validator("job_template", mode="before")

@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from jobwarden.api.values import MAX_QUEUE
+
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC to the second, e.g. ``2024-03-31T01:30:00Z``.
@@ -67,6 +69,8 @@ Timestamp = Annotated[AwareDatetime, PlainSerializer(format_time, return_type=st
 # tests/unit/test_status_bound.py computes the worst case).
 REASON_LIMIT = 128
 MESSAGE_LIMIT = 256
+JOB_NAME_LIMIT = 63  # a run's Job name (runs.naming.MAX_NAME)
+UPSTREAMS_LIMIT = 1024  # ten upstreams' "job=result"
 CONDITION_MESSAGE_LIMIT = 1024
 DESCRIPTION_LIMIT = 1024
 FINGERPRINT_LENGTH = 64  # hex digits of a SHA-256
@@ -160,6 +164,19 @@ class HistoryEntry(_Model):
     message: Message | None = None
 
 
+class QueuedRun(_Model):
+    """A run waiting for room in its concurrency group; its Job is created when admitted,
+    under the name fixed here (so a lost status write never starts it twice)."""
+
+    job: Annotated[str, Field(max_length=JOB_NAME_LIMIT)]
+    trigger: Trigger
+    scheduled_time: Timestamp
+    queued_at: Timestamp | None = None
+    reason: Reason | None = None
+    # For a run started by upstream runs (trigger After): "job=result,...", in spec.after order.
+    upstreams: Annotated[str, Field(max_length=UPSTREAMS_LIMIT)] | None = None
+
+
 class Health(_Model):
     """The verdict on recent runs (see ``jobwarden.safety.health``)."""
 
@@ -232,6 +249,7 @@ class ScheduleStatus(_Model):
     executions: Executions | None = None
     active: list[ActiveRun] | None = None
     history: list[HistoryEntry] | None = None
+    queue: list[QueuedRun] | None = Field(default=None, max_length=MAX_QUEUE)
     health: Health | None = None
     conditions: list[Condition] | None = None
     handled_actions: dict[str, str] | None = None

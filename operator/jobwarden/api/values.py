@@ -41,6 +41,10 @@ MAX_UPSTREAMS: Final = 10  # entries in spec.after
 MAX_NAME_LENGTH: Final = 253  # a JobSchedule's name (a DNS subdomain)
 MAX_NAMESPACE_LENGTH: Final = 63
 DEFAULT_AFTER_DEADLINE: Final = "1h"
+MAX_GROUP_NAME_LENGTH: Final = 63  # a label value: the Jobs carry it
+MAX_GROUP_LIMIT: Final = 1000  # runs of one concurrency group at once
+MAX_QUEUE: Final = 100  # runs of one schedule waiting in its group (status.queue)
+GROUP_NAME_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # The CRD types jobTemplate down to its last field, about 20 levels; an object
 # stored before that schema (or by a client that bypassed it) may nest deeper,
 # and deep copies and JSON encoders recurse.

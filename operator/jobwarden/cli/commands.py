@@ -22,6 +22,7 @@ from jobwarden.cli.actions import take_action
 from jobwarden.cli.client import Client, connect
 from jobwarden.cli.describe import describe_text, downstreams_of
 from jobwarden.cli.errors import CliError, Forbidden
+from jobwarden.cli.group import GroupSummary, group_summary
 from jobwarden.cli.kubeconfig import ConnectOptions, resolve_namespace
 from jobwarden.cli.output import Console, as_list
 from jobwarden.cli.parser import connect_options
@@ -110,13 +111,21 @@ class App:
             # Describing needs only 'get'; a user who may not list events still sees the rest.
             note = f"<unavailable: {exc.message}>"
         downstreams: list[str] | str
+        group: GroupSummary | str | None
         try:
             siblings, _ = client.list_schedules(namespace=str(meta.get("namespace")))
             downstreams = downstreams_of(str(meta.get("name")), siblings)
+            group = group_summary(obj, siblings)
         except CliError as exc:
             downstreams = f"<unavailable: {exc.message}>"
+            group = None if group_summary(obj, []) is None else downstreams
         return describe_text(
-            obj, now=self.clock(), events=events, events_note=note, downstreams=downstreams
+            obj,
+            now=self.clock(),
+            events=events,
+            events_note=note,
+            downstreams=downstreams,
+            group=group,
         )
 
     def cmd_describe(self, args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from jobwarden.api.spec import SpecError, load_zone
 from jobwarden.api.status import Executions, format_time, parse_time
+from jobwarden.cli.group import GroupSummary
 from jobwarden.cli.tables import (
     NONE,
     Table,
@@ -194,9 +195,11 @@ def describe_text(
     events: Sequence[Mapping[str, Any]] | None = None,
     events_note: str | None = None,
     downstreams: Sequence[str] | str | None = None,
+    group: GroupSummary | str | None = None,
 ) -> str:
     """The whole ``describe`` output for one JobSchedule object; ``downstreams``: the
-    schedules that run after it (a note when they could not be listed)."""
+    schedules that run after it, ``group``: the concurrency group it names (each a note
+    when the namespace's schedules could not be listed)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
@@ -244,6 +247,7 @@ def describe_text(
                 "Runs Before",
                 downstreams if isinstance(downstreams, str) else ", ".join(downstreams or ()),
             ),
+            ("Concurrency Group", group if isinstance(group, str | None) else group.text()),
             ("Stale After", spec.get("staleAfter") or "<operator default>"),
             ("Suspend", "true" if spec.get("suspend") is True else "false"),
             ("Suspended By Operator", hold_text),
@@ -273,6 +277,15 @@ def describe_text(
             ],
         ),
     )
+
+    if isinstance(group, GroupSummary):
+        lines += _section(
+            "Group Queue",
+            Table(
+                headers=["JOB", "SCHEDULE", "SCHEDULED"],
+                rows=[[w.job, w.schedule, format_time(w.scheduled)] for w in group.queue],
+            ),
+        )
 
     conditions = [c for c in status.get("conditions") or [] if isinstance(c, Mapping)]
     lines += _section(

@@ -31,6 +31,7 @@ from jobwarden import labels, metrics
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.failures import Progress, report_failure
 from jobwarden.handlers.gate import PriorityGate, Rank
+from jobwarden.handlers.groups import GroupIndex
 from jobwarden.handlers.memory import (
     NOTHING,
     Ahead,
@@ -42,7 +43,7 @@ from jobwarden.handlers.memory import (
 )
 from jobwarden.handlers.startguard import probe_starts
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
-from jobwarden.reconcile import Observed, Plan, Policy, Refusal, plan
+from jobwarden.reconcile import Observed, Plan, Policy, Refusal, Start, plan
 from jobwarden.reconcile.starting import REPORTED
 from jobwarden.runs.jobs import JobObservation, observe_job
 from jobwarden.runs.naming import schedule_label_value
@@ -85,6 +86,7 @@ class Executor:
         jobs_of: JobsOf,
         concurrency: int,
         chains: ChainIndex | None = None,
+        groups: GroupIndex | None = None,
         indexed: bool = True,
     ) -> None:
         self._kube = kube
@@ -95,6 +97,7 @@ class Executor:
         self._policy = policy
         self._jobs_of = jobs_of
         self._chains = chains or ChainIndex()
+        self._groups = groups or GroupIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
         self._reads = PriorityGate(READS)
@@ -127,6 +130,9 @@ class Executor:
             warned=memory.foreign,
             probed=probed or {},
             chain=self._chains.view(key, self._jobs_of),
+            # A group's room is judged only once every Job is listed (one not listed
+            # yet may hold it); until then its runs wait in the queue.
+            group=self._groups.view(key, complete=self.indexed),
         )
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:
@@ -139,7 +145,8 @@ class Executor:
             return None
         obj = observed(unpack(memory.body))
         decision = self.plan(key, memory, obj, jobs=list(self._jobs_of(key)), now=at)
-        if not decision.starts:
+        if not decision.starts or any(labels.GROUP_LABEL in _labels(s) for s in decision.starts):
+            # A group's room is taken at the moment the run starts, never ahead of it.
             return None
         return Ahead(at=at, resource_version=memory.version, obj=obj, plan=decision)
 
@@ -226,6 +233,8 @@ class Executor:
                 if decided is None:
                     return Outcome(gone=True)
                 obj, decision, fed, version = decided
+                # Before any await: the next plan of the group counts these runs.
+                self._groups.planned(key, decision)
                 await self._create(memory, obj, decision, progress)
         finally:
             self._acting -= 1
@@ -336,6 +345,7 @@ class Executor:
                 # Unknown whether it was stored: not pending (which the plan takes for
                 # created). The next plan starts it again; a 409 then finds it ours.
                 memory.pending -= {job}
+                self._groups.abandoned((obj.namespace, obj.name), job)
                 raise
             if result.outcome == "created":
                 memory.created |= {job}
@@ -346,6 +356,7 @@ class Executor:
             else:
                 # Not ours: the next plan records the run Failed, with its Event.
                 memory.pending -= {job}
+                self._groups.abandoned((obj.namespace, obj.name), job)
                 memory.refused = {**memory.refused, job: _refusal(result)}
 
     async def _write(
@@ -397,6 +408,11 @@ def _refusal(result: CreateResult) -> Refusal:
             "(it is not adopted; the run does not start)",
         )
     return Refusal("JobRejected", result.message or "refused by the API server")
+
+
+def _labels(start: Start) -> Mapping[str, str]:
+    labelled: Mapping[str, str] = start.body["metadata"].get("labels") or {}
+    return labelled
 
 
 def _ref(obj: Observed) -> ObjectRef:

@@ -28,6 +28,7 @@ from jobwarden.handlers.backlog import Backlog
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.executor import Executor, JobsOf, Outcome
 from jobwarden.handlers.gate import Rank
+from jobwarden.handlers.groups import GroupIndex
 from jobwarden.handlers.memory import Gauges, Key, ScheduleMemory, change_mark, utcnow
 from jobwarden.handlers.wakequeue import WakeQueue
 from jobwarden.kube import Kube
@@ -65,12 +66,15 @@ class Scheduler:
         self._feed = max(1, concurrency // 2)
         self._memory: dict[Key, ScheduleMemory] = {}
         self.chains = chains or ChainIndex()
+        # A group's waiting runs are woken when room is made for them (see GroupIndex).
+        self.groups = GroupIndex(wake=self.touch)
         self._executor = Executor(
             kube=kube,
             policy=policy,
             jobs_of=jobs_of,
             concurrency=concurrency,
             chains=self.chains,
+            groups=self.groups,
             indexed=listed,
         )
         self._gauges = Gauges()

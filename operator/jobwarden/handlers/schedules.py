@@ -187,6 +187,9 @@ def job_sink(
         if seen is None:
             return
         scheduler.job_seen(seen.key, seen.obs.name)
+        scheduler.groups.job(
+            change.old.obs if change.old else None, change.new.obs if change.new else None
+        )
         wake = job_wake(change.old, change.new)
         if wake is not None:
             scheduler.touch(seen.key, wake.at)
@@ -213,10 +216,12 @@ def schedule_sink(scheduler: Scheduler) -> Callable[[Change[str]], None]:
         if change.new is None:
             scheduler.forget(change.key)
             moved = scheduler.chains.update(change.key, None)
+            scheduler.groups.schedule(change.key, None)
         else:
             body = dict(change.body or {})
             moved = scheduler.chains.update(change.key, after_names(body))
             scheduler.seen(change.key, resource_version=change.new, body=body)
+            scheduler.groups.schedule(change.key, body)
         for downstream in moved:  # an upstream came or went: valid now, or not
             scheduler.touch(downstream)
 

@@ -16,6 +16,7 @@ returns a new one with the effects it asks for (nothing is edited in place):
 4. ``keep_timing``: since when the timing spec is in force (an edit never back-dates);
 5. ``start_due``: start, skip or record missed the runs due since then, by now;
    ``start_after``: the runs their upstreams' runs start (``spec.after``);
+   ``gate_group``: those runs and the queued ones held to the concurrency group;
 6. ``decide``: phase, next run and wake-up, old Jobs, trim, health, suspendAfterFailures;
 7. ``render``: the derived fields, conditions, the merge patch, the plan.
 
@@ -38,10 +39,13 @@ from jobwarden.reconcile.chain import check_chain, start_after
 from jobwarden.reconcile.due import start_due
 from jobwarden.reconcile.edits import keep_timing
 from jobwarden.reconcile.fold import fold_jobs
+from jobwarden.reconcile.group import gate_group
 from jobwarden.reconcile.model import (
     NO_CHAIN,
+    NO_GROUP,
     ChainView,
     Deletion,
+    GroupView,
     Inputs,
     Note,
     Observed,
@@ -50,6 +54,7 @@ from jobwarden.reconcile.model import (
     Policy,
     Refusal,
     Start,
+    Waiting,
 )
 from jobwarden.reconcile.phase import decide
 from jobwarden.reconcile.render import render
@@ -62,6 +67,7 @@ from jobwarden.schedule.timeline import build_timeline
 __all__ = [
     "ChainView",
     "Deletion",
+    "GroupView",
     "Note",
     "Observed",
     "Plan",
@@ -69,6 +75,7 @@ __all__ = [
     "Policy",
     "Refusal",
     "Start",
+    "Waiting",
     "plan",
 ]
 
@@ -97,6 +104,7 @@ def read(
     warned: frozenset[str] = frozenset(),
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
     chain: ChainView = NO_CHAIN,
+    group: GroupView = NO_GROUP,
 ) -> Inputs:
     """What every later step reads; the spec parsed, or the error that makes it invalid.
 
@@ -140,6 +148,7 @@ def read(
         start_seconds=max(1, int(start.total_seconds())),
         probed=probed,
         chain=chain,
+        group=group,
     )
 
 
@@ -161,6 +170,7 @@ def plan(
     warned: frozenset[str] = frozenset(),
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
     chain: ChainView = NO_CHAIN,
+    group: GroupView = NO_GROUP,
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
@@ -170,7 +180,8 @@ def plan(
     already (``Plan.foreign`` of an earlier plan), not reported again. ``probed``:
     runs past their start deadline whose pods were listed (see ``Inputs.probed``).
     ``chain``: the upstreams of a chained schedule (``spec.after``) as the namespace
-    shows them.
+    shows them. ``group``: the concurrency group the spec names, as the namespace
+    shows it (``GroupView``).
     """
     inp = _step(
         "read",
@@ -184,6 +195,7 @@ def plan(
         warned=warned,
         probed=probed,
         chain=chain,
+        group=group,
     )
     prev = _step("read", load_status, obj.status)
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)
@@ -194,7 +206,14 @@ def plan(
     status = _step("keep_timing", keep_timing, inp, status)
     status, due = _step("start_due", start_due, inp, status, started=started)
     status, chained = _step("start_after", start_after, inp, status)
+    status, gated = _step("gate_group", gate_group, inp, status, acted + due + chained)
     status, effects, decided = _step(
-        "decide", decide, inp, status, acted=acted, so_far=folded + acted + due + chained
+        "decide", decide, inp, status, acted=acted, so_far=folded + gated
     )
-    return _step("render", render, inp, prev=prev, status=status, effects=effects, decided=decided)
+    result = _step(
+        "render", render, inp, prev=prev, status=status, effects=effects, decided=decided
+    )
+    result.queue = tuple(
+        Waiting.of(run.scheduled_time, run.job, obj.name) for run in status.queue or ()
+    )
+    return result

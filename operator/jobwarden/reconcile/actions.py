@@ -161,7 +161,7 @@ def launch(
         )
     body = None
     if name not in inp.jobs and name not in inp.pending:
-        body = Start(render_job(inp, name, scheduled, trigger, upstreams), due)
+        body = Start(render_job(inp, name, scheduled, trigger, upstreams), due, upstreams)
     entry = HistoryEntry(
         job=name, trigger=wire, scheduled_time=scheduled, result="Running", reason=reason
     )

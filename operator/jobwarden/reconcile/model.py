@@ -65,10 +65,16 @@ class Note:
 
 @dataclass(frozen=True)
 class Start:
-    """A Job to create, and the moment it was due (for the lag metric)."""
+    """A Job to create, and the moment it was due (for the lag metric); ``upstreams``:
+    the (Job, result) of the upstream runs that started it (kept if it has to wait)."""
 
     body: dict[str, Any]
     due: datetime
+    upstreams: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
 
 
 @dataclass
@@ -86,6 +92,8 @@ class Plan:
     force_stuck_pods: bool = False
     # The foreign Jobs this plan saw (see ``Inputs.foreign``), to be warned of only once.
     foreign: frozenset[str] = frozenset()
+    # The runs of this schedule waiting in its concurrency group after this plan.
+    queue: tuple[Waiting, ...] = ()
 
     def wake(self, at: datetime | None) -> None:
         if at is not None and (self.wake_at is None or at < self.wake_at):
@@ -139,6 +147,42 @@ class ChainView:
 NO_CHAIN = ChainView()
 
 
+@dataclass(frozen=True, order=True, slots=True)
+class Waiting:
+    """A run waiting in a concurrency group: first come (by scheduled time), first served,
+    ties broken by the Job name it will get (deterministic, unique)."""
+
+    scheduled: datetime
+    job: str
+    schedule: str = field(compare=False)
+
+    @classmethod
+    def of(cls, scheduled: datetime, job: str, schedule: str) -> Waiting:
+        """In whole seconds, as status holds it: every replica and restart orders alike."""
+        return cls(scheduled.replace(microsecond=0), job, schedule)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GroupView:
+    """What the namespace shows a schedule of the concurrency group its spec names.
+
+    ``active``: the group's runs not finished (every member's Jobs with the group's
+    label, and the ones being created); ``waiting``: every member's queued runs as
+    their statuses show; ``limit``: the smallest limit the other members name.
+    ``complete``: every Job is listed; before that no run is admitted (one not
+    listed yet may hold the group's room).
+    """
+
+    name: str | None = None
+    limit: int | None = None
+    active: frozenset[str] = frozenset()
+    waiting: tuple[Waiting, ...] = ()
+    complete: bool = False
+
+
+NO_GROUP = GroupView()
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Inputs:
     """Everything a step may read: the schedule, its parsed spec, its Jobs, the clock."""
@@ -163,6 +207,7 @@ class Inputs:
     # or None when a pod has run after all. A run not listed here is not judged yet.
     probed: Mapping[str, NotStarted | None] = field(default_factory=dict)
     chain: ChainView = NO_CHAIN
+    group: GroupView = NO_GROUP
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ def decide(
             last_scheduled=cursor,
             now=(due_since(status) or obj.created) if held else now,
         )
-        finishing = complete and bool(hist.active_runs(history))
+        finishing = complete and bool(hist.active_runs(history) or status.queue)
         if complete and not finishing:
             phase = "Completed"
         elif held:

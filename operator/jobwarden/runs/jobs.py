@@ -17,6 +17,7 @@ from jobwarden.api.status import format_time, parse_time
 from jobwarden.api.values import MAX_DURATION_SECONDS
 from jobwarden.labels import (
     API_VERSION,
+    GROUP_LABEL,
     KIND,
     SCHEDULE_LABEL,
     SCHEDULED_AT_LABEL,
@@ -161,6 +162,8 @@ class JobObservation:
     pods_started: bool = False
     """Whether the Job's status shows a pod that ran (ready, succeeded or failed)."""
     suspended: bool = False
+    group: str | None = None
+    """The concurrency group the run counts in (its label), if any."""
 
     @property
     def finished(self) -> bool:
@@ -290,4 +293,5 @@ def observe_job(job: Mapping[str, Any]) -> JobObservation:
         pods_started=result != "Running"
         or any(_count(status, k) > 0 for k in ("ready", "succeeded", "failed")),
         suspended=_true_condition(conditions, "Suspended") is not None,
+        group=str(labels[GROUP_LABEL]) if labels.get(GROUP_LABEL) else None,
     )
