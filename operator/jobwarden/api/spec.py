@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from jobwarden.api.notify import MAX_SUBSCRIPTIONS, Subscription
 from jobwarden.api.values import (
     MAX_BUSINESS_DAY,
     MAX_DATE_TIME_LENGTH,
@@ -202,6 +203,9 @@ class JobScheduleSpec(_Model):
     after: list[Upstream] | None = Field(default=None, min_length=1, max_length=MAX_UPSTREAMS)
     after_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     history_limit: _Limit = 20
+    notify: list[Subscription] | None = Field(
+        default=None, min_length=1, max_length=MAX_SUBSCRIPTIONS
+    )
 
     @field_validator("job_template", mode="before")
     @classmethod

@@ -25,7 +25,7 @@ from typing import Any
 from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
 from jobwarden.handlers.chains import ChainIndex
-from jobwarden.handlers.executor import Executor, JobsOf, Outcome
+from jobwarden.handlers.executor import Executor, JobsOf, Notify, Outcome
 from jobwarden.handlers.gate import Rank
 from jobwarden.handlers.memory import Gauges, Key, ScheduleMemory, change_mark, utcnow
 from jobwarden.handlers.wakequeue import WakeQueue
@@ -56,6 +56,7 @@ class Scheduler:
         concurrency: int = 64,
         listed: bool = True,
         chains: ChainIndex | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         self._memory: dict[Key, ScheduleMemory] = {}
@@ -67,6 +68,7 @@ class Scheduler:
             concurrency=concurrency,
             chains=self.chains,
             indexed=listed,
+            notify=notify,
         )
         self._gauges = Gauges()
         self._changed = asyncio.Event()
