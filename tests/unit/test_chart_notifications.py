@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from jobwarden.api.spec import parse_spec
 from jobwarden.notify.sinks import parse_sinks
+from jobwarden.notify.subscriptions import check_notify
 from tests.unit.test_chart import helm, template, template_error  # noqa: F401 - the fixture
 
 SINKS: dict[str, Any] = {
@@ -78,3 +81,23 @@ def test_schema_refuses_bad_sinks(helm: Path, sink: dict[str, Any], field: str) 
     err = template_error(helm, {"notifications": {"sinks": [sink]}})
     assert "don't meet the specifications of the schema" in err, err
     assert field in err.split("schema", 1)[1], err
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "notifications"
+
+
+def test_the_example_schedule_names_the_sinks_its_example_configs_give(
+    helm: Path,  # noqa: F811
+) -> None:
+    """examples/notifications: the schedule is valid against the sinks of its chart values
+    and of its sinks file (what `make run`-style local operators read)."""
+    schedule = yaml.safe_load((EXAMPLE / "schedule.yaml").read_text())
+    spec = parse_spec(schedule["spec"])
+    values = yaml.safe_load((EXAMPLE / "values.yaml").read_text())
+    rendered = template(helm, values).one("ConfigMap", "jobwarden-notifications")
+    for sinks in (
+        parse_sinks(rendered["data"]["sinks.json"]),
+        parse_sinks((EXAMPLE / "sinks.json").read_text()),
+    ):
+        check_notify(spec, sinks={s.name for s in sinks})
+    assert {s.sink for s in spec.notify or ()} == {"oncall", "chat"}
