@@ -134,6 +134,7 @@ def main() -> None:
                 time.sleep(3)
                 operator.start()
             before = set(receiver.unique())
+            sent_before = len(receiver.snapshot())
             with FailWatch(bench, namespace) as watch:
                 say(f"{n} failing run(s) within {spread:g}s")
                 _schedules(bench, namespace, n, spread)
@@ -147,12 +148,15 @@ def main() -> None:
                 if key not in before and r.subject is not None
             }
             lags = sorted(got[job] - at for job, at in failed.items() if job in got)
+            # Copies: requests beyond one per event (a retry or a re-send of the same id).
+            copies = len(receiver.snapshot()) - sent_before - len(got)
             rows.append(
                 [
                     f"{spread:g}",
                     n,
                     len(failed),
                     len(got),
+                    copies,
                     percentile(lags, 50),
                     percentile(lags, 99),
                     lags[-1] if lags else math.nan,
@@ -167,6 +171,7 @@ def main() -> None:
                 "runs",
                 "seen failed",
                 "events",
+                "copies",
                 "p50 s",
                 "p99 s",
                 "max s",
