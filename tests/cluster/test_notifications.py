@@ -140,6 +140,8 @@ def test_each_event_of_a_failing_schedule_arrives_once_by_id(
     assert f'jobwarden_notifications_total{{outcome="Delivered",sink="hook"}} {len(tries)}' in (
         metrics.replace(".0\n", "\n")
     )
+    # The sink's worker is judged by liveness like every loop of the operator.
+    assert 'jobwarden_heartbeat_age_seconds{component="notify hook"}' in metrics
 
 
 def test_a_hanging_receiver_delays_no_run(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
