@@ -7,11 +7,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from jobwarden.api.notify import Subscription
 from jobwarden.api.spec import SpecError, parse_spec
 from jobwarden.api.status import Health, HistoryEntry, ScheduleStatus, SuspendedByOperator
-from jobwarden.notify.events import ScheduleRef, event_id, events, route
+from jobwarden.notify.events import ScheduleRef, event_id, events, route, run_events
 from jobwarden.notify.subscriptions import check_notify
 from jobwarden.reconcile import Policy
 from tests.unit.test_reconcile import TEMPLATE, World, at, manual_name
@@ -226,3 +228,44 @@ def test_an_unconfigured_sink_makes_the_schedule_invalid_and_starts_nothing() ->
     valid = world.condition("Valid")
     assert valid is not None and valid["status"] == "False"
     assert valid["message"].startswith("spec.notify[0].sink:")
+
+
+# --- properties -----------------------------------------------------------------------------
+
+RESULTS = ["Running", "Succeeded", "Failed", "Stale", "NeverStarted", "Missed", "Skipped"]
+entries = st.builds(
+    lambda job, result, reason, minute: entry(
+        None if result in ("Missed", "Skipped") else f"j{job}", result, reason=reason,
+        minute=minute,
+    ),
+    st.integers(0, 5),
+    st.sampled_from(RESULTS),
+    st.sampled_from([None, "StaleReported", "NotStartedReported", "BackoffLimitExceeded"]),
+    st.integers(0, 5),
+)  # fmt: skip
+statuses = st.builds(
+    lambda history, health, suspended: status(*history, health=health, suspended=suspended),
+    st.lists(entries, max_size=6, unique_by=lambda e: e.job or str(e.scheduled_time)),
+    st.sampled_from([None, "Healthy", "Degraded", "Unhealthy"]),
+    st.booleans(),
+)
+
+
+@given(before=statuses, after=statuses)
+def test_a_write_makes_each_event_once_and_an_unchanged_status_none(
+    before: ScheduleStatus, after: ScheduleStatus
+) -> None:
+    found = events(before=before, after=after, ref=REF, now=T0)
+    assert len({n.id for n in found}) == len(found)
+    assert events(before=after, after=after, ref=REF, now=T0) == []
+
+
+@given(first=statuses, second=statuses, third=statuses)
+def test_an_event_told_by_one_write_is_not_told_by_the_next(
+    first: ScheduleStatus, second: ScheduleStatus, third: ScheduleStatus
+) -> None:
+    """Writes first → second → third: what the status recorded in the first write is the
+    ``before`` of the second, so no id is told twice in a row, whatever the third holds."""
+    told = {n.id for n in run_events(before=first, after=second, ref=REF, now=T0)}
+    again = {n.id for n in run_events(before=second, after=third, ref=REF, now=T0)}
+    assert not told & again
