@@ -23,6 +23,7 @@ from tests.support.receiver import Receiver
 from tests.support.schedules import (
     RUN_NOW,
     Schedules,
+    condition,
     history,
     job_template,
     record_jobs,
@@ -147,7 +148,8 @@ def test_each_event_of_a_failing_schedule_arrives_once_by_id(
 def test_a_hanging_receiver_delays_no_run(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     """While the sink holds its first event unanswered, another schedule's run starts on
     time and the failing schedule's own next run is recorded; the held event's successor
-    waits in the sink's queue, which the metric shows."""
+    waits in the sink's queue, which the metric shows. (And a schedule naming a sink the
+    operator lacks is Valid=False, its message naming sinks, never addresses.)"""
     here = Schedules(cluster, namespace)
     with (
         Receiver(hang=True).running() as stuck,
@@ -179,6 +181,18 @@ def test_a_hanging_receiver_delays_no_run(cluster: Cluster, namespace: str, tmp_
             here.wait("noisy", run_result(second, "Failed"), timeout=60, what="run 2 failed")
             here.wait("other", phase("Completed"), timeout=60, what="the other run done")
             seen = {j.name: j for j in recorder.snapshot()}
+        # A sink this operator does not have: Valid=False naming the entry.
+        here.apply(schedule("typo", schedule=YEARLY,
+                            notify=[{"sink": "pager", "events": ["Failed"]}]))  # fmt: skip
+        invalid = here.wait(
+            "typo",
+            lambda s: (condition(s, "Valid") or {}).get("status") == "False",
+            timeout=30,
+            what="Valid=False",
+        )
+        valid = condition(invalid, "Valid") or {}
+        assert valid["message"].startswith("spec.notify[0].sink: "), valid
+        assert "stuck" in valid["message"] and stuck.url not in valid["message"]
         queued = wait_for(
             lambda: 'jobwarden_notification_queue{sink="stuck"} 1.0' in operator.metrics(),
             timeout=20,

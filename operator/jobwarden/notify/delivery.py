@@ -168,7 +168,8 @@ class SinkWorker:
             async with session.post(
                 self.sink.url, data=message.body, headers=headers, allow_redirects=False
             ) as response:
-                await response.read()
+                # The body is not read: only the status counts, and a sink's answer
+                # must not cost the operator memory it did not plan for.
                 return _Attempt(
                     response.status,
                     f"HTTP {response.status}",
