@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections import deque
@@ -180,10 +181,11 @@ class SinkWorker:
         except TimeoutError:
             return _Attempt(None, f"no answer within {self.sink.timeout_seconds:g} s")
         except (aiohttp.ClientError, OSError) as exc:
-            return _Attempt(None, f"{type(exc).__name__}: {exc}")
+            log.info("notification sink %s: %s", self.sink.name, exc)
+            return _Attempt(None, _fault(exc))
         except Exception as exc:  # a bug here must cost one event, never the worker
             log.exception("notification sink %s: could not send", self.sink.name)
-            return _Attempt(500, f"{type(exc).__name__}: {exc}")
+            return _Attempt(500, type(exc).__name__)
 
     async def _sleep(self, seconds: float) -> None:
         """Wait to retry, beating meanwhile: a long backoff is not a dead worker."""
@@ -215,6 +217,19 @@ class SinkWorker:
             raise
         except Exception:
             log.exception("notification sink %s: reporting a failure failed", self.sink.name)
+
+
+def _fault(exc: BaseException) -> str:
+    """What failed, without the sink's address: the error goes into an Event on a
+    tenant's schedule, and the address is the operator owner's (the log has it all)."""
+    cause = getattr(exc, "os_error", None) or (exc if isinstance(exc, OSError) else None)
+    number = getattr(cause, "errno", None)
+    # The errno's own text: an OSError's strerror may carry the address it failed on.
+    return (
+        f"{type(exc).__name__} ({os.strerror(number)})"
+        if isinstance(number, int)
+        else (type(exc).__name__)
+    )
 
 
 def _about(notification: Notification) -> str:
