@@ -121,14 +121,7 @@ def _components(
             liveness.sweep_bound(settings.sweep_interval.total_seconds()),
         ),
     ]
-    found += [
-        liveness.Component(
-            f"notify {worker.sink.name}",
-            lambda w=worker: w.last_beat,  # type: ignore[misc]
-            worker.bound,
-        )
-        for worker in notifier.workers
-    ]
+    found += notifier.components()
     # Named by kind and number, not by path: /healthz and the metrics are read by
     # people who must not learn tenants' namespaces from them (the log has the paths).
     for number, informer in enumerate(watched.all, start=1):

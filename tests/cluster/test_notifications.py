@@ -24,6 +24,7 @@ from tests.support.schedules import (
     RUN_NOW,
     Schedules,
     condition,
+    events_of,
     history,
     job_template,
     record_jobs,
@@ -148,8 +149,7 @@ def test_each_event_of_a_failing_schedule_arrives_once_by_id(
 def test_a_hanging_receiver_delays_no_run(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     """While the sink holds its first event unanswered, another schedule's run starts on
     time and the failing schedule's own next run is recorded; the held event's successor
-    waits in the sink's queue, which the metric shows. (And a schedule naming a sink the
-    operator lacks is Valid=False, its message naming sinks, never addresses.)"""
+    waits in the sink's queue, which the metric shows."""
     here = Schedules(cluster, namespace)
     with (
         Receiver(hang=True).running() as stuck,
@@ -181,18 +181,6 @@ def test_a_hanging_receiver_delays_no_run(cluster: Cluster, namespace: str, tmp_
             here.wait("noisy", run_result(second, "Failed"), timeout=60, what="run 2 failed")
             here.wait("other", phase("Completed"), timeout=60, what="the other run done")
             seen = {j.name: j for j in recorder.snapshot()}
-        # A sink this operator does not have: Valid=False naming the entry.
-        here.apply(schedule("typo", schedule=YEARLY,
-                            notify=[{"sink": "pager", "events": ["Failed"]}]))  # fmt: skip
-        invalid = here.wait(
-            "typo",
-            lambda s: (condition(s, "Valid") or {}).get("status") == "False",
-            timeout=30,
-            what="Valid=False",
-        )
-        valid = condition(invalid, "Valid") or {}
-        assert valid["message"].startswith("spec.notify[0].sink: "), valid
-        assert "stuck" in valid["message"] and stuck.url not in valid["message"]
         queued = wait_for(
             lambda: 'jobwarden_notification_queue{sink="stuck"} 1.0' in operator.metrics(),
             timeout=20,
@@ -205,3 +193,76 @@ def test_a_hanging_receiver_delays_no_run(cluster: Cluster, namespace: str, tmp_
     assert other.created >= due
     assert other.seen - due <= LATE_ALLOWANCE, f"seen {other.seen}, due {due}"
     assert second in seen
+
+
+def test_an_event_a_sink_refuses_is_a_warning_event_on_the_schedule(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """A sink that answers 400 is not retried: the event is given up, counted Failed and
+    recorded as a Warning Event NotificationFailed on the schedule, naming the run, the
+    sink and the answer, never the sink's address."""
+    here = Schedules(cluster, namespace)
+    with (
+        Receiver(answer=lambda attempt: 400).running() as refusing,
+        operator_with_sinks(
+            cluster, namespace, tmp_path, [{"name": "pager", "url": refusing.url}]
+        ) as operator,
+    ):
+        here.apply(
+            schedule(
+                "refused",
+                schedule=YEARLY,
+                notify=[{"sink": "pager", "events": ["Failed"]}],
+                jobTemplate=job_template(run_seconds=0.5, fail=True),
+            )
+        )
+        job = _run_now(here, "refused", "1", runs=1)
+        here.wait("refused", run_result(job, "Failed"), timeout=60, what="the run failed")
+        (event,) = wait_for(
+            lambda: [
+                e
+                for e in events_of(cluster, namespace, "refused")
+                if e.get("reason") == "NotificationFailed"
+            ],
+            timeout=60,
+            what="a NotificationFailed Event",
+        )
+        metrics = operator.metrics()
+        url = refusing.url
+    assert event["type"] == "Warning"
+    assert job in event["message"] and "'pager'" in event["message"], event["message"]
+    assert "HTTP 400" in event["message"] and url not in event["message"]
+    assert len(refusing.snapshot()) == 1  # a refusal is not retried
+    assert 'jobwarden_notifications_total{outcome="Failed",sink="pager"} 1.0' in metrics
+
+
+def test_a_sink_the_operator_lacks_is_valid_false_naming_the_entry(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """A schedule naming a sink the owner did not configure is Invalid and says which
+    entry, listing the sinks there are by name, never their addresses."""
+    here = Schedules(cluster, namespace)
+    with (
+        Receiver().running() as receiver,
+        operator_with_sinks(cluster, namespace, tmp_path, [{"name": "hook", "url": receiver.url}]),
+    ):
+        here.apply(
+            schedule(
+                "typo",
+                schedule=YEARLY,
+                notify=[
+                    {"sink": "hook", "events": ["Failed"]},
+                    {"sink": "pager", "events": ["Missed"]},
+                ],
+            )
+        )
+        status = here.wait(
+            "typo",
+            lambda s: (condition(s, "Valid") or {}).get("status") == "False",
+            timeout=30,
+            what="Valid=False",
+        )
+    message = (condition(status, "Valid") or {})["message"]
+    assert message.startswith("spec.notify[1].sink: "), message
+    assert "'pager'" in message and "hook" in message and receiver.url not in message
+    assert status.get("phase") == "Invalid"

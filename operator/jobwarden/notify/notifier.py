@@ -10,9 +10,9 @@ stops the operator) and judged by liveness (one that stops beating fails
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from jobwarden import metrics
+from jobwarden import liveness, metrics
 from jobwarden.notify.delivery import GivenUpHandler, SinkWorker
 from jobwarden.notify.events import Delivery
 from jobwarden.notify.sinks import Sink
@@ -35,6 +35,18 @@ class Notifier:
     def workers(self) -> tuple[SinkWorker, ...]:
         return tuple(self._workers.values())
 
+    def components(self) -> list[liveness.Component]:
+        """What liveness judges: each sink's worker, by the owner's sink name.
+
+        A worker that stops beating (a delivery loop stuck past its call's
+        timeout) fails ``/healthz``; one that ended stops the operator (its task is
+        one of the operator's background tasks).
+        """
+        return [
+            liveness.Component(f"notify {w.sink.name}", _beat_of(w), w.bound)
+            for w in self._workers.values()
+        ]
+
     def submit(self, deliveries: Iterable[Delivery]) -> None:
         """Queue each delivery with its sink's worker; never waits."""
         for delivery in deliveries:
@@ -45,3 +57,7 @@ class Notifier:
                 log.error("notification for unknown sink %r dropped", delivery.sink)
                 continue
             worker.submit(delivery.notification)
+
+
+def _beat_of(worker: SinkWorker) -> Callable[[], float | None]:
+    return lambda: worker.last_beat
