@@ -13,10 +13,12 @@ from typing import Any
 import kopf
 
 from jobwarden import __version__, liveness, metrics
-from jobwarden.handlers import schedules, startguard, sweep, watches
+from jobwarden.handlers import notifications, schedules, startguard, sweep, watches
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
+from jobwarden.notify.notifier import Notifier
+from jobwarden.notify.sinks import Sink, SinkConfigError, load_sinks
 from jobwarden.reconcile import Policy
 from jobwarden.retrying import DEFAULT_TIMEOUTS
 from jobwarden.settings import Settings, SettingsError, parse_settings
@@ -98,9 +100,10 @@ def _components(
     warden: sweep.Sweep,
     guard: startguard.StartGuard,
     watched: watches.Watches,
+    notifier: Notifier,
     settings: Settings,
 ) -> list[liveness.Component]:
-    """What liveness judges: the wake loop, the sweep and every watch stream."""
+    """What liveness judges: the wake loop, the sweep, every watch stream, every sink's worker."""
     found = [
         liveness.Component(
             "scheduler",
@@ -118,6 +121,7 @@ def _components(
             liveness.sweep_bound(settings.sweep_interval.total_seconds()),
         ),
     ]
+    found += notifier.components()
     # Named by kind and number, not by path: /healthz and the metrics are read by
     # people who must not learn tenants' namespaces from them (the log has the paths).
     for number, informer in enumerate(watched.all, start=1):
@@ -133,7 +137,7 @@ def _components(
     return found
 
 
-def _configure(settings: Settings, background: Background) -> None:
+def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Background) -> None:
     """Register kopf handlers bound to these settings."""
     judged: list[liveness.Component] = []
     synced: list[watches.Watches] = []
@@ -173,8 +177,16 @@ def _configure(settings: Settings, background: Background) -> None:
             default_start_deadline=settings.start_deadline,
             unhealthy_after=settings.unhealthy_after,
             dry_run=settings.dry_run,
+            sinks=frozenset(s.name for s in sinks),
         )
-        scheduler = Scheduler(kube=kube, policy=policy, jobs_of=jobs.jobs_of, listed=False)
+        notifier = notifications.build(sinks=sinks, kube=kube)
+        scheduler = Scheduler(
+            kube=kube,
+            policy=policy,
+            jobs_of=jobs.jobs_of,
+            listed=False,
+            notify=notifier.submit,
+        )
         warden = sweep.Sweep(kube=kube, scheduler=scheduler, interval=settings.sweep_interval)
         guard = startguard.StartGuard(
             kube=kube,
@@ -199,6 +211,7 @@ def _configure(settings: Settings, background: Background) -> None:
                 warden=warden,
                 guard=guard,
                 watched=watched,
+                notifier=notifier,
                 settings=settings,
             )
         )
@@ -226,6 +239,8 @@ def _configure(settings: Settings, background: Background) -> None:
         background.start(schedule(), name="jobwarden scheduler")
         background.start(warden.run(), name="jobwarden sweep")
         background.start(guard.run(), name="jobwarden start guard")
+        for worker in notifier.workers:
+            background.start(worker.run(), name=f"jobwarden notify {worker.sink.name}")
         if settings.lease:
             # A standby until the Lease is won. The elector has its own client and
             # threads, so renewals never queue behind a burst of reconciles.
@@ -280,22 +295,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = parse_settings(argv=sys.argv[1:] if argv is None else argv, env=os.environ)
         schedules.selector_labels(settings.selector)
+        sinks = load_sinks(settings.notify_sinks)
+    except SinkConfigError as exc:
+        print(f"jobwarden: setting --notify-sinks (JOBWARDEN_NOTIFY_SINKS): {exc}", file=sys.stderr)
+        return 2
     except (SettingsError, ValueError) as exc:
         print(f"jobwarden: {exc}", file=sys.stderr)
         return 2
     _logging(settings)
     stop = asyncio.Event()
     background = Background(stop)
-    _configure(settings, background)
+    _configure(settings, sinks, background)
     metrics.serve(settings)
     host, port = settings.health_address
     log.info(
-        "jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s lease=%s",
+        "jobwarden starting: namespaces=%s selector=%s stale-after=%s dry-run=%s lease=%s sinks=%s",
         ",".join(settings.namespaces) or "*",
         settings.selector,
         settings.stale_after,
         settings.dry_run,
         f"{settings.lease_namespace}/{settings.lease}" if settings.lease else "(standalone)",
+        ",".join(s.name for s in sinks) or "-",
     )
     # kopf's peering is never used: it would pause kopf's handlers but not the
     # scheduler. Every replica watches; the leader Lease decides who acts. kopf

@@ -116,6 +116,29 @@ LEADER = Gauge(
 )
 
 
+# Notifications, by the owner's sink names (never a tenant's): see jobwarden.notify.
+NOTIFICATIONS = Counter(
+    "jobwarden_notifications_total",
+    "Notifications by sink and outcome: Delivered; Failed (refused, or still failing after "
+    "its retries); Dropped (the sink's queue was full: the oldest waiting is dropped).",
+    ["sink", "outcome"],
+)
+NOTIFICATION_RETRIES = Counter(
+    "jobwarden_notification_retries_total",
+    "Delivery attempts that failed and were tried again, by sink.",
+    ["sink"],
+)
+NOTIFICATION_QUEUE = Gauge(
+    "jobwarden_notification_queue", "Notifications waiting for each sink.", ["sink"]
+)
+NOTIFICATION_DELAY = Histogram(
+    "jobwarden_notification_delivery_seconds",
+    "From the status write that made a notification to its delivery, by sink.",
+    ["sink"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+)
+
+
 def forget_schedule(namespace: str, name: str, *, results: Iterable[str]) -> None:
     """Drop a deleted schedule's series, so they neither linger nor grow without bound.
 

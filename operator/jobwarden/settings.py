@@ -51,6 +51,8 @@ class Settings:
     log_format: str = "text"
     lease: str | None = None  # None: standalone, always the leader
     lease_namespace: str = "default"
+    # The owner's notification sinks (a JSON file, jobwarden.notify.sinks); None: none.
+    notify_sinks: Path | None = None
 
     @property
     def all_namespaces(self) -> bool:
@@ -74,6 +76,7 @@ _ENV = {
     "log-format": "JOBWARDEN_LOG_FORMAT",
     "lease": "JOBWARDEN_LEASE",
     "lease-namespace": "JOBWARDEN_LEASE_NAMESPACE",
+    "notify-sinks": "JOBWARDEN_NOTIFY_SINKS",
 }
 
 
@@ -152,6 +155,13 @@ def _parser() -> argparse.ArgumentParser:
         "--lease-namespace",
         help="namespace of the Lease (default: the pod's own namespace, "
         "else 'default') [JOBWARDEN_LEASE_NAMESPACE]",
+    )
+    p.add_argument(
+        "--notify-sinks",
+        metavar="PATH",
+        help="JSON file of the notification sinks schedules may name in spec.notify "
+        '({"sinks": [{"name", "url", "tokenFile", ...}]}); empty: none '
+        "[JOBWARDEN_NOTIFY_SINKS]",
     )
     return p
 
@@ -292,4 +302,5 @@ def parse_settings(
         log_format=log_format,
         lease=lease,
         lease_namespace=lease_namespace,
+        notify_sinks=_file("notify-sinks", _value(args, env, "notify-sinks")),
     )

@@ -147,3 +147,27 @@ podAntiAffinity:
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Notifications: the ConfigMap of the sinks file, the file itself (JSON, as
+jobwarden.notify.sinks reads it), and where each sink's token Secret is mounted.
+*/}}
+{{- define "jobwarden.notificationsName" -}}
+{{- printf "%s-notifications" (include "jobwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "jobwarden.sinksFile" -}}
+{{- $sinks := list }}
+{{- range .Values.notifications.sinks }}
+{{- $sink := dict "name" .name "url" .url }}
+{{- with .mode }}{{ $_ := set $sink "mode" . }}{{ end }}
+{{- with .timeoutSeconds }}{{ $_ := set $sink "timeoutSeconds" . }}{{ end }}
+{{- with .maxAttempts }}{{ $_ := set $sink "maxAttempts" . }}{{ end }}
+{{- with .queueSize }}{{ $_ := set $sink "queueSize" . }}{{ end }}
+{{- if .tokenSecret }}
+{{- $_ := set $sink "tokenFile" (printf "/etc/jobwarden/notify-tokens/%s/%s" .name (.tokenSecret.key | default "token")) }}
+{{- end }}
+{{- $sinks = append $sinks $sink }}
+{{- end }}
+{{- dict "sinks" $sinks | toJson }}
+{{- end }}

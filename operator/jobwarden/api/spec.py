@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from jobwarden.api.notify import MAX_SUBSCRIPTIONS, Subscription
 from jobwarden.api.values import (
     GROUP_NAME_PATTERN,
     MAX_BUSINESS_DAY,
@@ -219,6 +220,9 @@ class JobScheduleSpec(_Model):
     after_deadline: Annotated[str, Field(max_length=MAX_DURATION_LENGTH)] | None = None
     concurrency_group: ConcurrencyGroup | None = None
     history_limit: _Limit = 20
+    notify: list[Subscription] | None = Field(
+        default=None, min_length=1, max_length=MAX_SUBSCRIPTIONS
+    )
 
     @field_validator("job_template", mode="before")
     @classmethod

@@ -176,6 +176,18 @@ def upstreams_text(spec: Mapping[str, Any]) -> str | None:
     )
 
 
+def notify_text(spec: Mapping[str, Any]) -> str | None:
+    """``oncall (Failed, Stale), chat (Recovered)``: where ``spec.notify`` sends what."""
+    listed = spec.get("notify")
+    if not isinstance(listed, list) or not listed:
+        return None
+    return ", ".join(
+        f"{s.get('sink')} ({', '.join(str(e) for e in s.get('events') or ())})"
+        for s in listed
+        if isinstance(s, Mapping)
+    )
+
+
 def downstreams_of(name: str, schedules: Sequence[Mapping[str, Any]]) -> list[str]:
     """The schedules (of one namespace) whose ``spec.after`` names ``name``, sorted."""
     found = []
@@ -248,6 +260,7 @@ def describe_text(
                 downstreams if isinstance(downstreams, str) else ", ".join(downstreams or ()),
             ),
             ("Concurrency Group", group if isinstance(group, str | None) else group.text()),
+            ("Notify", notify_text(spec)),
             ("Stale After", spec.get("staleAfter") or "<operator default>"),
             ("Suspend", "true" if spec.get("suspend") is True else "false"),
             ("Suspended By Operator", hold_text),

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,6 +43,7 @@ from jobwarden.handlers.memory import (
 )
 from jobwarden.handlers.startguard import probe_starts
 from jobwarden.kube import CreateResult, Kube, NotLeading, ObjectRef
+from jobwarden.notify.events import Delivery
 from jobwarden.reconcile import Observed, Plan, Policy, Refusal, Start, plan
 from jobwarden.reconcile.starting import REPORTED
 from jobwarden.runs.jobs import JobObservation, observe_job
@@ -52,6 +53,8 @@ from jobwarden.safety.start import NotStarted
 log = logging.getLogger(__name__)
 
 JobsOf = Callable[[Key], Iterable[JobObservation]]
+# Where a written plan's notifications go (``Notifier.submit``): returns at once.
+Notify = Callable[[Sequence[Delivery]], None]
 # The longest a run's status write waits for a burst of other runs to be created.
 CALM_WAIT = timedelta(seconds=10)
 # Status writes in flight at once: no more than the API threads can send within a
@@ -88,8 +91,10 @@ class Executor:
         chains: ChainIndex | None = None,
         groups: GroupIndex | None = None,
         indexed: bool = True,
+        notify: Notify | None = None,
     ) -> None:
         self._kube = kube
+        self._notify = notify
         # Whether every Job is listed, so that ``jobs_of`` holds all of a schedule's;
         # until then a reconcile reads its own (``_read_jobs``). Read when the Jobs are
         # needed, not when the reconcile was queued: it may wait for a slot past the listing.
@@ -248,6 +253,10 @@ class Executor:
             return Outcome()  # the schedule is gone: its Jobs go with it
         # Recorded: what this plan saw as refused or created is in status now.
         memory.created = frozenset()
+        if decision.notifications and self._notify is not None:
+            # Only what is written is told; a plan redone after a failed write makes
+            # the same events with the same ids.
+            self._notify(decision.notifications)
         if fed:
             left = {k: v for k, v in memory.refused.items() if k not in fed}
             memory.refused = left or NOTHING

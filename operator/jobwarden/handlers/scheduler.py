@@ -26,7 +26,7 @@ from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
 from jobwarden.handlers.backlog import Backlog
 from jobwarden.handlers.chains import ChainIndex
-from jobwarden.handlers.executor import Executor, JobsOf, Outcome
+from jobwarden.handlers.executor import Executor, JobsOf, Notify, Outcome
 from jobwarden.handlers.gate import Rank
 from jobwarden.handlers.groups import GroupIndex
 from jobwarden.handlers.memory import Gauges, Key, ScheduleMemory, change_mark, utcnow
@@ -58,6 +58,7 @@ class Scheduler:
         concurrency: int = 64,
         listed: bool = True,
         chains: ChainIndex | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         # Reconciles owed to every schedule after the listing or a takeover, fed to the
@@ -76,6 +77,7 @@ class Scheduler:
             chains=self.chains,
             groups=self.groups,
             indexed=listed,
+            notify=notify,
         )
         self._gauges = Gauges()
         self._changed = asyncio.Event()

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from jobwarden.api.spec import SpecError, parse_spec
 from jobwarden.api.status import ScheduleStatus
+from jobwarden.notify.subscriptions import check_notify
 from jobwarden.reconcile.actions import act_on_running, stale_threshold, start_deadline
 from jobwarden.reconcile.chain import check_chain, start_after
 from jobwarden.reconcile.due import start_due
@@ -117,6 +118,7 @@ def read(
         spec = parse_spec(obj.spec)
         timeline = build_timeline(spec, key=obj.key, created=obj.created)
         check_chain(spec, namespace=obj.namespace, name=obj.name, view=chain)
+        check_notify(spec, sinks=policy.sinks)
         error = None
     except SpecError as exc:
         spec, timeline, error = None, None, exc

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from jobwarden.api.spec import JobScheduleSpec, SpecError
 from jobwarden.api.status import ScheduleStatus
+from jobwarden.notify.events import Delivery
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.safety.start import NotStarted
@@ -23,6 +24,8 @@ class Policy:
     default_start_deadline: timedelta = timedelta(hours=1)
     unhealthy_after: int = 3
     dry_run: bool = False
+    # The notification sinks configured (names only): what spec.notify may name.
+    sinks: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,6 +97,8 @@ class Plan:
     foreign: frozenset[str] = frozenset()
     # The runs of this schedule waiting in its concurrency group after this plan.
     queue: tuple[Waiting, ...] = ()
+    # The events its status write makes, per subscribed sink (sent once it is written).
+    notifications: list[Delivery] = field(default_factory=list)
 
     def wake(self, at: datetime | None) -> None:
         if at is not None and (self.wake_at is None or at < self.wake_at):

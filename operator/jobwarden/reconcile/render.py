@@ -16,6 +16,7 @@ from jobwarden.api.status import (
     clip,
     format_time,
 )
+from jobwarden.notify.events import Delivery, ScheduleRef, events, route
 from jobwarden.reconcile.model import Effects, Inputs, Note, Plan
 from jobwarden.reconcile.phase import Decision
 from jobwarden.runs import history as hist
@@ -139,7 +140,18 @@ def render(
         active=len(active),
         force_stuck_pods=effects.force_stuck_pods,
         foreign=frozenset(o.name for o in inp.foreign),
+        notifications=_notifications(inp, prev, final) if rendered != prev.to_api() else [],
     )
+
+
+def _notifications(inp: Inputs, prev: ScheduleStatus, final: ScheduleStatus) -> list[Delivery]:
+    """The events this status write makes, for the sinks the spec subscribes to."""
+    if inp.spec is None or not inp.spec.notify:
+        return []
+    obj = inp.obj
+    ref = ScheduleRef(namespace=obj.namespace, name=obj.name, uid=obj.uid)
+    found = events(before=prev, after=final, ref=ref, now=inp.now)
+    return route(found, subscriptions=inp.spec.notify)
 
 
 DELETING = "Deleting"

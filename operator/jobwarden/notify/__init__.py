@@ -1,0 +1,1 @@
+"""Notifications: events derived from status writes, delivered as CloudEvents to sinks."""
