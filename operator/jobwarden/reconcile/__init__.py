@@ -57,6 +57,7 @@ from jobwarden.reconcile.starting import guard_starts
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import MAX_NAME
 from jobwarden.safety.start import NotStarted
+from jobwarden.schedule.moves import NamedDays
 from jobwarden.schedule.timeline import build_timeline
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
 
 _NONE_REFUSED: Mapping[str, Refusal | str] = MappingProxyType({})
 _NONE_PROBED: Mapping[str, NotStarted | None] = MappingProxyType({})
+_NO_CALENDARS: Mapping[str, NamedDays | str] = MappingProxyType({})
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -97,6 +99,7 @@ def read(
     warned: frozenset[str] = frozenset(),
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
     chain: ChainView = NO_CHAIN,
+    calendars: Mapping[str, NamedDays | str] = _NO_CALENDARS,
 ) -> Inputs:
     """What every later step reads; the spec parsed, or the error that makes it invalid.
 
@@ -107,7 +110,7 @@ def read(
     refusals = {name: Refusal.of(value) for name, value in refused.items()}
     try:
         spec = parse_spec(obj.spec)
-        timeline = build_timeline(spec, key=obj.key, created=obj.created)
+        timeline = build_timeline(spec, key=obj.key, created=obj.created, calendars=calendars)
         check_chain(spec, namespace=obj.namespace, name=obj.name, view=chain)
         error = None
     except SpecError as exc:
@@ -140,6 +143,7 @@ def read(
         start_seconds=max(1, int(start.total_seconds())),
         probed=probed,
         chain=chain,
+        calendars=calendars,
     )
 
 
@@ -161,6 +165,7 @@ def plan(
     warned: frozenset[str] = frozenset(),
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
     chain: ChainView = NO_CHAIN,
+    calendars: Mapping[str, NamedDays | str] = _NO_CALENDARS,
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
@@ -170,7 +175,7 @@ def plan(
     already (``Plan.foreign`` of an earlier plan), not reported again. ``probed``:
     runs past their start deadline whose pods were listed (see ``Inputs.probed``).
     ``chain``: the upstreams of a chained schedule (``spec.after``) as the namespace
-    shows them.
+    shows them. ``calendars``: the JobCalendars by name (a text: why one is not Ready).
     """
     inp = _step(
         "read",
@@ -184,6 +189,7 @@ def plan(
         warned=warned,
         probed=probed,
         chain=chain,
+        calendars=calendars,
     )
     prev = _step("read", load_status, obj.status)
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)

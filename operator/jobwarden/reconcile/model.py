@@ -12,6 +12,7 @@ from jobwarden.api.status import ScheduleStatus
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.safety.start import NotStarted
+from jobwarden.schedule.moves import NamedDays
 from jobwarden.schedule.timeline import Timeline
 
 
@@ -163,6 +164,8 @@ class Inputs:
     # or None when a pod has run after all. A run not listed here is not judged yet.
     probed: Mapping[str, NotStarted | None] = field(default_factory=dict)
     chain: ChainView = NO_CHAIN
+    # The JobCalendars the spec names, as the cluster shows them (a text: not Ready, why).
+    calendars: Mapping[str, NamedDays | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
