@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 import kopf
 
 from jobwarden import __version__, liveness, metrics
-from jobwarden.handlers import schedules, startguard, sweep, watches
+from jobwarden.handlers import calendars, schedules, startguard, sweep, watches
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
@@ -21,6 +22,9 @@ from jobwarden.reconcile import Policy
 from jobwarden.retrying import DEFAULT_TIMEOUTS
 from jobwarden.settings import Settings, SettingsError, parse_settings
 from jobwarden.watching import STALE_AFTER_SECONDS, Connection
+
+# How long the first plans wait for the JobCalendars' listing (see startup).
+CALENDARS_WAIT = 30.0
 
 log = logging.getLogger("jobwarden")
 
@@ -182,6 +186,9 @@ def _configure(settings: Settings, background: Background) -> None:
             interval=settings.sweep_interval,
             dry_run=settings.dry_run,
         )
+        calendar_writer = calendars.CalendarStatusWriter(
+            kube=kube, index=scheduler.calendars, leading=lambda: scheduler.leading
+        )
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
         watched = watches.build(
             connection=connection,
@@ -192,6 +199,7 @@ def _configure(settings: Settings, background: Background) -> None:
             jobs=jobs,
             warden=warden,
             guard=guard,
+            calendar_writer=calendar_writer,
         )
         judged.extend(
             _components(
@@ -216,6 +224,10 @@ def _configure(settings: Settings, background: Background) -> None:
         async def schedule() -> None:
             # Until every Job is listed, a schedule's missing Job may only be unlisted:
             # the scheduler runs what is due meanwhile from each one's own Jobs.
+            # A schedule planned before the calendars are listed would find its own
+            # missing; an operator without the right to list them still schedules.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watched.calendars_synced(), timeout=CALENDARS_WAIT)
             async with asyncio.TaskGroup() as group:
                 group.create_task(scheduler.run())
                 await watched.jobs_synced()
@@ -225,6 +237,7 @@ def _configure(settings: Settings, background: Background) -> None:
             background.start(informer.run(), name=f"jobwarden watch {informer.name}")
         background.start(schedule(), name="jobwarden scheduler")
         background.start(warden.run(), name="jobwarden sweep")
+        background.start(calendar_writer.run(), name="jobwarden calendar status")
         background.start(guard.run(), name="jobwarden start guard")
         if settings.lease:
             # A standby until the Lease is won. The elector has its own client and

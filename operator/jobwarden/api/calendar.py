@@ -24,8 +24,6 @@ from jobwarden.api.status import Condition
 from jobwarden.api.values import MAX_YEAR, MIN_YEAR
 
 __all__ = [
-    "CALENDAR_KIND",
-    "CALENDAR_PLURAL",
     "CalendarError",
     "CalendarStatus",
     "Holidays",
@@ -33,12 +31,6 @@ __all__ = [
     "MonthDay",
     "parse_calendar",
 ]
-
-CALENDAR_KIND: Final = "JobCalendar"
-CALENDAR_PLURAL: Final = "jobcalendars"
-CALENDAR_SINGULAR: Final = "jobcalendar"
-CALENDAR_SHORT_NAME: Final = "jcal"
-CALENDAR_CRD_NAME: Final = f"{CALENDAR_PLURAL}.jobwarden.io"
 
 # The maxima, the same as the CRD's. Two years of dates are at most 732.
 MAX_CALENDAR_DATES: Final = 1000

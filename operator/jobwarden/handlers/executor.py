@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels, metrics
+from jobwarden.handlers.calendars import CalendarIndex
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.failures import Progress, report_failure
 from jobwarden.handlers.gate import PriorityGate, Rank
@@ -85,6 +86,7 @@ class Executor:
         jobs_of: JobsOf,
         concurrency: int,
         chains: ChainIndex | None = None,
+        calendars: CalendarIndex | None = None,
         indexed: bool = True,
     ) -> None:
         self._kube = kube
@@ -95,6 +97,7 @@ class Executor:
         self._policy = policy
         self._jobs_of = jobs_of
         self._chains = chains or ChainIndex()
+        self._calendars = calendars or CalendarIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
         self._reads = PriorityGate(READS)
@@ -127,6 +130,7 @@ class Executor:
             warned=memory.foreign,
             probed=probed or {},
             chain=self._chains.view(key, self._jobs_of),
+            calendars=self._calendars.view(key),
         )
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
+from jobwarden.handlers.calendars import CalendarIndex
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.executor import Executor, JobsOf, Outcome
 from jobwarden.handlers.gate import Rank
@@ -56,16 +57,19 @@ class Scheduler:
         concurrency: int = 64,
         listed: bool = True,
         chains: ChainIndex | None = None,
+        calendars: CalendarIndex | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         self._memory: dict[Key, ScheduleMemory] = {}
         self.chains = chains or ChainIndex()
+        self.calendars = calendars or CalendarIndex()
         self._executor = Executor(
             kube=kube,
             policy=policy,
             jobs_of=jobs_of,
             concurrency=concurrency,
             chains=self.chains,
+            calendars=self.calendars,
             indexed=listed,
         )
         self._gauges = Gauges()
