@@ -7,6 +7,7 @@ every list, string and number that matches the model's.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,16 @@ def test_yaml_dates_are_taken_as_written() -> None:
     """An unquoted 2027-12-25 in YAML is a date object: read back as the same text."""
     spec = parse_calendar(yaml.safe_load("dates: [2027-12-25]\nremove: [2027-01-06]\n"))
     assert (spec.dates, spec.remove) == (["2027-12-25"], ["2027-01-06"])
+
+
+def test_docs_api_documents_every_calendar_field(root: dict[str, Any]) -> None:
+    """docs/api.md has a row for each field of the JobCalendar CRD, and none it lacks."""
+    api = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
+    rows = set(re.findall(r"^\| `jobcalendar\.([^`]+)` \|", api, re.M))
+    crd = {
+        f"{part}.{path.replace('[]', '')}"
+        for part in ("spec", "status")
+        for path in schema_nodes(root["properties"][part])
+        if not path.startswith("conditions[].") and not path.startswith("dates[].")
+    }
+    assert rows == crd
