@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
+from jobwarden.handlers.calendars import CalendarIndex, calendar_sink, see_calendar
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.schedules import (
     JobSeen,
@@ -137,6 +138,7 @@ class _Scheduler:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
         self.chains = ChainIndex()
+        self.calendars = CalendarIndex()
 
     def seen(self, key: Any, *, resource_version: str | None, body: Any = None) -> None:
         self.calls.append(("seen", (key, resource_version)))
@@ -204,3 +206,36 @@ def test_an_upstream_run_ending_wakes_its_downstreams() -> None:
     assert ("touch", (("ns", "report"), None)) not in scheduler.calls
     sink(Change(key=("ns", "nightly-1"), old=CREATED, new=SUCCEEDED))
     assert ("touch", (("ns", "report"), None)) in scheduler.calls
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.wanted: list[str] = []
+
+    def want(self, name: str) -> None:
+        self.wanted.append(name)
+
+
+def test_a_calendar_arriving_wakes_the_schedules_that_name_it_and_nothing_else() -> None:
+    """The schedule informer registers which calendars each schedule names; a calendar's
+    change touches those schedules alone, and asks for the calendar's status."""
+    scheduler = _Scheduler()
+    sink = schedule_sink(scheduler)  # type: ignore[arg-type]
+    for name, spec in (("a", {"calendars": ["hol"]}), ("b", {"calendars": ["other"]}), ("c", {})):
+        sink(Change(key=("ns", name), old=None, new="1", body={"spec": spec}))
+    scheduler.calls.clear()
+    writer = _Writer()
+    calendars = calendar_sink(
+        index=scheduler.calendars,
+        touch=scheduler.touch,
+        writer=writer,  # type: ignore[arg-type]
+    )
+    body = {"metadata": {"name": "hol", "uid": "u", "generation": 1}, "spec": {"yearly": ["12-25"]}}
+    calendars(Change(key=("", "hol"), old=None, new=see_calendar(body), body=body))
+    assert scheduler.calls == [("touch", (("ns", "a"), None))]
+    assert writer.wanted == ["hol"]
+    # A schedule deleted no longer wakes for the calendar.
+    sink(Change(key=("ns", "a"), old="1", new=None))
+    scheduler.calls.clear()
+    calendars(Change(key=("", "hol"), old=see_calendar(body), new=None))
+    assert scheduler.calls == []
