@@ -143,9 +143,6 @@ class CalendarIndex:
         self._uses: dict[Key, tuple[str, ...]] = {}
         self._users: dict[str, set[Key]] = {}
 
-    def __len__(self) -> int:
-        return len(self._calendars)
-
     def get(self, name: str) -> CalendarSeen | None:
         return self._calendars.get(name)
 

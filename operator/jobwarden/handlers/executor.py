@@ -97,7 +97,7 @@ class Executor:
         self._policy = policy
         self._jobs_of = jobs_of
         self._chains = chains or ChainIndex()
-        self._calendars = calendars or CalendarIndex()
+        self._calendars = calendars if calendars is not None else CalendarIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
         self._reads = PriorityGate(READS)

@@ -62,7 +62,7 @@ class Scheduler:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         self._memory: dict[Key, ScheduleMemory] = {}
         self.chains = chains or ChainIndex()
-        self.calendars = calendars or CalendarIndex()
+        self.calendars = calendars if calendars is not None else CalendarIndex()
         self._executor = Executor(
             kube=kube,
             policy=policy,
