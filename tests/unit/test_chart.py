@@ -173,7 +173,7 @@ NAMESPACED_GRANTS = {
 }
 # JobCalendars (cluster-scoped): read, and their status written, in every variant.
 CALENDAR_GRANTS = {
-    ("jobwarden.io", "jobcalendars"): {"get", "list", "watch"},
+    ("jobwarden.io", "jobcalendars"): {"list", "watch"},
     ("jobwarden.io", "jobcalendars/status"): {"patch"},
 }
 # Secure metrics: each scraper's token and right to /metrics, reviewed (cluster-scoped).
