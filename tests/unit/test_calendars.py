@@ -7,7 +7,7 @@ for a status write of the operator's own.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -139,7 +139,13 @@ def test_calendar_names_of_a_schedule_body() -> None:
 # --- a schedule's plan ----------------------------------------------------------------------
 
 
-def _plan(spec: dict[str, Any], calendars: dict[str, Any]) -> dict[str, Any]:
+def _plan(
+    spec: dict[str, Any],
+    calendars: dict[str, Any],
+    *,
+    status: dict[str, Any] | None = None,
+    now: datetime = NOW,
+) -> dict[str, Any]:
     obj = Observed(
         namespace="ns",
         name="s",
@@ -148,10 +154,10 @@ def _plan(spec: dict[str, Any], calendars: dict[str, Any]) -> dict[str, Any]:
         created=datetime(2027, 1, 1, tzinfo=UTC),
         annotations={},
         spec={"jobTemplate": {"spec": {"template": {"spec": {}}}}, **spec},
-        status={},
+        status=status or {},
     )
     result = plan(
-        obj=obj, jobs=[], pending=frozenset(), now=NOW, policy=Policy(), calendars=calendars
+        obj=obj, jobs=[], pending=frozenset(), now=now, policy=Policy(), calendars=calendars
     )
     assert result.status is not None
     return result.status
@@ -179,3 +185,19 @@ def test_upcoming_explains_a_moved_run() -> None:
     assert first["note"] == "moved from 2027-03-02: shutdown"
     assert second["time"] == "2027-03-09T09:00:00Z" and "note" not in second
     assert status["nextRunTime"] == "2027-03-03T09:00:00Z"
+
+
+def test_an_edit_of_a_named_calendar_is_a_timing_edit() -> None:
+    """A calendar's new version brings the timing in force anew (an edit never back-dates a
+    run); the same version seen again does not."""
+    spec = {"schedule": "0 9 * * *", "calendars": ["hol"]}
+    first = expand(name="hol", spec=parse_calendar({"yearly": ["12-25"]}), version="u/1")
+    # The status as the API server keeps it: the merge patch without its deletions.
+    status = {k: v for k, v in _plan(spec, {"hol": first}).items() if v is not None}
+    later = NOW + timedelta(hours=1)
+    same = _plan(spec, {"hol": first}, status=status, now=later)
+    assert same["timing"] == status["timing"]
+    edited = expand(name="hol", spec=parse_calendar({"yearly": ["12-26"]}), version="u/2")
+    after = _plan(spec, {"hol": edited}, status=status, now=later)
+    assert after["timing"]["since"] == "2027-03-01T13:00:00Z"
+    assert after["timing"]["fingerprint"] != status["timing"]["fingerprint"]
