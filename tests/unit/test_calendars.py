@@ -12,7 +12,12 @@ from typing import Any
 
 import pytest
 
-from jobwarden.api.calendar import parse_calendar
+from jobwarden.api.calendar import (
+    MAX_CALENDAR_DATES,
+    MAX_YEARLY,
+    CalendarStatus,
+    parse_calendar,
+)
 from jobwarden.handlers.calendars import CalendarIndex, calendar_names, see_calendar, stale_status
 from jobwarden.reconcile import Observed, Policy, plan
 from jobwarden.schedule.calendar_status import calendar_status
@@ -78,6 +83,63 @@ def test_an_unknown_country_or_subdivision_is_not_ready_naming_the_field(
     (ready,) = status.conditions
     assert (ready.status, ready.reason) == ("False", "InvalidCalendar")
     assert ready.message.startswith(field) and status.dates == []
+
+
+def _days_of_a_leap_year() -> list[str]:
+    return [f"{date(2000, 1, 1) + timedelta(days=i):%m-%d}" for i in range(366)]
+
+
+@pytest.mark.parametrize(
+    "yearly",
+    [
+        pytest.param(_days_of_a_leap_year(), id="366 days"),
+        pytest.param([d for d in _days_of_a_leap_year() if d != "02-29"], id="365, no leap day"),
+    ],
+)
+def test_a_calendar_listing_every_day_is_not_ready_and_its_schedules_are_invalid(
+    yearly: list[str],
+) -> None:
+    """Every day of every year listed: no schedule using it could run, and each search would
+    walk its whole budget. The calendar says so on spec.yearly; its users name it."""
+    seen = see_calendar(body("closed", {"yearly": yearly}))
+    assert seen.days is None and seen.problem is not None
+    assert seen.problem.startswith("spec.yearly: lists every day of the year")
+    index = CalendarIndex()
+    index.use(("ns", "s"), ("closed",))
+    index.update("closed", seen)
+    status = _plan({"schedule": "0 9 * * *", "calendars": ["closed"]}, index.view(("ns", "s")))
+    valid = next(c for c in status["conditions"] if c["type"] == "Valid")
+    assert valid["status"] == "False"
+    assert valid["message"].startswith(
+        "spec.calendars[0]: JobCalendar 'closed' is not Ready: spec.yearly"
+    )
+
+
+def test_a_calendar_at_every_maximum_is_ready_its_status_fits_and_schedules_plan() -> None:
+    """An admin's largest calendar: every list at its maximum, a country's holidays, one day
+    a year left free by a yearly removal. It expands, its status fits its own bounds (and so
+    the CRD's), and a schedule using it runs on the free day under every policy."""
+    yearly = _days_of_a_leap_year()
+    assert len(yearly) == MAX_YEARLY
+    dates = [f"{date(2027, 1, 1) + timedelta(days=i)}" for i in range(MAX_CALENDAR_DATES)]
+    later = [f"{date(2031, 1, 1) + timedelta(days=i)}" for i in range(MAX_CALENDAR_DATES - 1)]
+    spec = {
+        "dates": dates,
+        "yearly": yearly,
+        "holidays": {"country": "DE", "subdivision": "BY"},
+        "remove": ["12-31", *later],
+    }
+    seen = see_calendar(body("full", spec))
+    assert seen.problem is None and seen.days is not None
+    status = calendar_status(days=seen.days, problem=None, generation=1, now=NOW)
+    assert len(status.dates) == 365 + 366 - 2  # 2027 and 2028, less two 12-31s
+    CalendarStatus.model_validate(status.to_patch())  # within the bounds the CRD states
+    for policy in ("Skip", "NextBusinessDay", "PreviousBusinessDay"):
+        planned = _plan(
+            {"schedule": "0 9 * * *", "calendars": ["full"], "calendarPolicy": policy},
+            {"full": seen.days},
+        )
+        assert planned["nextRunTime"] == "2027-12-31T09:00:00Z", policy
 
 
 def test_status_shows_this_year_and_next() -> None:

@@ -20,7 +20,7 @@ from typing import Final
 
 import holidays as holiday_tables
 
-from jobwarden.api.calendar import CalendarError, JobCalendarSpec, month_day
+from jobwarden.api.calendar import CalendarError, JobCalendarSpec, MonthDay, month_day
 from jobwarden.api.values import MAX_YEAR, MIN_YEAR
 
 __all__ = ["KEPT_YEARS", "CalendarDays", "expand"]
@@ -29,6 +29,8 @@ __all__ = ["KEPT_YEARS", "CalendarDays", "expand"]
 KEPT_YEARS: Final = 16
 YEARLY: Final = "yearly"
 LISTED: Final = "listed"
+_LEAP_DAY: Final = (2, 29)
+_COMMON_YEAR_DAYS: Final = 365
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -95,7 +97,10 @@ def expand(*, name: str, spec: JobCalendarSpec, version: str = "") -> CalendarDa
     removed_yearly = frozenset(
         month_day(t, field=f"spec.remove[{i}]") for i, t in enumerate(spec.remove) if len(t) == 5
     )
-    yearly = (month_day(t, field=f"spec.yearly[{i}]") for i, t in enumerate(spec.yearly))
+    yearly = tuple(
+        dict.fromkeys(month_day(t, field=f"spec.yearly[{i}]") for i, t in enumerate(spec.yearly))
+    )
+    _check_some_day_free(yearly, removed_yearly)
     return CalendarDays(
         name=name,
         spec=spec,
@@ -103,8 +108,24 @@ def expand(*, name: str, spec: JobCalendarSpec, version: str = "") -> CalendarDa
         _explicit={y: frozenset(days) for y, days in explicit.items()},
         _removed=removed,
         _removed_yearly=removed_yearly,
-        _yearly=tuple(dict.fromkeys(yearly)),
+        _yearly=yearly,
     )
+
+
+def _check_some_day_free(yearly: tuple[MonthDay, ...], removed_yearly: frozenset[MonthDay]) -> None:
+    """CalendarError unless some day of a common year is left free every year.
+
+    Yearly dates that cover every day list every day of every year: a schedule
+    that skips them never runs, and each of its searches would walk its whole
+    budget through listed days. Such a calendar is an admin's mistake (a
+    suspended schedule says "never" plainly), so it is not Ready, naming the field.
+    """
+    if len(set(yearly) - removed_yearly - {_LEAP_DAY}) >= _COMMON_YEAR_DAYS:
+        raise CalendarError(
+            "spec.yearly",
+            "lists every day of the year, so a schedule using this calendar could never run;"
+            " leave some day out (or suspend the schedules instead)",
+        )
 
 
 def _table(spec: JobCalendarSpec, *, years: tuple[int, ...]) -> dict[date, str]:
