@@ -19,9 +19,11 @@ from typing import Any
 
 from croniter import croniter
 
+from jobwarden.api.calendar import parse_calendar
 from jobwarden.api.spec import parse_spec
 from jobwarden.api.status import format_time
 from jobwarden.reconcile import Observed, Policy, plan
+from jobwarden.schedule.holidays import expand
 from jobwarden.schedule.timeline import build_timeline
 
 CRON = "*/15 9-17 * * 1-5"
@@ -136,9 +138,23 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="length of one round")
     args = parser.parse_args()
 
+    holidays = expand(
+        name="de-by",
+        spec=parse_calendar(
+            {"holidays": {"country": "DE", "subdivision": "BY"}, "yearly": ["12-24", "12-31"]}
+        ),
+    )
+
     def timeline(**fields: object) -> Callable[[datetime], datetime | None]:
         spec = parse_spec({"jobTemplate": {}, "timeZone": ZONE, **fields})
-        return build_timeline(spec, key="bench/engine", created=START).next_after
+        return build_timeline(
+            spec, key="bench/engine", created=START, calendars={"de-by": holidays}
+        ).next_after
+
+    def expansion(i: int) -> object:
+        # One calendar parsed and one year of holidays computed, as a calendar's change costs.
+        days = expand(name="x", spec=holidays.spec)
+        return days.year(2024 + i % 50)
 
     raw = croniter(CRON, START.replace(tzinfo=None), ret_type=datetime)
     wall = {"t": START.replace(tzinfo=None)}
@@ -183,13 +199,47 @@ def main() -> None:
         ),
         ("next_after cron    '0 17 * * 5L' (Quartz)", chained(timeline(schedule="0 17 * * 5L"))),
         ("next_after cron    '0 9 15W * *' (Quartz)", chained(timeline(schedule="0 9 15W * *"))),
+        (
+            "next_after cron    '0 9 * * 1-5' calendar DE-BY, Skip",
+            chained(timeline(schedule="0 9 * * 1-5", calendars=["de-by"])),
+        ),
+        (
+            "next_after every   Month monthDays 1,25, DE-BY, NextBusinessDay",
+            chained(
+                timeline(
+                    every={"period": "Month", "monthDays": [1, 25], "times": ["09:00"]},
+                    calendars=["de-by"],
+                    calendarPolicy="NextBusinessDay",
+                )
+            ),
+        ),
+        (
+            "next_after cron    '0 9 * * *' DE-BY, PreviousBusinessDay",
+            chained(
+                timeline(
+                    schedule="0 9 * * *",
+                    calendars=["de-by"],
+                    calendarPolicy="PreviousBusinessDay",
+                )
+            ),
+        ),
+        (
+            "next_after every   Month businessDays 1,-1, DE-BY",
+            chained(
+                timeline(
+                    every={"period": "Month", "businessDays": [1, -1], "times": ["09:00"]},
+                    calendars=["de-by"],
+                )
+            ),
+        ),
+        ("JobCalendar DE-BY parsed + one year expanded", expansion),
         ("next_after runAt   2030-01-01T09:00:00", lambda _: once(START)),
     ]
     results = [(name, rate(step, seconds=args.seconds)) for name, step in cases]
     base = results[0][1]
-    print(f"{'computation':58} {'per second':>12} {'vs croniter':>12}")
+    print(f"{'computation':66} {'per second':>12} {'vs croniter':>12}")
     for name, value in results:
-        print(f"{name:58} {value:12,.0f} {value / base:11.2f}x")
+        print(f"{name:66} {value:12,.0f} {value / base:11.2f}x")
     print(f"engine overhead on cron: {base / results[1][1]:.2f}x the time of raw croniter")
     print(f"plan() in a burst of {BURST:,} due schedules: {plan_ms(seconds=args.seconds):.3f} ms")
     quiet = plan_ms(seconds=args.seconds, due=False)

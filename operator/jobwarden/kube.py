@@ -364,6 +364,23 @@ class Kube:
         rv: str | None = _json(response).get("metadata", {}).get("resourceVersion")
         return rv
 
+    async def patch_calendar_status(self, *, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch a JobCalendar's status subresource (cluster-scoped); a calendar
+        deleted meanwhile (404) is not an error."""
+        try:
+            await self._call(
+                "PATCH",
+                f"/apis/{GROUP}/{VERSION}/{labels.CALENDAR_PLURAL}/{name}/status",
+                urgent=False,
+                acting=True,
+                query=[("fieldManager", labels.FIELD_MANAGER)],
+                body={"status": dict(status)},
+                content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def post_event(
         self, *, regarding: ObjectRef, type_: str, reason: str, message: str
     ) -> None:

@@ -19,6 +19,12 @@ PLURAL: Final = "jobschedules"
 SINGULAR: Final = "jobschedule"
 SHORT_NAME: Final = "jsched"
 CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+# The cluster-scoped JobCalendar: named dates that schedules share (spec.calendars).
+CALENDAR_KIND: Final = "JobCalendar"
+CALENDAR_PLURAL: Final = "jobcalendars"
+CALENDAR_SINGULAR: Final = "jobcalendar"
+CALENDAR_SHORT_NAME: Final = "jcal"
+CALENDAR_CRD_NAME: Final = f"{CALENDAR_PLURAL}.{GROUP}"
 
 # --- labels and annotations on the Jobs the operator creates ------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -13,7 +14,7 @@ from typing import Any
 import kopf
 
 from jobwarden import __version__, liveness, metrics
-from jobwarden.handlers import notifications, schedules, startguard, sweep, watches
+from jobwarden.handlers import calendars, notifications, schedules, startguard, sweep, watches
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
@@ -23,6 +24,9 @@ from jobwarden.reconcile import Policy
 from jobwarden.retrying import DEFAULT_TIMEOUTS
 from jobwarden.settings import Settings, SettingsError, parse_settings
 from jobwarden.watching import STALE_AFTER_SECONDS, Connection
+
+# How long the first plans wait for the JobCalendars' listing (see startup).
+CALENDARS_WAIT = 30.0
 
 log = logging.getLogger("jobwarden")
 
@@ -194,6 +198,9 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             interval=settings.sweep_interval,
             dry_run=settings.dry_run,
         )
+        calendar_writer = calendars.CalendarStatusWriter(
+            kube=kube, index=scheduler.calendars, leading=lambda: scheduler.leading
+        )
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
         watched = watches.build(
             connection=connection,
@@ -204,6 +211,7 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             jobs=jobs,
             warden=warden,
             guard=guard,
+            calendar_writer=calendar_writer,
         )
         judged.extend(
             _components(
@@ -229,6 +237,10 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
         async def schedule() -> None:
             # Until every Job is listed, a schedule's missing Job may only be unlisted:
             # the scheduler runs what is due meanwhile from each one's own Jobs.
+            # A schedule planned before the calendars are listed would find its own
+            # missing; an operator without the right to list them still schedules.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watched.calendars_synced(), timeout=CALENDARS_WAIT)
             async with asyncio.TaskGroup() as group:
                 group.create_task(scheduler.run())
                 await watched.jobs_synced()
@@ -238,6 +250,7 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             background.start(informer.run(), name=f"jobwarden watch {informer.name}")
         background.start(schedule(), name="jobwarden scheduler")
         background.start(warden.run(), name="jobwarden sweep")
+        background.start(calendar_writer.run(), name="jobwarden calendar status")
         background.start(guard.run(), name="jobwarden start guard")
         for worker in notifier.workers:
             background.start(worker.run(), name=f"jobwarden notify {worker.sink.name}")

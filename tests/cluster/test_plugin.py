@@ -27,6 +27,7 @@ import yaml
 from jobwarden import labels
 from jobwarden.api.spec import parse_spec
 from jobwarden.api.status import format_time, parse_time
+from jobwarden.cli.preview import load_calendars
 from jobwarden.schedule.timeline import build_timeline
 from tests.cluster._safety import job_template, schedule
 from tests.support.kube import Cluster, wait_for
@@ -343,7 +344,10 @@ def test_preview_every_example_offline(cluster: Cluster, path: Path, tmp_path: P
             )
         )
     )
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    text = path.read_text()
+    # The JobSchedules; the JobCalendars beside them are the calendars they name.
+    docs = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "JobSchedule"]
+    calendars = load_calendars(text, source=str(path))
     begin = datetime(2026, 11, 30, 10, tzinfo=UTC)
     expected = {
         f"{d['metadata'].get('namespace', 'default')}/{d['metadata']['name']}": [
@@ -352,6 +356,7 @@ def test_preview_every_example_offline(cluster: Cluster, path: Path, tmp_path: P
                 parse_spec(d["spec"]),
                 key=f"{d['metadata'].get('namespace', 'default')}/{d['metadata']['name']}",
                 created=begin,
+                calendars=calendars,
             ).upcoming(begin, count=min(4, d["spec"].get("maxExecutions", 4)))
         ]
         for d in docs

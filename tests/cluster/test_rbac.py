@@ -238,6 +238,28 @@ def do_the_whole_job(cluster: Cluster, namespace: str, labels: dict[str, str]) -
     assert ok_status["phase"] == "Completed"
     (job,) = cluster.jobs(namespace, "jobwarden.io/schedule=ok")
     assert history(ok_status)[0]["job"] == job["metadata"]["name"]
+    calendar_status_written(cluster, namespace)
+
+
+def calendar_status_written(cluster: Cluster, namespace: str) -> None:
+    """A JobCalendar (cluster-scoped) listed, watched, and its status written."""
+    name = f"{namespace}-calendar"
+    cluster.apply(
+        {
+            "apiVersion": "jobwarden.io/v1alpha1",
+            "kind": "JobCalendar",
+            "metadata": {"name": name},
+            "spec": {"yearly": ["12-25"]},
+        }
+    )
+    try:
+        wait_for(
+            lambda: (cluster.get_json("jobcalendar", name).get("status") or {}).get("conditions"),
+            timeout=30,
+            what="the calendar's status written",
+        )
+    finally:
+        cluster.kubectl("delete", "jobcalendar", name, "--wait=false", "--ignore-not-found")
 
 
 def prove(

@@ -171,6 +171,11 @@ NAMESPACED_GRANTS = {
     ("", "pods"): {"list", "patch", "delete"},
     ("", "events"): {"create"},
 }
+# JobCalendars (cluster-scoped): read, and their status written, in every variant.
+CALENDAR_GRANTS = {
+    ("jobwarden.io", "jobcalendars"): {"list", "watch"},
+    ("jobwarden.io", "jobcalendars/status"): {"patch"},
+}
 # Secure metrics: each scraper's token and right to /metrics, reviewed (cluster-scoped).
 METRICS_AUTH_GRANTS = {
     ("authentication.k8s.io", "tokenreviews"): {"create"},
@@ -426,8 +431,9 @@ def test_metrics_service(helm: Path) -> None:
 def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
     r = template(helm)
     roles = {d["metadata"]["name"]: d for d in operator_roles(r)}
-    assert set(roles) == {"jobwarden", "jobwarden-metrics-auth"}
+    assert set(roles) == {"jobwarden", "jobwarden-metrics-auth", "jobwarden-calendars"}
     role, metrics_auth = roles["jobwarden"], roles["jobwarden-metrics-auth"]
+    assert grants(roles["jobwarden-calendars"]) == CALENDAR_GRANTS
     assert role["kind"] == "ClusterRole"
     # Informers by path: no discovery, so no CRD or namespace reads.
     assert grants(role) == NAMESPACED_GRANTS
@@ -557,10 +563,23 @@ def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> 
         **NAMESPACED_GRANTS,
         **LEASE_GRANTS,
         **METRICS_AUTH_GRANTS,
+        **CALENDAR_GRANTS,
     }
     for role in operator_roles(template(helm, VARIANTS[variant])):
         for key, verbs in grants(role).items():
             assert key in allowed and verbs <= allowed[key], (role["metadata"]["name"], key, verbs)
+
+
+@pytest.mark.parametrize("variant", ["default", "namespaced"])
+def test_calendars_are_read_cluster_wide_in_every_variant(helm: Path, variant: str) -> None:
+    """A cluster-scoped ClusterRole with exactly the calendar grants, bound to the operator."""
+    r = template(helm, VARIANTS[variant])
+    assert grants(r.one("ClusterRole", "jobwarden-calendars")) == CALENDAR_GRANTS
+    binding = r.one("ClusterRoleBinding", "jobwarden-calendars")
+    assert binding["roleRef"]["name"] == "jobwarden-calendars"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "jobwarden", "namespace": "jobwarden-system"}
+    ]
 
 
 def test_aggregated_user_roles(helm: Path) -> None:
@@ -659,8 +678,8 @@ def test_rendered_crd_is_the_source_crd(helm: Path) -> None:
 
 
 def test_crd_keep_and_install_switches(helm: Path) -> None:
-    crd = template(helm, {"crds": {"keep": False}}).one("CustomResourceDefinition")
-    assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
+    for crd in template(helm, {"crds": {"keep": False}}).all("CustomResourceDefinition"):
+        assert "helm.sh/resource-policy" not in (crd["metadata"].get("annotations") or {})
     assert "CustomResourceDefinition" not in template(helm, {"crds": {"install": False}}).kinds()
 
 
@@ -780,4 +799,4 @@ def test_packaged_chart_carries_the_crd(helm: Path, tmp_path: Path) -> None:
     assert rendered.returncode == 0, rendered.stderr
     docs = [d for d in yaml.load_all(rendered.stdout, Loader=LOADER) if d]
     names = {d["metadata"]["name"] for d in docs if d["kind"] == "CustomResourceDefinition"}
-    assert names == {"jobschedules.jobwarden.io"}
+    assert names == {"jobschedules.jobwarden.io", "jobcalendars.jobwarden.io"}

@@ -339,3 +339,38 @@ def test_the_table_notes_a_run_dst_repeats(tmp_path: Path) -> None:
     assert "the first, at +11:00" in lines[1]
     assert "the second, at +10:30" in lines[2]
     assert "occurs twice" not in lines[3]
+
+
+# --- calendars, offline -----------------------------------------------------------------------
+
+
+CALENDAR = {
+    "apiVersion": "jobwarden.io/v1alpha1",
+    "kind": "JobCalendar",
+    "metadata": {"name": "xmas"},
+    "spec": {"yearly": ["12-25"]},
+}
+
+
+def test_preview_explains_a_move_by_a_calendar_given_as_a_file(tmp_path: Path) -> None:
+    schedule = _doc(
+        {
+            "every": {"period": "Month", "monthDays": [25], "times": ["09:00"]},
+            "calendars": ["xmas"],
+            "calendarPolicy": "NextBusinessDay",
+        },
+        name="gifts",
+    )
+    path = _write(tmp_path, schedule)
+    calendar = tmp_path / "calendars.yaml"
+    calendar.write_text(yaml.safe_dump(CALENDAR))
+    start = ("--from", "2027-12-01T00:00:00Z", "--count", "2")
+    code, out, err = _cli("preview", "-f", str(path), "--calendar", str(calendar), *start)
+    assert code == 0, err
+    first = out.splitlines()[1]
+    assert "2027-12-27T09:00:00Z" in first and first.endswith("moved from 2027-12-25: xmas")
+    # Without the calendar the preview refuses, naming the entry and the way out.
+    code, _, err = _cli("preview", "-f", str(path), *start)
+    assert code != 0
+    assert "spec.calendars[0]: JobCalendar 'xmas' does not exist" in err
+    assert "--calendar FILE" in err

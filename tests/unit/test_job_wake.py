@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jobwarden import labels
+from jobwarden.handlers.calendars import CalendarIndex, calendar_sink, see_calendar
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.groups import GroupIndex
 from jobwarden.handlers.schedules import (
@@ -140,6 +141,7 @@ class _Scheduler:
         self.calls: list[tuple[str, Any]] = []
         self.chains = ChainIndex()
         self.groups = GroupIndex(wake=self.touch)
+        self.calendars = CalendarIndex()
 
     def seen(self, key: Any, *, resource_version: str | None, body: Any = None) -> None:
         self.calls.append(("seen", (key, resource_version)))
@@ -234,3 +236,36 @@ def test_a_group_run_ending_wakes_the_member_waiting_and_nothing_else() -> None:
     sink(Change(key=("ns", "nightly-1"), old=running, new=done))
     woken = [args[0] for call, args in scheduler.calls if call == "touch"]
     assert ("ns", "b") in woken and ("ns", "c") not in woken
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.wanted: list[str] = []
+
+    def want(self, name: str) -> None:
+        self.wanted.append(name)
+
+
+def test_a_calendar_arriving_wakes_the_schedules_that_name_it_and_nothing_else() -> None:
+    """The schedule informer registers which calendars each schedule names; a calendar's
+    change touches those schedules alone, and asks for the calendar's status."""
+    scheduler = _Scheduler()
+    sink = schedule_sink(scheduler)  # type: ignore[arg-type]
+    for name, spec in (("a", {"calendars": ["hol"]}), ("b", {"calendars": ["other"]}), ("c", {})):
+        sink(Change(key=("ns", name), old=None, new="1", body={"spec": spec}))
+    scheduler.calls.clear()
+    writer = _Writer()
+    calendars = calendar_sink(
+        index=scheduler.calendars,
+        touch=scheduler.touch,
+        writer=writer,  # type: ignore[arg-type]
+    )
+    body = {"metadata": {"name": "hol", "uid": "u", "generation": 1}, "spec": {"yearly": ["12-25"]}}
+    calendars(Change(key=("", "hol"), old=None, new=see_calendar(body), body=body))
+    assert scheduler.calls == [("touch", (("ns", "a"), None))]
+    assert writer.wanted == ["hol"]
+    # A schedule deleted no longer wakes for the calendar.
+    sink(Change(key=("ns", "a"), old="1", new=None))
+    scheduler.calls.clear()
+    calendars(Change(key=("", "hol"), old=see_calendar(body), new=None))
+    assert scheduler.calls == []

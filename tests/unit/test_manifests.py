@@ -109,7 +109,11 @@ def test_bundle_deployment() -> None:
     assert pod["serviceAccountName"] == sa["metadata"]["name"]
     # The operator's ClusterRole, and the one for its metrics reviews (secure metrics).
     bindings = [d for d in bundle_docs() if d["kind"] == "ClusterRoleBinding"]
-    assert {b["metadata"]["name"] for b in bindings} == {"jobwarden", "jobwarden-metrics-auth"}
+    assert {b["metadata"]["name"] for b in bindings} == {
+        "jobwarden",
+        "jobwarden-metrics-auth",
+        "jobwarden-calendars",
+    }
     names = {d["metadata"]["name"] for d in bundle_docs() if d["kind"] == "ClusterRole"}
     for binding in bindings:
         assert binding["subjects"] == [

@@ -28,6 +28,7 @@ from jobwarden.api.notify import MAX_SUBSCRIPTIONS, Subscription
 from jobwarden.api.values import (
     GROUP_NAME_PATTERN,
     MAX_BUSINESS_DAY,
+    MAX_CALENDARS,
     MAX_DATE_TIME_LENGTH,
     MAX_DURATION_LENGTH,
     MAX_DURATION_SECONDS,
@@ -202,6 +203,10 @@ class JobScheduleSpec(_Model):
     end_at: _DateTimeText | None = None
     max_executions: Annotated[int, Field(strict=True, ge=1, le=MAX_EXECUTIONS)] | None = None
     exclude: list[date] = Field(default_factory=list, max_length=MAX_EXCLUDE)
+    calendars: list[Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_CALENDARS
+    )
+    calendar_policy: Literal["Skip", "NextBusinessDay", "PreviousBusinessDay"] = "Skip"
     jitter_seconds: Annotated[int, Field(strict=True, ge=0, le=MAX_JITTER_SECONDS)] | None = None
     catch_up: Literal["Latest", "All", "None"] = "Latest"
     concurrency_policy: Literal["Allow", "Forbid", "Replace"] = "Allow"
@@ -291,7 +296,17 @@ def parse_spec(raw: Mapping[str, Any]) -> JobScheduleSpec:
             except ValueError as exc:
                 raise SpecError(f"spec.{name}", str(exc)) from exc
     _check_after(spec)
+    _check_calendars(spec)
     return spec
+
+
+def _check_calendars(spec: JobScheduleSpec) -> None:
+    """Names only: whether each calendar exists is the cluster's to say (the engine's check)."""
+    seen: set[str] = set()
+    for i, name in enumerate(spec.calendars or ()):
+        if name in seen:
+            raise SpecError(f"spec.calendars[{i}]", f"{name!r} is listed twice")
+        seen.add(name)
 
 
 def _check_after(spec: JobScheduleSpec) -> None:

@@ -156,6 +156,8 @@ class HistoryEntry(_Model):
     job: str | None = None
     trigger: Trigger
     scheduled_time: Timestamp | None = None
+    # A run a calendar moved (calendarPolicy): the time it was due before the move.
+    nominal_time: Timestamp | None = None
     start_time: Timestamp | None = None
     completion_time: Timestamp | None = None
     duration_seconds: float | None = Field(default=None, ge=0)

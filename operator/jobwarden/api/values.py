@@ -38,6 +38,7 @@ MAX_ZONE_LENGTH: Final = 64
 MAX_DATE_TIME_LENGTH: Final = 64
 MAX_DURATION_LENGTH: Final = 64
 MAX_UPSTREAMS: Final = 10  # entries in spec.after
+MAX_CALENDARS: Final = 8  # entries in spec.calendars
 MAX_NAME_LENGTH: Final = 253  # a JobSchedule's name (a DNS subdomain)
 MAX_NAMESPACE_LENGTH: Final = 63
 DEFAULT_AFTER_DEADLINE: Final = "1h"

@@ -28,6 +28,7 @@ from jobwarden.cli.output import Console, as_list
 from jobwarden.cli.parser import connect_options
 from jobwarden.cli.preview import (
     PreviewError,
+    load_calendars,
     load_documents,
     parse_from,
     preview_documents,
@@ -157,9 +158,16 @@ class App:
         try:
             start = parse_from(args.start, now=now)
             docs = load_documents(text, source=source)
+            calendars = load_calendars(text, source=source)
+            for path in args.calendar or ():
+                calendars.update(load_calendars(_read(path), source=path))
             namespace = resolve_namespace(connect_options(args), strict=False)
             previews = preview_documents(
-                docs, count=args.count, start=start, default_namespace=namespace
+                docs,
+                count=args.count,
+                start=start,
+                default_namespace=namespace,
+                calendars=calendars,
             )
         except PreviewError as exc:
             raise CliError(str(exc)) from exc
@@ -239,3 +247,11 @@ class App:
 
     def cmd_terminate(self, args: argparse.Namespace) -> int:
         return self._take(args, "terminate-force" if args.force else "terminate")
+
+
+def _read(path: str) -> str:
+    """A ``--calendar`` file's text; CliError naming it when it cannot be read."""
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise CliError(f'cannot read "{path}": {exc.strerror or exc}') from exc

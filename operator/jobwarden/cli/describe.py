@@ -62,6 +62,20 @@ def _key(obj: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace') or 'default'}/{meta.get('name') or ''}"
 
 
+def _planned(status: Mapping[str, Any], *, now: datetime, count: int, zone: str) -> NextRuns:
+    """A schedule that names JobCalendars: its next runs as the operator planned them
+    (status.upcoming), which read the calendars in the cluster."""
+    planned = [u for u in status.get("upcoming") or () if isinstance(u, Mapping)]
+    ahead = [(t, u.get("note")) for u in planned if (t := parse_time(u.get("time"))) and t > now]
+    note = None if ahead else "none planned yet (the operator reads the JobCalendars it names)"
+    return NextRuns(
+        runs=[t for t, _ in ahead[:count]],
+        zone=zone,
+        note=note,
+        run_notes=tuple(n if isinstance(n, str) else None for _, n in ahead[:count]),
+    )
+
+
 def next_runs(obj: Mapping[str, Any], *, now: datetime, count: int = NEXT_RUN_COUNT) -> NextRuns:
     """The next ``count`` scheduled runs of a JobSchedule object after ``now``.
 
@@ -76,6 +90,8 @@ def next_runs(obj: Mapping[str, Any], *, now: datetime, count: int = NEXT_RUN_CO
         spec = load_spec(obj.get("spec") or {})
     except SpecError as exc:
         return NextRuns(runs=[], zone=None, note=f"invalid spec: {exc}")
+    if spec.calendars:
+        return _planned(status, now=now, count=count, zone=spec.time_zone)
     created = parse_time(meta.get("creationTimestamp")) or now
     timeline = build_timeline(spec, key=_key(obj), created=created)
     wanted = count

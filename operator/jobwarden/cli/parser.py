@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--count", type=_count, default=5, metavar="N", help="runs per schedule (default 5)"
     )
     p.add_argument(
+        "--calendar",
+        action="append",
+        metavar="FILE",
+        help="a file of JobCalendars the schedules name (repeatable; those in -f count too)",
+    )
+    p.add_argument(
         "--from",
         dest="start",
         metavar="TIME",

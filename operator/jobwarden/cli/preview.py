@@ -1,6 +1,9 @@
 """``kubectl jobwarden preview -f FILE``: the next runs of a manifest, before applying it.
 
-Each run of the table carries a NOTE when daylight saving moves or repeats it.
+Each run of the table carries a NOTE when daylight saving moves or repeats it,
+or a calendar moved it ("moved from 2027-12-25: de-by-holidays"). The
+JobCalendars a schedule names are read from the same file or from
+``--calendar FILE`` (repeatable), so calendars preview offline too.
 Offline by design: no cluster and no credentials are needed, so a change can
 be checked in a pull request or a CI job. The runs come from the operator's
 own engine, keyed by ``namespace/name`` as the operator keys them (that key
@@ -25,11 +28,14 @@ from typing import Any
 import yaml
 
 from jobwarden import labels
+from jobwarden.api.calendar import CalendarError, parse_calendar
 from jobwarden.api.spec import SpecError, load_zone
 from jobwarden.api.status import format_time, parse_time
 from jobwarden.cli.tables import NONE, Table, relative
 from jobwarden.schedule.checks import load_spec
 from jobwarden.schedule.describe import describe
+from jobwarden.schedule.holidays import expand
+from jobwarden.schedule.moves import NamedDays
 from jobwarden.schedule.timeline import build_timeline
 from jobwarden.schedule.upcoming import upcoming_runs
 from jobwarden.schedule.walltime import parse_instant
@@ -37,6 +43,7 @@ from jobwarden.schedule.walltime import parse_instant
 __all__ = [
     "Preview",
     "PreviewError",
+    "load_calendars",
     "load_documents",
     "parse_from",
     "preview_documents",
@@ -114,14 +121,45 @@ def load_documents(text: str, *, source: str) -> list[Mapping[str, Any]]:
     return schedules
 
 
+def load_calendars(text: str, *, source: str) -> dict[str, NamedDays | str]:
+    """The JobCalendar documents of a YAML text, expanded by name (a text: why one cannot
+    be used), for previews offline: ``--calendar FILE``, or calendars beside the schedules."""
+    try:
+        docs = _flatten(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise PreviewError(f"{source}: not valid YAML: {' '.join(str(exc).split())}") from exc
+    found: dict[str, NamedDays | str] = {}
+    for doc in docs:
+        if not isinstance(doc, Mapping) or doc.get("kind") != labels.CALENDAR_KIND:
+            continue
+        name = (doc.get("metadata") or {}).get("name")
+        if not isinstance(name, str) or not name:
+            raise PreviewError(f"{source}: a {labels.CALENDAR_KIND} document has no metadata.name")
+        raw = doc.get("spec")
+        try:
+            found[name] = expand(
+                name=name, spec=parse_calendar(raw if isinstance(raw, Mapping) else {})
+            )
+        except CalendarError as exc:
+            found[name] = str(exc)
+    return found
+
+
 def preview_documents(
-    docs: Sequence[Mapping[str, Any]], *, count: int, start: datetime, default_namespace: str
+    docs: Sequence[Mapping[str, Any]],
+    *,
+    count: int,
+    start: datetime,
+    default_namespace: str,
+    calendars: Mapping[str, NamedDays | str] | None = None,
 ) -> list[Preview]:
     """The next ``count`` runs after ``start`` of each document, in file order.
 
     ``maxExecutions`` caps the count (no runs were made yet, as far as a
     manifest knows). Raises :class:`PreviewError` on the first invalid spec,
-    naming the document and the field.
+    naming the document and the field. ``calendars``: the JobCalendars the
+    schedules may name (see :func:`load_calendars`); one named and not given is
+    such an error.
     """
     if count < 1 or count > MAX_COUNT:
         raise PreviewError(f"--count must be between 1 and {MAX_COUNT}")
@@ -145,7 +183,11 @@ def preview_documents(
         except SpecError as exc:
             raise PreviewError(f'{labels.SINGULAR} "{name}": {exc}') from exc
         created = parse_time(meta.get("creationTimestamp")) or start
-        timeline = build_timeline(spec, key=key, created=created)
+        try:
+            timeline = build_timeline(spec, key=key, created=created, calendars=calendars or {})
+        except SpecError as exc:
+            hint = " (give it with --calendar FILE)" if "does not exist" in exc.message else ""
+            raise PreviewError(f'{labels.SINGULAR} "{name}": {exc}{hint}') from exc
         wanted = count if spec.max_executions is None else min(count, spec.max_executions)
         runs = upcoming_runs(timeline, after=start, count=wanted)
         previews.append(

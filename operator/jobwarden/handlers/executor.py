@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from kubernetes.client.exceptions import ApiException
 
 from jobwarden import labels, metrics
+from jobwarden.handlers.calendars import CalendarIndex
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.failures import Progress, report_failure
 from jobwarden.handlers.gate import PriorityGate, Rank
@@ -90,6 +91,7 @@ class Executor:
         concurrency: int,
         chains: ChainIndex | None = None,
         groups: GroupIndex | None = None,
+        calendars: CalendarIndex | None = None,
         indexed: bool = True,
         notify: Notify | None = None,
     ) -> None:
@@ -103,6 +105,7 @@ class Executor:
         self._jobs_of = jobs_of
         self._chains = chains or ChainIndex()
         self._groups = groups or GroupIndex()
+        self._calendars = calendars if calendars is not None else CalendarIndex()
         self._slots = PriorityGate(concurrency)
         self._writes = PriorityGate(WRITES)
         self._reads = PriorityGate(READS)
@@ -138,6 +141,7 @@ class Executor:
             # A group's room is judged only once every Job is listed (one not listed
             # yet may hold it); until then its runs wait in the queue.
             group=self._groups.view(key, complete=self.indexed),
+            calendars=self._calendars.view(key),
         )
 
     def plan_ahead(self, key: Key, memory: ScheduleMemory, at: datetime) -> Ahead | None:

@@ -25,6 +25,7 @@ from typing import Any
 from jobwarden import metrics
 from jobwarden.api.status import RUN_RESULTS
 from jobwarden.handlers.backlog import Backlog
+from jobwarden.handlers.calendars import CalendarIndex
 from jobwarden.handlers.chains import ChainIndex
 from jobwarden.handlers.executor import Executor, JobsOf, Notify, Outcome
 from jobwarden.handlers.gate import Rank
@@ -59,6 +60,7 @@ class Scheduler:
         listed: bool = True,
         chains: ChainIndex | None = None,
         notify: Notify | None = None,
+        calendars: CalendarIndex | None = None,
     ) -> None:
         self._queue: WakeQueue[Key] = WakeQueue(ahead=PREPARE_AHEAD)
         # Reconciles owed to every schedule after the listing or a takeover, fed to the
@@ -69,6 +71,7 @@ class Scheduler:
         self.chains = chains or ChainIndex()
         # A group's waiting runs are woken when room is made for them (see GroupIndex).
         self.groups = GroupIndex(wake=self.touch)
+        self.calendars = calendars if calendars is not None else CalendarIndex()
         self._executor = Executor(
             kube=kube,
             policy=policy,
@@ -76,6 +79,7 @@ class Scheduler:
             concurrency=concurrency,
             chains=self.chains,
             groups=self.groups,
+            calendars=self.calendars,
             indexed=listed,
             notify=notify,
         )

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobwarden import labels
+from jobwarden.handlers.calendars import calendar_names
 from jobwarden.handlers.chains import after_names
 from jobwarden.handlers.scheduler import Key, Scheduler
 from jobwarden.runs.jobs import JobObservation, observe_job
@@ -215,11 +216,13 @@ def schedule_sink(scheduler: Scheduler) -> Callable[[Change[str]], None]:
     def sink(change: Change[str]) -> None:
         if change.new is None:
             scheduler.forget(change.key)
+            scheduler.calendars.use(change.key, None)
             moved = scheduler.chains.update(change.key, None)
             scheduler.groups.schedule(change.key, None)
         else:
             body = dict(change.body or {})
             moved = scheduler.chains.update(change.key, after_names(body))
+            scheduler.calendars.use(change.key, calendar_names(body))
             scheduler.seen(change.key, resource_version=change.new, body=body)
             scheduler.groups.schedule(change.key, body)
         for downstream in moved:  # an upstream came or went: valid now, or not

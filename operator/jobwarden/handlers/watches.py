@@ -1,6 +1,7 @@
 """Which informers the operator runs, and what each feeds.
 
-Four kinds, each one per watched namespace (or one cluster-wide):
+Four kinds, each one per watched namespace (or one cluster-wide), and the
+cluster-scoped JobCalendars (one informer, feeding the scheduler's calendar index):
 
 * JobSchedules (the operator's ``--selector``) feed the scheduler;
 * Jobs of schedules (label ``jobwarden.io/schedule``) feed the scheduler's
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobwarden.handlers import schedules, startguard, sweep
+from jobwarden.handlers import calendars, schedules, startguard, sweep
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.watching import Connection, Informer, paths
 
@@ -30,10 +31,16 @@ class Watches:
 
     jobs: list[Informer[Any]] = field(default_factory=list)
     others: list[Informer[Any]] = field(default_factory=list)
+    calendars: list[Informer[Any]] = field(default_factory=list)
 
     @property
     def all(self) -> list[Informer[Any]]:
-        return [*self.jobs, *self.others]
+        return [*self.jobs, *self.others, *self.calendars]
+
+    async def calendars_synced(self) -> None:
+        """Until the JobCalendars are listed: a schedule planned before would find its
+        calendars missing."""
+        await asyncio.gather(*(i.synced.wait() for i in self.calendars))
 
     async def jobs_synced(self) -> None:
         """Until every Job informer has completed its first listing."""
@@ -57,8 +64,20 @@ def build(
     jobs: schedules.ScheduleJobs,
     warden: sweep.Sweep,
     guard: startguard.StartGuard,
+    calendar_writer: calendars.CalendarStatusWriter,
 ) -> Watches:
     watches = Watches()
+    # JobCalendars are cluster-scoped: one informer whatever namespaces are watched.
+    watches.calendars.append(
+        Informer(
+            connection=connection,
+            path=calendars.CALENDARS_PATH,
+            project=calendars.see_calendar,
+            sink=calendars.calendar_sink(
+                index=scheduler.calendars, touch=scheduler.touch, writer=calendar_writer
+            ),
+        )
+    )
     job_sink = schedules.job_sink(scheduler=scheduler, jobs=jobs, candidates=warden.track)
     for path in paths(collection=schedules.JOBS_PATH, namespaces=namespaces):
         watches.jobs.append(

@@ -63,6 +63,7 @@ from jobwarden.reconcile.starting import guard_starts
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.runs.naming import MAX_NAME
 from jobwarden.safety.start import NotStarted
+from jobwarden.schedule.moves import NamedDays
 from jobwarden.schedule.timeline import build_timeline
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
 
 _NONE_REFUSED: Mapping[str, Refusal | str] = MappingProxyType({})
 _NONE_PROBED: Mapping[str, NotStarted | None] = MappingProxyType({})
+_NO_CALENDARS: Mapping[str, NamedDays | str] = MappingProxyType({})
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -106,6 +108,7 @@ def read(
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
     chain: ChainView = NO_CHAIN,
     group: GroupView = NO_GROUP,
+    calendars: Mapping[str, NamedDays | str] = _NO_CALENDARS,
 ) -> Inputs:
     """What every later step reads; the spec parsed, or the error that makes it invalid.
 
@@ -116,7 +119,7 @@ def read(
     refusals = {name: Refusal.of(value) for name, value in refused.items()}
     try:
         spec = parse_spec(obj.spec)
-        timeline = build_timeline(spec, key=obj.key, created=obj.created)
+        timeline = build_timeline(spec, key=obj.key, created=obj.created, calendars=calendars)
         check_chain(spec, namespace=obj.namespace, name=obj.name, view=chain)
         check_notify(spec, sinks=policy.sinks)
         error = None
@@ -151,6 +154,7 @@ def read(
         probed=probed,
         chain=chain,
         group=group,
+        calendars=calendars,
     )
 
 
@@ -173,6 +177,7 @@ def plan(
     probed: Mapping[str, NotStarted | None] = _NONE_PROBED,
     chain: ChainView = NO_CHAIN,
     group: GroupView = NO_GROUP,
+    calendars: Mapping[str, NamedDays | str] = _NO_CALENDARS,
 ) -> Plan:
     """Everything one reconcile of ``obj`` should do at ``now``.
 
@@ -184,6 +189,7 @@ def plan(
     ``chain``: the upstreams of a chained schedule (``spec.after``) as the namespace
     shows them. ``group``: the concurrency group the spec names, as the namespace
     shows it (``GroupView``).
+    shows them. ``calendars``: the JobCalendars by name (a text: why one is not Ready).
     """
     inp = _step(
         "read",
@@ -198,6 +204,7 @@ def plan(
         probed=probed,
         chain=chain,
         group=group,
+        calendars=calendars,
     )
     prev = _step("read", load_status, obj.status)
     status, folded = _step("fold_jobs", fold_jobs, inp, prev)

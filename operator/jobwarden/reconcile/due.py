@@ -14,6 +14,8 @@ from jobwarden.reconcile.model import NO_EFFECTS, Deletion, Effects, Inputs, Not
 from jobwarden.runs import history as hist
 from jobwarden.runs.naming import job_name
 from jobwarden.schedule.planning import ON_TIME_TOLERANCE, jitter_delay, plan_catch_up
+from jobwarden.schedule.timeline import Timeline
+from jobwarden.schedule.upcoming import moved_run
 
 MISSED_RECORD_LIMIT = 10  # history entries written for one batch of missed runs
 _SKIPPED = hist.Transition("", "Skipped", None, None, None)
@@ -172,7 +174,7 @@ def start_due(
             scheduled=run,
             due=run + delay(run),
         )
-        history.insert(0, begun.entry)
+        history.insert(0, _with_move(begun.entry, timeline, run))
         if begun.start is not None:
             starts.append(begun.start)
         if begun.finished is not None:
@@ -195,6 +197,16 @@ def start_due(
         notes=tuple(notes),
         finished=tuple(finished),
         wake_at=wake_at,
+    )
+
+
+def _with_move(entry: HistoryEntry, timeline: Timeline, run: datetime) -> HistoryEntry:
+    """A run a calendar moved keeps its nominal time in history, and says so."""
+    moved = moved_run(timeline, run)
+    if moved is None:
+        return entry
+    return entry.model_copy(
+        update={"nominal_time": moved.nominal, "message": entry.message or moved.note}
     )
 
 

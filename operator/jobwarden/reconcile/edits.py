@@ -18,7 +18,7 @@ def keep_timing(inp: Inputs, status: ScheduleStatus) -> ScheduleStatus:
     old = status.timing
     previous = None if old is None else InForce(fingerprint=old.fingerprint, since=old.since)
     now = in_force(
-        fingerprint=timing_fingerprint(inp.spec),
+        fingerprint=timing_fingerprint(inp.spec, calendars=calendar_marks(inp)),
         previous=previous,
         now=inp.now,
         created=inp.obj.created,
@@ -36,3 +36,12 @@ def due_since(status: ScheduleStatus) -> datetime | None:
     if cursor is None or since is None:
         return cursor or since
     return max(cursor, since)
+
+
+def calendar_marks(inp: Inputs) -> str:
+    """The versions of the calendars the spec names: a calendar's edit is a timing edit."""
+    assert inp.spec is not None
+    return ",".join(
+        f"{name}={getattr(inp.calendars.get(name), 'version', '')}"
+        for name in inp.spec.calendars or ()
+    )

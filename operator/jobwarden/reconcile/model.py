@@ -13,6 +13,7 @@ from jobwarden.notify.events import Delivery
 from jobwarden.runs import history as hist
 from jobwarden.runs.jobs import JobObservation
 from jobwarden.safety.start import NotStarted
+from jobwarden.schedule.moves import NamedDays
 from jobwarden.schedule.timeline import Timeline
 
 
@@ -213,6 +214,8 @@ class Inputs:
     probed: Mapping[str, NotStarted | None] = field(default_factory=dict)
     chain: ChainView = NO_CHAIN
     group: GroupView = NO_GROUP
+    # The JobCalendars the spec names, as the cluster shows them (a text: not Ready, why).
+    calendars: Mapping[str, NamedDays | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

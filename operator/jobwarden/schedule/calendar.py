@@ -7,7 +7,7 @@ so a lookup costs the same whether the next run is tomorrow or in a year.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Final
 
@@ -136,7 +136,7 @@ class MonthRule:
         month_days: Sequence[int] = (),
         weekdays: Sequence[tuple[int, int]] = (),
         business_days: Sequence[int] = (),
-        holidays: frozenset[date] = frozenset(),
+        holidays: Container[date] = frozenset(),
     ) -> None:
         self._month_days = frozenset(month_days)
         self._weekdays = tuple(weekdays)  # (n, Python weekday); n -1 is the last

@@ -38,6 +38,8 @@ TIMING_FIELDS: Final = frozenset(
         "start_at",
         "end_at",
         "exclude",
+        "calendars",
+        "calendar_policy",
         "max_executions",
     }
 )
@@ -51,8 +53,9 @@ class InForce:
     since: datetime
 
 
-def timing_fingerprint(spec: JobScheduleSpec) -> str:
-    """A SHA-256 (hex) of the timing fields as written, defaults left out.
+def timing_fingerprint(spec: JobScheduleSpec, *, calendars: str = "") -> str:
+    """A SHA-256 (hex) of the timing fields as written, defaults left out, and of the
+    versions of the calendars they name (``calendars``: an edit of one is an edit).
 
     Leaving defaults out keeps the fingerprint of an unchanged spec the same
     when a later version adds a timing field with a default: an upgrade is
@@ -62,6 +65,8 @@ def timing_fingerprint(spec: JobScheduleSpec) -> str:
         include=set(TIMING_FIELDS), exclude_defaults=True, by_alias=True, mode="json"
     )
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    if calendars:
+        canonical += f"|{calendars}"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -9,7 +9,7 @@ that is not in ``holidays``.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Collection
+from collections.abc import Container
 from datetime import date
 
 __all__ = [
@@ -39,7 +39,7 @@ def nth_weekday(year: int, month: int, *, weekday: int, n: int) -> int | None:
     return day if n >= 1 and day <= last_day(year, month) else None
 
 
-def business_days(year: int, month: int, *, holidays: Collection[date]) -> list[int]:
+def business_days(year: int, month: int, *, holidays: Container[date]) -> list[int]:
     """The month's business days, in order."""
     return [
         day
@@ -48,7 +48,7 @@ def business_days(year: int, month: int, *, holidays: Collection[date]) -> list[
     ]
 
 
-def nth_business_day(year: int, month: int, *, n: int, holidays: Collection[date]) -> int | None:
+def nth_business_day(year: int, month: int, *, n: int, holidays: Container[date]) -> int | None:
     """The ``n``-th business day (``n`` > 0), or the ``-n``-th from the end (``n`` < 0)."""
     days = business_days(year, month, holidays=holidays)
     index = n - 1 if n > 0 else n

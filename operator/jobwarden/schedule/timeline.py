@@ -10,10 +10,10 @@ pass through a repeated hour yields none.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Final, Protocol
+from typing import Final, Literal, Protocol
 
 from jobwarden.api.spec import WEEKDAYS, Every, JobScheduleSpec, load_zone
 from jobwarden.schedule.calendar import (
@@ -26,8 +26,16 @@ from jobwarden.schedule.calendar import (
 )
 from jobwarden.schedule.checks import check_spec
 from jobwarden.schedule.cron import CronSource
+from jobwarden.schedule.moves import AnyDay, Move, MovedSource, NamedDays, listed_calendars
 from jobwarden.schedule.union import UnionSource
-from jobwarden.schedule.walltime import exists, local_date, parse_instant, resolve, upper_wall
+from jobwarden.schedule.walltime import (
+    exists,
+    local_date,
+    parse_instant,
+    resolve,
+    upper_wall,
+    wall_of,
+)
 
 __all__ = ["DEFAULT_DST", "DstPolicy", "NoClock", "Timeline", "WallSource", "build_timeline"]
 
@@ -92,6 +100,7 @@ class Timeline:
         start: datetime | None = None,
         end: datetime | None = None,
         exclude: frozenset[date] = frozenset(),
+        skip: Sequence[NamedDays] = (),
         dst: DstPolicy = DEFAULT_DST,
     ) -> None:
         if (source is None) == (once is None):
@@ -103,12 +112,20 @@ class Timeline:
         self.start = start
         self.end = end
         self.exclude = exclude
-        self._budget = _BASE_BUDGET + 2 * len(exclude)
+        # ``exclude`` and the calendars of a schedule whose policy is Skip.
+        self._skipped: Container[date] = AnyDay((exclude, *skip)) if skip else exclude
+        self._budget = _BASE_BUDGET + 2 * len(exclude) + 2 * 366 * len(skip)
 
     @property
     def clockless(self) -> bool:
         """No instant of its own: the schedule runs only after its upstreams."""
         return isinstance(self._source, NoClock)
+
+    def moved(self, run: datetime) -> Move | None:
+        """Why ``run`` is not on its nominal day: the calendar that moved it, or None."""
+        if not isinstance(self._source, MovedSource):
+            return None
+        return self._source.origin(wall_of(run, self.tz))
 
     @property
     def source(self) -> WallSource | None:
@@ -123,7 +140,7 @@ class Timeline:
         if self._once is not None:
             run = self._once
             ok = run > t and (self.end is None or run <= self.end)
-            return run if ok and local_date(run, self.tz) not in self.exclude else None
+            return run if ok and local_date(run, self.tz) not in self._skipped else None
         found = [r for second in self.dst.passes if (r := self._next(t, second)) is not None]
         return min(found, default=None)
 
@@ -144,7 +161,7 @@ class Timeline:
             day = local_date(run, self.tz)
             if run <= t:
                 wall = candidate
-            elif day in self.exclude:
+            elif day in self._skipped:
                 wall = max(candidate, self._day_end(day))
             else:
                 return run
@@ -158,7 +175,7 @@ class Timeline:
         if self._once is not None:
             run = self._once
             ok = run <= t and (self.start is None or run >= self.start)
-            return run if ok and local_date(run, self.tz) not in self.exclude else None
+            return run if ok and local_date(run, self.tz) not in self._skipped else None
         found = [r for second in self.dst.passes if (r := self._last(t, second)) is not None]
         return max(found, default=None)
 
@@ -178,7 +195,7 @@ class Timeline:
             day = local_date(run, self.tz)
             if run > t:
                 wall = candidate - _TICK
-            elif day in self.exclude:
+            elif day in self._skipped:
                 wall = min(candidate - _TICK, datetime.combine(day, time.min) - _TICK)
             else:
                 return run
@@ -241,23 +258,47 @@ class Timeline:
         return count
 
 
-def build_timeline(spec: JobScheduleSpec, *, key: str, created: datetime) -> Timeline:
+def build_timeline(
+    spec: JobScheduleSpec,
+    *,
+    key: str,
+    created: datetime,
+    calendars: Mapping[str, NamedDays | str] | None = None,
+) -> Timeline:
     """The timeline of a spec parsed by ``parse_spec``; SpecError if the engine cannot run it.
 
     ``key`` ("namespace/name") seeds ``H``; ``created`` anchors ``every.interval``
-    when ``startAt`` is unset.
+    when ``startAt`` is unset. ``calendars``: the JobCalendars by name as the
+    cluster shows them (a text: why that one cannot be used); one that
+    ``spec.calendars`` names and this lacks is a SpecError naming the entry.
     """
     check_spec(spec)
+    listed = listed_calendars(spec.calendars or (), calendars or {})
     tz = load_zone(spec.time_zone)
     start = parse_instant(spec.start_at, tz) if spec.start_at is not None else None
     end = parse_instant(spec.end_at, tz) if spec.end_at is not None else None
     exclude = frozenset(spec.exclude)
     if spec.run_at is not None:
         once = parse_instant(spec.run_at, tz)
-        return Timeline(tz=tz, once=once, start=start, end=end, exclude=exclude)
-    source = _source(spec, key=key, anchor=local_date(start or _utc(created), tz))
+        # A one-time run on a listed day is skipped whatever the policy: it has no next.
+        return Timeline(tz=tz, once=once, start=start, end=end, exclude=exclude, skip=listed)
+    closed = AnyDay((exclude, *listed))  # no business day: what businessDays skip
+    source = _source(spec, key=key, anchor=local_date(start or _utc(created), tz), closed=closed)
+    skip: Sequence[NamedDays] = listed
+    if listed and spec.calendar_policy != "Skip":
+        direction: Literal["Next", "Previous"] = (
+            "Next" if spec.calendar_policy == "NextBusinessDay" else "Previous"
+        )
+        source = MovedSource(source, calendars=listed, closed=exclude, direction=direction)
+        skip = ()
     return Timeline(
-        tz=tz, source=source, start=start, end=end, exclude=exclude, dst=_dst_policy(spec)
+        tz=tz,
+        source=source,
+        start=start,
+        end=end,
+        exclude=exclude,
+        skip=skip,
+        dst=_dst_policy(spec),
     )
 
 
@@ -270,10 +311,12 @@ def _dst_policy(spec: JobScheduleSpec) -> DstPolicy:
     )
 
 
-def _source(spec: JobScheduleSpec, *, key: str, anchor: date) -> WallSource:
+def _source(
+    spec: JobScheduleSpec, *, key: str, anchor: date, closed: Container[date]
+) -> WallSource:
     if spec.schedule is None and spec.every is None and not spec.recurrences and spec.after:
         return NoClock()  # it runs only after its upstreams
-    holidays = frozenset(spec.exclude)
+    holidays = closed
     if spec.recurrences:
         return UnionSource(
             [
@@ -290,7 +333,7 @@ def _one(
     *,
     key: str,
     anchor: date,
-    holidays: frozenset[date],
+    holidays: Container[date],
 ) -> WallSource:
     """The source of one recurrence: a cron expression or an ``every``."""
     if schedule is not None:
@@ -303,7 +346,7 @@ def _one(
     if every.period == "Week":
         weekdays = [WEEKDAYS.index(d) for d in every.weekdays or ()]
         return WeeklySource(anchor=anchor, interval=every.interval, weekdays=weekdays, times=times)
-    # Business days are weekdays not in exclude: a listed holiday is not one.
+    # Business days are weekdays not in exclude nor in the schedule's calendars.
     days = MonthRule(
         month_days=every.month_days or (),
         weekdays=parse_ranked(every.weekdays_of_month or ()),

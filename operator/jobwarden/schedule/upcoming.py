@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from jobwarden.schedule.timeline import Timeline
 from jobwarden.schedule.walltime import exists, resolve, wall_of
 
-__all__ = ["UpcomingRun", "note_for", "upcoming_runs"]
+__all__ = ["MovedRun", "UpcomingRun", "moved_run", "note_for", "upcoming_runs"]
 
 _TICK = timedelta(microseconds=1)
 
@@ -24,6 +24,26 @@ class UpcomingRun:
     time: datetime
     local: str
     note: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MovedRun:
+    """A run a calendar moved: the instant it was due before, and the calendar."""
+
+    nominal: datetime
+    calendar: str
+
+    @property
+    def note(self) -> str:
+        return f"moved from {self.nominal:%Y-%m-%d}: {self.calendar}"
+
+
+def moved_run(timeline: Timeline, run: datetime) -> MovedRun | None:
+    """Whether ``run`` was moved off a calendar's day (``calendarPolicy``), and from where."""
+    move = timeline.moved(run)
+    if move is None:
+        return None
+    return MovedRun(nominal=resolve(move.nominal, timeline.tz), calendar=move.calendar)
 
 
 def upcoming_runs(timeline: Timeline, *, after: datetime, count: int) -> list[UpcomingRun]:
@@ -39,7 +59,11 @@ def upcoming_runs(timeline: Timeline, *, after: datetime, count: int) -> list[Up
 
 
 def note_for(timeline: Timeline, run: datetime) -> str | None:
-    """Why ``run`` is not simply its wall time: a time DST skipped, or one it repeats."""
+    """Why ``run`` is not simply its wall time: a calendar moved it, DST skipped its time,
+    or DST repeats it."""
+    moved = moved_run(timeline, run)
+    if moved is not None:
+        return moved.note
     tz, local = timeline.tz, run.astimezone(timeline.tz)
     other = local.replace(fold=1 - local.fold)
     if other.utcoffset() != local.utcoffset():
