@@ -161,7 +161,8 @@ def test_a_moved_run_starts_on_the_moved_day(
     """A run due tomorrow, on a listed day, moves to today (PreviousBusinessDay) and starts.
 
     Moves land on Mondays to Fridays only; on a weekend today is no business
-    day, so there the move is checked in the plan alone (it lands on Friday).
+    day and the previous one has passed, so there the run moves forward
+    (NextBusinessDay) and the move is checked in the plan alone.
     """
     here = Schedules(cluster, namespace)
     name = f"{namespace}-tomorrow"
@@ -182,14 +183,16 @@ def test_a_moved_run_starts_on_the_moved_day(
                 "moved",
                 schedule=cron,
                 calendars=[name],
-                calendarPolicy="PreviousBusinessDay",
+                calendarPolicy="PreviousBusinessDay" if moved else "NextBusinessDay",
             )
         )
         if moved is None:
-            friday = today - timedelta(days=today.weekday() - 4)
+            landing = tomorrow + timedelta(days=1)
+            while landing.weekday() >= 5:
+                landing += timedelta(days=1)
             here.wait(
                 "moved",
-                first_upcoming(f"{friday}T{at:%H:%M}:00Z", f"moved from {tomorrow}: {name}"),
+                first_upcoming(f"{landing}T{at:%H:%M}:00Z", f"moved from {tomorrow}: {name}"),
                 timeout=30,
                 what="the move planned",
             )
