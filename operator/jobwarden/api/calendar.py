@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator
 
+from jobwarden.api.fields import ApiModel, FieldError, first_error
 from jobwarden.api.status import Condition
 from jobwarden.api.values import MAX_YEAR, MIN_YEAR
 
@@ -47,19 +47,11 @@ _DateText = Annotated[str, Field(max_length=10)]
 MonthDay = tuple[int, int]
 
 
-class CalendarError(ValueError):
+class CalendarError(FieldError):
     """A calendar problem, with the field path as the admin wrote it (``spec.yearly[2]``)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        populate_by_name=True, alias_generator=to_camel, extra="ignore", frozen=True
-    )
+_Model = ApiModel
 
 
 class Holidays(_Model):
@@ -121,11 +113,7 @@ def parse_calendar(raw: Mapping[str, Any]) -> JobCalendarSpec:
     try:
         spec = JobCalendarSpec.model_validate(dict(raw))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        path = "spec"
-        for part in first["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else f".{to_camel(str(part))}"
-        raise CalendarError(path, str(first["msg"]).removeprefix("Value error, ")) from exc
+        raise CalendarError(*first_error(exc)) from exc
     for field, texts in (("dates", spec.dates), ("remove", spec.remove)):
         for i, text in enumerate(texts):
             _check_day_text(text, field=f"spec.{field}[{i}]", yearly=field == "remove")

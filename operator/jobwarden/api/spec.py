@@ -21,9 +21,9 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator
 
+from jobwarden.api.fields import ApiModel, FieldError, first_error
 from jobwarden.api.notify import MAX_SUBSCRIPTIONS, Subscription
 from jobwarden.api.values import (
     GROUP_NAME_PATTERN,
@@ -85,19 +85,11 @@ _RANKED_WEEKDAY = re.compile(r"^(1st|2nd|3rd|4th|5th|last) (Mon|Tue|Wed|Thu|Fri|
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
-class SpecError(ValueError):
+class SpecError(FieldError):
     """A spec problem, with the field path as the user wrote it (``spec.every.times[1]``)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        populate_by_name=True, alias_generator=to_camel, extra="ignore", frozen=True
-    )
+_Model = ApiModel
 
 
 class Every(_Model):
@@ -372,12 +364,5 @@ def _check_every(every: Every, *, path: str) -> None:
 
 
 def _translate(exc: ValidationError) -> SpecError:
-    first = exc.errors()[0]
-    path = "spec"
-    for part in first["loc"]:
-        path += f"[{part}]" if isinstance(part, int) else f".{to_camel(str(part))}"
-    message = str(first["msg"])
-    if first["type"] == "missing":
-        message = "is required"
-    message = message.removeprefix("Value error, ")
+    path, message = first_error(exc)
     return SpecError(path, message)
