@@ -32,7 +32,9 @@ from tests.support.schedules import (
     record_jobs,
 )
 
-DEADLINE = timedelta(seconds=5)
+# Long enough for a loaded control plane to create the pod: judged before its pod
+# exists, the run would rightly be NoPods instead.
+DEADLINE = timedelta(seconds=12)
 # The wake-up at the deadline, a LIST of pods, the plan and the status write, on 2 busy cores.
 MARGIN = timedelta(seconds=6)
 RUNS_PAST = 20  # seconds a run whose pod starts keeps running: past its 15 s deadline
@@ -105,10 +107,17 @@ def test_report_marks_a_run_that_never_started_and_keeps_its_job(
     pod's reason, counted once; its Job and pod are left waiting."""
     here = Schedules(cluster, namespace)
     pulls = job_template(waiting_reason="ErrImagePull")
-    here.apply(schedule("queued", template=pulls, startDeadline="3s", staleAction="Report"))
+    here.apply(
+        schedule(
+            "queued", template=pulls, startDeadline=f"{DEADLINE.seconds}s", staleAction="Report"
+        )
+    )
     name = _run(here, "queued")
     status = here.wait(
-        "queued", run_reason(name, "NotStartedReported"), timeout=30, what="the run reported"
+        "queued",
+        run_reason(name, "NotStartedReported"),
+        timeout=DEADLINE.seconds + 30,
+        what="the run reported",
     )
     record = entry(status, name)
     assert record is not None and record["result"] == "Running"
