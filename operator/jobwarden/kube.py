@@ -46,6 +46,7 @@ JOBS_PATH = "/apis/batch/v1/namespaces/{namespace}/jobs"
 EVENTS_PATH = "/api/v1/namespaces/{namespace}/events"
 PODS_PATH = "/api/v1/namespaces/{namespace}/pods"
 LEASES_PATH = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+CONFIG_MAPS_PATH = "/api/v1/namespaces/{namespace}/configmaps"
 
 
 @dataclass(frozen=True)
@@ -426,6 +427,48 @@ class Kube:
                 regarding.namespace,
                 regarding.name,
                 _message(exc) if isinstance(exc, ApiException) else exc,
+            )
+
+    # --- the operator's own ConfigMap (the due-soon list) --------------------------------
+
+    async def get_config_map_data(self, *, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ConfigMap's ``data``; None when it does not exist."""
+        found = await self._get(
+            _path(CONFIG_MAPS_PATH, namespace=namespace) + "/" + quote(name, safe="")
+        )
+        return None if found is None else dict(found.get("data") or {})
+
+    async def write_config_map_data(
+        self, *, namespace: str, name: str, data: Mapping[str, str]
+    ) -> None:
+        """Merge ``data`` into the ConfigMap, creating it when it does not exist.
+
+        The chart creates it, so that the operator needs no create right; a
+        local run with a broader identity creates its own.
+        """
+        path = _path(CONFIG_MAPS_PATH, namespace=namespace)
+        patch = {"data": dict(data)}
+        try:
+            await self._call(
+                "PATCH",
+                path + "/" + quote(name, safe=""),
+                urgent=False,
+                acting=True,
+                query=[("fieldManager", labels.FIELD_MANAGER)],
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, **patch}
+            await self._call(
+                "POST",
+                path,
+                urgent=False,
+                acting=True,
+                query=[("fieldManager", labels.FIELD_MANAGER)],
+                body=body,
             )
 
     # --- the leader-election Lease ------------------------------------------------------

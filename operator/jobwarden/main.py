@@ -15,6 +15,7 @@ import kopf
 
 from jobwarden import __version__, liveness, metrics
 from jobwarden.handlers import calendars, notifications, schedules, startguard, sweep, watches
+from jobwarden.handlers.duesoon import WRITE_EVERY, DueSoonReader, DueSoonWriter
 from jobwarden.handlers.leader import Elector, identity
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.kube import Kube, load_client
@@ -202,6 +203,24 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             kube=kube, index=scheduler.calendars, leading=lambda: scheduler.leading
         )
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
+        due_soon: tuple[DueSoonReader, DueSoonWriter] | None = None
+        if settings.due_soon_configmap:
+            home, name = settings.lease_namespace, settings.due_soon_configmap
+            due_soon = (
+                DueSoonReader(
+                    kube=kube,
+                    namespace=home,
+                    name=name,
+                    selector=schedules.selector_labels(settings.selector),
+                ),
+                DueSoonWriter(kube=kube, source=scheduler, namespace=home, name=name),
+            )
+            writer = due_soon[1]
+            judged.append(
+                liveness.Component(
+                    "due-soon list", lambda: writer.last_beat, liveness.sweep_bound(WRITE_EVERY)
+                )
+            )
         watched = watches.build(
             connection=connection,
             namespaces=settings.namespaces,
@@ -212,6 +231,7 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             warden=warden,
             guard=guard,
             calendar_writer=calendar_writer,
+            due_soon=due_soon[0] if due_soon else None,
         )
         judged.extend(
             _components(
@@ -252,6 +272,8 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
         background.start(warden.run(), name="jobwarden sweep")
         background.start(calendar_writer.run(), name="jobwarden calendar status")
         background.start(guard.run(), name="jobwarden start guard")
+        if due_soon is not None:
+            background.start(due_soon[1].run(), name="jobwarden due-soon list")
         for worker in notifier.workers:
             background.start(worker.run(), name=f"jobwarden notify {worker.sink.name}")
         if settings.lease:

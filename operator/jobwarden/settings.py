@@ -51,6 +51,9 @@ class Settings:
     log_format: str = "text"
     lease: str | None = None  # None: standalone, always the leader
     lease_namespace: str = "default"
+    # A ConfigMap beside the Lease naming the schedules due soon, read first at start
+    # (jobwarden.handlers.duesoon); None: none kept, a start reads only its listing.
+    due_soon_configmap: str | None = None
     # The owner's notification sinks (a JSON file, jobwarden.notify.sinks); None: none.
     notify_sinks: Path | None = None
 
@@ -76,6 +79,7 @@ _ENV = {
     "log-format": "JOBWARDEN_LOG_FORMAT",
     "lease": "JOBWARDEN_LEASE",
     "lease-namespace": "JOBWARDEN_LEASE_NAMESPACE",
+    "due-soon-configmap": "JOBWARDEN_DUE_SOON_CONFIGMAP",
     "notify-sinks": "JOBWARDEN_NOTIFY_SINKS",
 }
 
@@ -155,6 +159,13 @@ def _parser() -> argparse.ArgumentParser:
         "--lease-namespace",
         help="namespace of the Lease (default: the pod's own namespace, "
         "else 'default') [JOBWARDEN_LEASE_NAMESPACE]",
+    )
+    p.add_argument(
+        "--due-soon-configmap",
+        metavar="NAME",
+        help="keep the schedules due soon in this ConfigMap of the Lease's namespace, and "
+        "read them first at start, ahead of the listing; empty: none "
+        "[JOBWARDEN_DUE_SOON_CONFIGMAP]",
     )
     p.add_argument(
         "--notify-sinks",
@@ -258,6 +269,9 @@ def parse_settings(
     lease_namespace = _value(args, env, "lease-namespace") or _own_namespace(namespace_file)
     if len(lease_namespace) > 63 or not _DNS_LABEL.match(lease_namespace):
         raise _fail("lease-namespace", f"not a valid namespace name: {lease_namespace!r}")
+    due_soon = _value(args, env, "due-soon-configmap")
+    if due_soon is not None and (len(due_soon) > 253 or not _DNS_SUBDOMAIN.match(due_soon)):
+        raise _fail("due-soon-configmap", f"not a valid ConfigMap name: {due_soon!r}")
     namespaces_text = _value(args, env, "namespace")
     namespaces = tuple(n.strip() for n in (namespaces_text or "").split(",") if n.strip())
     log_format = (_value(args, env, "log-format") or "text").lower()
@@ -302,5 +316,6 @@ def parse_settings(
         log_format=log_format,
         lease=lease,
         lease_namespace=lease_namespace,
+        due_soon_configmap=due_soon,
         notify_sinks=_file("notify-sinks", _value(args, env, "notify-sinks")),
     )

@@ -11,6 +11,13 @@ about an object is newer than any page can be: a listed object the watch
 already told of is skipped, and a deletion the watch told of is kept as a
 tombstone (the key in ``_watched``) until the listing ends, so that a later
 page cannot bring the object back.
+
+A third source may come before both: a copy read ahead of the listing (a
+schedule due soon, named by the last leader; see
+``jobwarden.handlers.duesoon``), to act on before its page comes. It gives
+way to both (a page or the watch that mentions the object replaces it, and
+a later copy read ahead is ignored), and is forgotten at the listing's end
+when neither mentioned the object.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class Store(Generic[V]):
         # the watch told of since it began (their tombstones when deleted).
         self._unlisted: set[ObjectKey] | None = None
         self._watched: set[ObjectKey] | None = None
+        self._mentioned: set[ObjectKey] | None = None  # listed or watched, open listing only
 
     def __len__(self) -> int:
         return len(self._items)
@@ -88,6 +96,8 @@ class Store(Generic[V]):
         self, key: ObjectKey, new: V | None, body: Mapping[str, Any] | None = None
     ) -> Change[V] | None:
         """An object of a listing's page: kept unless the watch already told newer."""
+        if self._mentioned is not None:
+            self._mentioned.add(key)
         if self._watched is not None and key in self._watched:
             if self._unlisted is not None:
                 self._unlisted.discard(key)
@@ -100,12 +110,31 @@ class Store(Generic[V]):
         """A watch event (``new`` None: deleted); newer than every page of an open listing."""
         if self._watched is not None:
             self._watched.add(key)
+        if self._mentioned is not None:
+            self._mentioned.add(key)
         return self.apply(key, new, body)
+
+    def hinted(
+        self, key: ObjectKey, new: V | None, body: Mapping[str, Any] | None = None
+    ) -> Change[V] | None:
+        """A copy read ahead of an open listing: kept until a page or the watch tells.
+
+        Ignored once either has mentioned the object (they are newer), and
+        outside a listing. Until one does, the key counts as unlisted, so that
+        the listing's end forgets an object read ahead but deleted since.
+        """
+        if self._unlisted is None or self._mentioned is None or key in self._mentioned:
+            return None
+        change = self.apply(key, new, body)
+        self._unlisted.add(key)
+        return change
 
     def begin_relist(self) -> None:
         self._unlisted = set(self._items)
         self._watched = set()
+        self._mentioned = set()
 
     def end_relist(self) -> list[Change[V]]:
         gone, self._unlisted, self._watched = self._unlisted or set(), None, None
+        self._mentioned = None
         return [Change(key=k, old=self._items.pop(k), new=None) for k in sorted(gone)]

@@ -17,6 +17,10 @@ object deleted in the gap gets a DELETED change like any other. Other
 errors back off with jitter. A bad object (one that will not decode, or
 whose projection raises) is logged and skipped; it never ends the stream.
 
+An informer may be primed: objects read ahead of its first listing (by
+GET, from a list its last run left), taken while the pages are read and
+given way to by them (see ``Store.hinted``).
+
 The streams go through ``jobwarden.apisession``; what is kept, and which of
 a page and a watch event is newer, is ``jobwarden.store``'s.
 """
@@ -30,7 +34,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from jobwarden.apisession import ApiError, Connection, Gone
@@ -84,6 +88,8 @@ def _named(raw: bytes) -> str:
 
 Project = Callable[[Mapping[str, Any]], V | None]
 Sink = Callable[[Change[V]], None]
+# Objects to take ahead of the first listing's pages (see Store.hinted).
+Prime = Callable[[], AsyncIterator[Mapping[str, Any]]]
 
 
 class Informer(Generic[V]):
@@ -104,6 +110,7 @@ class Informer(Generic[V]):
         name: str = "",
         page_size: int = PAGE_SIZE,
         watch_timeout: int = WATCH_TIMEOUT_SECONDS,
+        prime: Prime | None = None,
     ) -> None:
         self._conn = connection
         self._path = path
@@ -113,6 +120,7 @@ class Informer(Generic[V]):
         self.name = name or (f"{path}?labelSelector={selector}" if selector else path)
         self._page_size = page_size
         self._watch_timeout = watch_timeout
+        self._prime = prime
         self.store: Store[V] = Store()
         self.synced = asyncio.Event()  # the first listing is complete
         self.last_beat = time.monotonic()
@@ -166,6 +174,9 @@ class Informer(Generic[V]):
         self.store.begin_relist()
         began = time.monotonic()
         watching: asyncio.Task[None] | None = None
+        priming = None
+        if self._prime is not None and not self.listings:
+            priming = asyncio.create_task(self._priming(self._prime))
         try:
             token = ""
             while True:
@@ -185,6 +196,10 @@ class Informer(Generic[V]):
                 self.beat()
                 if not token:
                     break
+            if priming is not None:
+                priming.cancel()  # listed: what was not read ahead by now need not be
+                with contextlib.suppress(asyncio.CancelledError):
+                    await priming
             for change in self.store.end_relist():
                 self._deliver(change)
             self.listings += 1
@@ -200,10 +215,23 @@ class Informer(Generic[V]):
                 raise ApiError(0, "the listing carried no resourceVersion")
             await watching
         finally:
-            if watching is not None and not watching.done():
-                watching.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watching
+            for task in (priming, watching):
+                if task is not None and not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+
+    async def _priming(self, prime: Prime) -> None:
+        """Take the objects read ahead; a failure costs only the head start."""
+        taken = 0
+        try:
+            async for body in prime():
+                self._receive(body, how=self.store.hinted)
+                taken += 1
+        except Exception as exc:
+            log.warning("%s: reading ahead of the listing: %s", self.name, _describe(exc))
+        if taken:
+            log.info("%s: %d read ahead of the listing", self.name, taken)
 
     async def _watching(self, backoff: Backoff) -> None:
         """Watch from the last version seen, again and again; only a 410 ends it."""
@@ -246,7 +274,7 @@ class Informer(Generic[V]):
 
     def _take_page(self, page: Mapping[str, Any]) -> tuple[str, str]:
         for body in page.get("items") or []:
-            self._receive(body, listed=True)
+            self._receive(body, how=self.store.listed)
         meta = page.get("metadata") or {}
         return str(meta.get("resourceVersion") or ""), str(meta.get("continue") or "")
 
@@ -310,20 +338,25 @@ class Informer(Generic[V]):
             if change is not None:
                 self._deliver(change)
         elif kind in ("ADDED", "MODIFIED"):
-            self._receive(body, listed=False)
+            self._receive(body, how=self.store.watched)
         return str(version) if version else None
 
     # --- one object -------------------------------------------------------------------
 
-    def _receive(self, body: Mapping[str, Any], *, listed: bool) -> None:
+    def _receive(
+        self,
+        body: Mapping[str, Any],
+        *,
+        how: Callable[[ObjectKey, V | None, Mapping[str, Any]], Change[V] | None],
+    ) -> None:
+        """Project ``body`` and hand it to the store by ``how`` (listed, watched, hinted)."""
         key = object_key(body)
         try:
             value = self._project(body)
         except Exception:
             log.exception("%s: object %s/%s skipped", self.name, *key)
             return
-        take = self.store.listed if listed else self.store.watched
-        change = take(key, value, body)
+        change = how(key, value, body)
         if change is not None:
             self._deliver(change)
 

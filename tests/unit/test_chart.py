@@ -187,6 +187,9 @@ LEASE_GRANTS = {
     ("coordination.k8s.io", "leases[jobwarden]"): {"get", "update"},
     ("coordination.k8s.io", "leases"): {"create"},
 }
+# The due-soon list: its own ConfigMap, by name, and no other.
+DUE_SOON = "jobwarden-due-soon"
+DUE_SOON_GRANTS = {("", f"configmaps[{DUE_SOON}]"): {"get", "patch"}}
 
 
 def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
@@ -284,11 +287,15 @@ def test_default_render_objects(helm: Path) -> None:
         "CustomResourceDefinition",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ConfigMap",
         "Service",
         "Deployment",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
     }
+    assert [c["metadata"]["name"] for c in r.all("ConfigMap")] == [DUE_SOON]
     names = {(d["kind"], d["metadata"]["name"]) for d in r.docs}
     assert ("ClusterRole", "jobwarden-view") in names and ("ClusterRole", "jobwarden-edit") in names
     for d in r.docs:
@@ -431,14 +438,21 @@ def test_metrics_service(helm: Path) -> None:
 def test_cluster_wide_rbac_is_exactly_the_contract(helm: Path) -> None:
     r = template(helm)
     roles = {d["metadata"]["name"]: d for d in operator_roles(r)}
-    assert set(roles) == {"jobwarden", "jobwarden-metrics-auth", "jobwarden-calendars"}
+    assert set(roles) == {
+        "jobwarden",
+        "jobwarden-metrics-auth",
+        "jobwarden-calendars",
+        DUE_SOON,
+    }
+    assert grants(roles[DUE_SOON]) == DUE_SOON_GRANTS
     role, metrics_auth = roles["jobwarden"], roles["jobwarden-metrics-auth"]
     assert grants(roles["jobwarden-calendars"]) == CALENDAR_GRANTS
     assert role["kind"] == "ClusterRole"
     # Informers by path: no discovery, so no CRD or namespace reads.
     assert grants(role) == NAMESPACED_GRANTS
     assert grants(metrics_auth) == METRICS_AUTH_GRANTS
-    assert not r.all("Role") and not r.all("RoleBinding")
+    # Namespaced grants: only the due-soon list's, in the release namespace.
+    assert [d["metadata"]["name"] for d in r.all("Role") + r.all("RoleBinding")] == [DUE_SOON] * 2
     binding = r.one("ClusterRoleBinding", "jobwarden")
     assert binding["roleRef"] == {
         "apiGroup": "rbac.authorization.k8s.io",
@@ -456,8 +470,9 @@ def test_watch_namespaces_grant_a_role_per_namespace(helm: Path) -> None:
         "with a namespace list, the operator gets Roles in those namespaces only"
     )
     assert not [d for d in r.all("ClusterRoleBinding") if d["metadata"]["name"] == "jobwarden"]
-    roles = {d["metadata"]["namespace"]: d for d in r.all("Role")}
-    bindings = {d["metadata"]["namespace"]: d for d in r.all("RoleBinding")}
+    watched = [d for d in r.all("Role") + r.all("RoleBinding") if d["metadata"]["name"] != DUE_SOON]
+    roles = {d["metadata"]["namespace"]: d for d in watched if d["kind"] == "Role"}
+    bindings = {d["metadata"]["namespace"]: d for d in watched if d["kind"] == "RoleBinding"}
     assert set(roles) == set(bindings) == {"team-a", "team-b", "team-c"}
     for ns, role in roles.items():
         assert grants(role) == NAMESPACED_GRANTS, ns
@@ -532,7 +547,7 @@ def test_leader_election_rbac_follows_rbac_create(helm: Path) -> None:
 
 def test_single_replica_has_no_lease(helm: Path) -> None:
     r = template(helm)
-    assert not r.all("Role")
+    assert not [d for d in r.all("Role") if "leases" in str(d["rules"])]
     assert "JOBWARDEN_LEASE" not in r.env()
 
 
@@ -545,6 +560,11 @@ def test_no_rbac_rule_reaches_secrets_or_wildcards(helm: Path, variant: str) -> 
         for rule in role.get("rules") or []:
             for field in ("apiGroups", "resources", "verbs", "nonResourceURLs"):
                 assert "*" not in rule.get(field, []), (role["metadata"]["name"], rule)
+            if rule.get("resources") == ["configmaps"]:
+                # The due-soon list's own ConfigMap, by name, read and patched: no other.
+                assert rule.get("resourceNames") == [DUE_SOON], rule
+                assert set(rule["verbs"]) <= {"get", "patch"}, rule
+                continue
             assert not {
                 "secrets",
                 "configmaps",
@@ -564,10 +584,33 @@ def test_operator_grants_never_exceed_the_contract(helm: Path, variant: str) -> 
         **LEASE_GRANTS,
         **METRICS_AUTH_GRANTS,
         **CALENDAR_GRANTS,
+        **DUE_SOON_GRANTS,
     }
     for role in operator_roles(template(helm, VARIANTS[variant])):
         for key, verbs in grants(role).items():
             assert key in allowed and verbs <= allowed[key], (role["metadata"]["name"], key, verbs)
+
+
+def test_the_due_soon_list_is_one_configmap_the_operator_may_only_read_and_patch(
+    helm: Path,
+) -> None:
+    """Created by the chart without data (an upgrade never resets what the operator
+    wrote), named to the operator, and granted by name in the release namespace."""
+    r = template(helm)
+    config = r.one("ConfigMap", DUE_SOON)
+    assert config["metadata"]["namespace"] == "jobwarden-system" and "data" not in config
+    assert grants(r.one("Role", DUE_SOON)) == DUE_SOON_GRANTS
+    binding = r.one("RoleBinding", DUE_SOON)
+    assert binding["metadata"]["namespace"] == "jobwarden-system"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "jobwarden", "namespace": "jobwarden-system"}
+    ]
+    env = {e["name"]: e.get("value") for e in r.container()["env"]}
+    assert env["JOBWARDEN_DUE_SOON_CONFIGMAP"] == DUE_SOON
+    off = template(helm, {"dueSoonList": {"enabled": False}})
+    assert not off.all("ConfigMap") and not off.all("Role")
+    off_env = {e["name"] for e in off.container()["env"]}
+    assert "JOBWARDEN_DUE_SOON_CONFIGMAP" not in off_env
 
 
 @pytest.mark.parametrize("variant", ["default", "namespaced"])
@@ -687,8 +730,9 @@ def test_crd_keep_and_install_switches(helm: Path) -> None:
 
 
 def test_monitoring_is_off_by_default(helm: Path) -> None:
-    kinds = template(helm).kinds()
-    assert not {"ServiceMonitor", "PrometheusRule", "ConfigMap"} & kinds
+    r = template(helm)
+    assert not {"ServiceMonitor", "PrometheusRule"} & r.kinds()
+    assert [c["metadata"]["name"] for c in r.all("ConfigMap")] == [DUE_SOON], "no dashboard"
 
 
 def test_service_monitor(helm: Path) -> None:
@@ -748,7 +792,7 @@ def test_prometheus_rule(helm: Path) -> None:
 
 def test_grafana_dashboard(helm: Path) -> None:
     r = template(helm, {"dashboard": {"enabled": True, "namespace": "monitoring"}})
-    cm = r.one("ConfigMap")
+    cm = r.one("ConfigMap", "jobwarden-dashboard")
     assert cm["metadata"]["namespace"] == "monitoring"
     assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
     dashboard = json.loads(cm["data"]["jobwarden.json"])

@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from kubernetes import client
 
-from jobwarden.watching import Change, Connection, Informer
+from jobwarden.watching import Change, Connection, Informer, Prime
 
 UNDECODABLE = b"[" * 100_000  # nests deeper than any decoder's recursion allows
 
@@ -131,7 +131,9 @@ def _run(scenario: Scenario) -> None:
     asyncio.run(main())
 
 
-def _informer(connection: Connection, changes: list[Change[str]]) -> Informer[str]:
+def _informer(
+    connection: Connection, changes: list[Change[str]], *, prime: Prime | None = None
+) -> Informer[str]:
     def project(body: Any) -> str:
         if body["metadata"]["name"] == "explodes":
             raise RuntimeError("projection failed")
@@ -143,6 +145,7 @@ def _informer(connection: Connection, changes: list[Change[str]]) -> Informer[st
         project=project,
         sink=changes.append,
         page_size=2,
+        prime=prime,
     )
 
 
@@ -315,3 +318,36 @@ async def _expired_listing(fake: FakeApi, connection: Connection) -> None:
     assert {k: informer.store.get(("ns", k)) for k in "abcef"} == {
         k: fake.objects[k]["metadata"]["resourceVersion"] for k in "abcef"
     }
+
+
+def test_objects_read_ahead_are_taken_before_their_page_and_give_way_to_it() -> None:
+    """A schedule due soon, read ahead of a slow listing, is known before its page
+    comes; its page replaces the copy; a copy of an object the listing does not hold
+    (deleted since the list was written) is forgotten when the listing ends."""
+    _run(_read_ahead)
+
+
+async def _read_ahead(fake: FakeApi, connection: Connection) -> None:
+    for name in ("a", "b", "c", "d", "e", "f"):
+        fake.put(name)
+    ahead = {"metadata": {"namespace": "ns", "name": "f", "resourceVersion": "ahead"}}
+    stale = {"metadata": {"namespace": "ns", "name": "gone", "resourceVersion": "ahead"}}
+
+    async def prime() -> AsyncIterator[dict[str, Any]]:
+        for body in (ahead, stale):
+            yield body
+
+    fake.later_pages = asyncio.Event()  # "f" is on the last page, held
+    changes: list[Change[str]] = []
+    informer = _informer(connection, changes, prime=prime)
+    task = asyncio.create_task(informer.run())
+    try:
+        await _until(lambda: informer.store.get(("ns", "f")) == "ahead")
+        assert not informer.synced.is_set()
+        fake.later_pages.set()
+        await asyncio.wait_for(informer.synced.wait(), 10)
+    finally:
+        task.cancel()
+    assert informer.store.get(("ns", "f")) == fake.objects["f"]["metadata"]["resourceVersion"]
+    assert informer.store.get(("ns", "gone")) is None
+    assert [c.new for c in changes if c.key == ("ns", "gone")] == ["ahead", None]

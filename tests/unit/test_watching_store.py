@@ -129,8 +129,33 @@ def test_after_the_listing_a_tombstone_no_longer_hides_anything() -> None:
     assert store.listed(A, "relisted") == Change(key=A, old=None, new="relisted")
 
 
+def test_a_copy_read_ahead_is_kept_until_a_page_or_the_watch_tells() -> None:
+    """Read ahead of a slow listing (a schedule due soon), a copy is acted on at once;
+    the page or the watch replaces it, and a copy read later than either is ignored."""
+    store: Store[str] = Store()
+    store.begin_relist()
+    assert store.hinted(A, "ahead") == Change(key=A, old=None, new="ahead")
+    assert store.listed(A, "snapshot") == Change(key=A, old="ahead", new="snapshot")
+    assert store.hinted(A, "late") is None, "a copy read ahead undid the page"
+    store.watched(B, "watch")
+    assert store.hinted(B, "late") is None, "a copy read ahead undid the watch"
+    assert store.end_relist() == []
+    assert (store.get(A), store.get(B)) == ("snapshot", "watch")
+
+
+def test_a_copy_read_ahead_that_nothing_confirms_is_forgotten_at_the_listing_end() -> None:
+    """Named by a stale list (deleted since, or no longer selected): gone by the end."""
+    store: Store[str] = Store()
+    store.begin_relist()
+    store.hinted(C, "ahead")
+    assert store.end_relist() == [Change(key=C, old="ahead", new=None)]
+    assert store.get(C) is None
+    assert store.hinted(C, "outside a listing") is None
+    assert store.get(C) is None
+
+
 _STEP = st.tuples(
-    st.sampled_from(["page", "watch"]),
+    st.sampled_from(["page", "watch", "ahead"]),
     st.sampled_from("abcd"),
     st.one_of(st.none(), st.integers(0, 3)),
 )
@@ -141,7 +166,8 @@ def test_interleaved_pages_and_events_leave_the_watch_over_the_snapshot(
     before: dict[str, int], steps: list[tuple[str, str, int | None]]
 ) -> None:
     """Whatever the interleaving, the store ends as the snapshot with the watch's
-    events applied on top, and its changes replay from ``before`` to that state."""
+    events applied on top, and its changes replay from ``before`` to that state.
+    Copies read ahead of the listing leave no trace once it ends."""
     store: Store[int] = Store()
     for name, value in before.items():
         store.apply(("ns", name), value)
@@ -155,6 +181,10 @@ def test_interleaved_pages_and_events_leave_the_watch_over_the_snapshot(
                 continue  # a listing holds each object once, and only existing ones
             snapshot[name] = value
             change = store.listed(("ns", name), value)
+        elif source == "ahead":
+            if value is None:
+                continue  # a copy read ahead is of an object that exists
+            change = store.hinted(("ns", name), value)
         else:
             watched[name] = value
             change = store.watched(("ns", name), value)

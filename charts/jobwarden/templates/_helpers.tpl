@@ -171,3 +171,7 @@ jobwarden.notify.sinks reads it), and where each sink's token Secret is mounted.
 {{- end }}
 {{- dict "sinks" $sinks | toJson }}
 {{- end }}
+
+{{- define "jobwarden.dueSoonName" -}}
+{{- printf "%s-due-soon" (include "jobwarden.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}

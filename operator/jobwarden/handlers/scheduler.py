@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from datetime import datetime, timedelta
@@ -234,6 +235,17 @@ class Scheduler:
         if memory is not None:
             self._gauges.count(memory, health=None, active=0)
         metrics.forget_schedule(*key, results=RUN_LABELS)
+
+    def due_within(self, horizon: timedelta, *, limit: int) -> list[Key]:
+        """The ``limit`` schedules whose next run is soonest, up to ``horizon`` from now
+        (or past: due now), as their statuses say."""
+        until = (utcnow() + horizon).timestamp()
+        due = [
+            (memory.next_run, key)
+            for key, memory in self._memory.items()
+            if memory.next_run is not None and memory.next_run <= until
+        ]
+        return [key for _, key in heapq.nsmallest(limit, due)]
 
     def job_seen(self, key: Key, job: str) -> None:
         memory = self._memory.get(key)

@@ -3,7 +3,8 @@
 Four kinds, each one per watched namespace (or one cluster-wide), and the
 cluster-scoped JobCalendars (one informer, feeding the scheduler's calendar index):
 
-* JobSchedules (the operator's ``--selector``) feed the scheduler;
+* JobSchedules (the operator's ``--selector``) feed the scheduler, the
+  schedules due soon read first when a due-soon list is kept (``duesoon``);
 * Jobs of schedules (label ``jobwarden.io/schedule``) feed the scheduler's
   view of each schedule's Jobs and the sweep's candidates;
 * other Jobs that opted in (label ``jobwarden.io/stale-after``) feed the
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobwarden.handlers import calendars, schedules, startguard, sweep
+from jobwarden.handlers.duesoon import DueSoonReader
 from jobwarden.handlers.scheduler import Scheduler
 from jobwarden.watching import Connection, Informer, paths
 
@@ -65,6 +67,7 @@ def build(
     warden: sweep.Sweep,
     guard: startguard.StartGuard,
     calendar_writer: calendars.CalendarStatusWriter,
+    due_soon: DueSoonReader | None = None,
 ) -> Watches:
     watches = Watches()
     # JobCalendars are cluster-scoped: one informer whatever namespaces are watched.
@@ -107,7 +110,8 @@ def build(
                 sink=guard.track,
             )
         )
-    for path in paths(collection=schedules.SCHEDULES_PATH, namespaces=namespaces):
+    for namespace in namespaces or (None,):
+        path = schedules.SCHEDULES_PATH.format(ns=f"namespaces/{namespace}/" if namespace else "")
         watches.others.append(
             Informer(
                 connection=connection,
@@ -115,6 +119,7 @@ def build(
                 selector=schedules.selector_query(selector),
                 project=schedules.schedule_version,
                 sink=schedules.schedule_sink(scheduler),
+                prime=None if due_soon is None else functools.partial(due_soon.bodies, namespace),
             )
         )
     return watches
