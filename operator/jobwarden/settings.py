@@ -157,8 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--lease-namespace",
-        help="namespace of the Lease (default: the pod's own namespace, "
-        "else 'default') [JOBWARDEN_LEASE_NAMESPACE]",
+        help="namespace of the Lease and of the due-soon list (default: the pod's own "
+        "namespace, else 'default') [JOBWARDEN_LEASE_NAMESPACE]",
     )
     p.add_argument(
         "--due-soon-configmap",

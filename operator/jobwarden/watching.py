@@ -121,6 +121,7 @@ class Informer(Generic[V]):
         self._page_size = page_size
         self._watch_timeout = watch_timeout
         self._prime = prime
+        self._priming: asyncio.Task[None] | None = None
         self.store: Store[V] = Store()
         self.synced = asyncio.Event()  # the first listing is complete
         self.last_beat = time.monotonic()
@@ -140,8 +141,22 @@ class Informer(Generic[V]):
         return self._path
 
     async def run(self) -> None:
-        """Forever: list while watching; relist on 410; back off on errors."""
+        """Forever: list while watching; relist on 410; back off on errors.
+
+        What is read ahead (``prime``) is taken until the first listing is
+        complete, however many tries that listing takes: a listing the API
+        server keeps failing must not hold back a run due meanwhile.
+        """
         backoff = Backoff()
+        if self._prime is not None:
+            self.store.begin_relist()
+            self._priming = asyncio.create_task(self._read_ahead(self._prime))
+        try:
+            await self._cycles(backoff)
+        finally:
+            await self._stop_reading_ahead()
+
+    async def _cycles(self, backoff: Backoff) -> None:
         while True:
             try:
                 await self._cycle(backoff)
@@ -174,9 +189,6 @@ class Informer(Generic[V]):
         self.store.begin_relist()
         began = time.monotonic()
         watching: asyncio.Task[None] | None = None
-        priming = None
-        if self._prime is not None and not self.listings:
-            priming = asyncio.create_task(self._priming(self._prime))
         try:
             token = ""
             while True:
@@ -196,10 +208,7 @@ class Informer(Generic[V]):
                 self.beat()
                 if not token:
                     break
-            if priming is not None:
-                priming.cancel()  # listed: what was not read ahead by now need not be
-                with contextlib.suppress(asyncio.CancelledError):
-                    await priming
+            await self._stop_reading_ahead()  # listed: what is not read by now need not be
             for change in self.store.end_relist():
                 self._deliver(change)
             self.listings += 1
@@ -215,13 +224,19 @@ class Informer(Generic[V]):
                 raise ApiError(0, "the listing carried no resourceVersion")
             await watching
         finally:
-            for task in (priming, watching):
-                if task is not None and not task.done():
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            if watching is not None and not watching.done():
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
 
-    async def _priming(self, prime: Prime) -> None:
+    async def _stop_reading_ahead(self) -> None:
+        task, self._priming = self._priming, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _read_ahead(self, prime: Prime) -> None:
         """Take the objects read ahead; a failure costs only the head start."""
         taken = 0
         try:

@@ -359,11 +359,13 @@ def test_env_defaults(helm: Path) -> None:
     assert env["JOBWARDEN_HEALTH_ADDRESS"] == "0.0.0.0:8081"
     assert env["JOBWARDEN_LOG_FORMAT"] == "text"
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    # The due-soon list lives in the release namespace: the pod's own.
+    assert env["JOBWARDEN_DUE_SOON_CONFIGMAP"] == DUE_SOON
+    assert env["JOBWARDEN_LEASE_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     for unset in (
         "JOBWARDEN_NAMESPACES",
         "JOBWARDEN_SELECTOR",
         "JOBWARDEN_LEASE",
-        "JOBWARDEN_LEASE_NAMESPACE",
         "JOBWARDEN_PEERING",
         "POD_ID",
     ):

@@ -36,6 +36,8 @@ class FakeApi:
         self.later_pages: asyncio.Event | None = None
         # The next continued page answers 410 with a token for the rest as of now, once.
         self.expire_next_page = False
+        # While set, every listing request answers 500 (an API server that cannot list).
+        self.failing_lists = False
         # The listing in progress: every page is of the first page's snapshot, as the API's.
         self._snapshot: tuple[int, dict[str, bytes]] = (0, {})
 
@@ -57,6 +59,8 @@ class FakeApi:
         if query.get("watch"):
             return await self._watch(request)
         token = query.get("continue") or ""
+        if self.failing_lists:
+            return web.Response(status=500, text="scripted listing failure")
         if token and self.expire_next_page:
             self.expire_next_page = False
             status = {"kind": "Status", "code": 410, "reason": "Expired"}
@@ -351,3 +355,31 @@ async def _read_ahead(fake: FakeApi, connection: Connection) -> None:
     assert informer.store.get(("ns", "f")) == fake.objects["f"]["metadata"]["resourceVersion"]
     assert informer.store.get(("ns", "gone")) is None
     assert [c.new for c in changes if c.key == ("ns", "gone")] == ["ahead", None]
+
+
+def test_objects_read_ahead_are_taken_while_the_listing_keeps_failing() -> None:
+    """An API server that cannot list (it times the big LIST out) does not hold back
+    what was read ahead; once a listing succeeds, it decides what is kept."""
+    _run(_read_ahead_of_a_failing_listing)
+
+
+async def _read_ahead_of_a_failing_listing(fake: FakeApi, connection: Connection) -> None:
+    fake.put("a")
+    ahead = {"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "ahead"}}
+
+    async def prime() -> AsyncIterator[dict[str, Any]]:
+        while not fake.requests:
+            await asyncio.sleep(0.01)  # after the first listing failed
+        yield ahead
+
+    fake.failing_lists = True
+    informer = _informer(connection, [], prime=prime)
+    task = asyncio.create_task(informer.run())
+    try:
+        await _until(lambda: informer.store.get(("ns", "a")) == "ahead")
+        assert not informer.synced.is_set()
+        fake.failing_lists = False
+        await asyncio.wait_for(informer.synced.wait(), 30)
+    finally:
+        task.cancel()
+    assert informer.store.get(("ns", "a")) == fake.objects["a"]["metadata"]["resourceVersion"]
