@@ -21,6 +21,13 @@ schedules' listing, so that the operator can learn of it only through its
 watch, while the other pages are still read (applied at once, it is in the
 listing's snapshot, and "fresh" sorts onto its first page).
 
+``--listed`` measures a schedule that existed before the restart instead of
+a fresh one: the last of the N (on the listing's last page), given a run
+due about ``--due-after`` seconds after the start by the operator that ran
+before the restart (as a daily schedule whose hour comes). ``--read-ahead`` lets both
+operators keep and read the due-soon list (``--due-soon-configmap``);
+without it, the schedule is known only once its page is read.
+
 ``--operator PATH`` runs another ``jobwarden`` executable (for example an
 older checkout's, to compare before and after). ``--reuse NAMESPACE`` measures
 in a namespace an earlier run filled (and kept): filling 50,000 of each takes
@@ -45,6 +52,7 @@ from objects import job_template, jobschedule, not_due_spec
 from operator_process import Operator
 
 SCHEDULE_LABEL = "jobwarden.io/schedule"
+DUE_SOON = "due-soon"
 
 
 class Executable(Operator):
@@ -137,6 +145,108 @@ def _drop_fresh(bench: Bench, namespace: str) -> None:
     )
 
 
+def _namespace(bench: Bench, n: int, reuse: str | None) -> tuple[str, float]:
+    """The namespace to measure in, and the seconds its filling took (0: reused)."""
+    if reuse and _exists(bench, reuse):
+        _drop_fresh(bench, reuse)
+        return reuse, 0.0
+    if reuse:
+        bench.core.create_namespace({"metadata": {"name": reuse}})
+        return reuse, fill(bench, reuse, n)
+    namespace = bench.namespace(f"startup{n}")
+    return namespace, fill(bench, namespace, n)
+
+
+def _due_soon_names(bench: Bench, namespace: str) -> str:
+    try:
+        found = bench.core.read_namespaced_config_map(DUE_SOON, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return ""
+        raise
+    return str((found.data or {}).get("schedules", ""))
+
+
+def listed_row(
+    bench: Bench,
+    n: int,
+    *,
+    exe: Path,
+    lead: float,
+    timeout: float,
+    reuse: str | None,
+    read_ahead: bool,
+) -> list[object]:
+    """The last schedule of N, due soon after a restart: its run's lag."""
+    namespace, created = _namespace(bench, n, reuse)
+    env = {"JOBWARDEN_LEASE_NAMESPACE": namespace}
+    if read_ahead:
+        env["JOBWARDEN_DUE_SOON_CONFIGMAP"] = DUE_SOON
+    last = f"s-{n - 1:05d}"
+
+    def operator(log: str) -> Executable:
+        op = Executable(
+            exe,
+            kubeconfig=bench.operator_kubeconfig(),
+            namespaces=[namespace],
+            log_path=bench.tmp / log,
+            profile=None,
+            env=env,
+        )
+        bench._operators.append(op)
+        return op
+
+    before = operator(f"before-listed-{n}.log")
+    before.start(timeout=timeout)
+    took = before.wait_reconciled(n, timeout=3600)
+    say(f"N={n}: the operator before reconciled all in {took:.0f} s")
+    # The wait below, the stop, then ``lead`` seconds after the start.
+    due = (datetime.now(UTC) + timedelta(seconds=23 + lead)).replace(microsecond=0)
+    bench.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, last, {"spec": {"runAt": f"{due:%Y-%m-%dT%H:%M:%SZ}"}}
+    )
+    # The same wait with or without the list: long enough for the list to be written.
+    written = time.monotonic() + 20
+    while time.monotonic() < written:
+        time.sleep(1)
+    named = f"{namespace}/{last}" in _due_soon_names(bench, namespace).split()
+    before.stop()
+    op = operator(f"listed-{n}.log")
+    healthy = op.start(timeout=timeout)
+    started = datetime.fromtimestamp(op.started_wall, UTC)
+    lead = (due - started).total_seconds()
+    say(f"N={n}: {last} due {due:%H:%M:%S} (+{lead:.0f} s); in the due-soon list: {named}")
+    job_at: datetime | None = None
+    deadline = time.monotonic() + timeout
+    while job_at is None and time.monotonic() < deadline and op.proc and op.proc.poll() is None:
+        jobs = bench.batch.list_namespaced_job(namespace, label_selector=f"{SCHEDULE_LABEL}={last}")
+        runs = [j.metadata.creation_timestamp for j in jobs.items if j.metadata.name != f"{last}-1"]
+        job_at = min(runs) if runs else None
+        if job_at is None:
+            time.sleep(0.5)
+    stat = op.stat() if op.proc and op.proc.poll() is None else None
+    op.stop()
+    if not reuse:
+        bench.delete_namespace(namespace, wait=False)
+    # Not due again: a later row in the same namespace measures afresh.
+    bench.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, last, {"spec": not_due_spec()}
+    )
+    return [
+        n,
+        f"{created:.0f}",
+        f"{healthy:.1f}",
+        f"{(job_at - started).total_seconds():.0f}" if job_at else f"none in {timeout:.0f}",
+        f"{(job_at - due).total_seconds():.0f}" if job_at else "-",
+        f"{stat.cpu_seconds:.1f}" if stat else "-",
+        f"{stat.rss_kib / 1024:.0f}" if stat else "-",
+        f"{last} due at +{lead:.0f} s; "
+        + ("read ahead" if read_ahead else "no list")
+        + ("" if named or not read_ahead else "; NOT in the list"),
+        load(),
+    ]
+
+
 def one_row(
     bench: Bench,
     n: int,
@@ -148,16 +258,7 @@ def one_row(
     warm: bool,
     reuse: str | None,
 ) -> list[object]:
-    if reuse and _exists(bench, reuse):
-        namespace, created = reuse, 0.0
-        _drop_fresh(bench, namespace)
-    elif reuse:
-        namespace = reuse
-        bench.core.create_namespace({"metadata": {"name": namespace}})
-        created = fill(bench, namespace, n)
-    else:
-        namespace = bench.namespace(f"startup{n}")
-        created = fill(bench, namespace, n)
+    namespace, created = _namespace(bench, n, reuse)
     if warm:
         # A restart, not a first start: every schedule already has its status.
         first = Executable(
@@ -247,10 +348,34 @@ def main() -> int:
         help="measure in this namespace, filled by an earlier run with N of each, and keep it "
         "(a namespace that does not exist yet is created and filled first)",
     )
+    parser.add_argument(
+        "--listed",
+        action="store_true",
+        help="measure the last of the N schedules, due soon after the restart, not a fresh one",
+    )
+    parser.add_argument(
+        "--read-ahead",
+        action="store_true",
+        help="with --listed: the operators keep and read the due-soon list",
+    )
     args = parser.parse_args()
     rows = []
     with Bench() as bench:
         for n in args.counts:
+            if args.listed:
+                rows.append(
+                    listed_row(
+                        bench,
+                        n,
+                        exe=args.operator,
+                        lead=args.due_after,
+                        timeout=args.timeout,
+                        reuse=args.reuse,
+                        read_ahead=args.read_ahead,
+                    )
+                )
+                say(f"row: {rows[-1]}")
+                continue
             rows.append(
                 one_row(
                     bench,

@@ -168,7 +168,9 @@ class DueSoonReader:
         except Exception as exc:
             log.warning("cannot read the due-soon list %s/%s: %s", self._namespace, self._name, exc)
             return []
-        return parse((data or {}).get(DATA_KEY))
+        keys = parse((data or {}).get(DATA_KEY))
+        log.info("the due-soon list names %d schedules: read ahead of the listing", len(keys))
+        return keys
 
     def bodies(self, namespace: str | None) -> AsyncIterator[Mapping[str, Any]]:
         """The listed schedules of ``namespace`` (None: all), as their GETs answer."""
