@@ -203,23 +203,13 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             kube=kube, index=scheduler.calendars, leading=lambda: scheduler.leading
         )
         connection = Connection(load_client().configuration, user_agent=_user_agent(me))
-        due_soon: tuple[DueSoonReader, DueSoonWriter] | None = None
+        reader: DueSoonReader | None = None
         if settings.due_soon_configmap:
-            home, name = settings.lease_namespace, settings.due_soon_configmap
-            due_soon = (
-                DueSoonReader(
-                    kube=kube,
-                    namespace=home,
-                    name=name,
-                    selector=schedules.selector_labels(settings.selector),
-                ),
-                DueSoonWriter(kube=kube, source=scheduler, namespace=home, name=name),
-            )
-            writer = due_soon[1]
-            judged.append(
-                liveness.Component(
-                    "due-soon list", lambda: writer.last_beat, liveness.sweep_bound(WRITE_EVERY)
-                )
+            reader = DueSoonReader(
+                kube=kube,
+                namespace=settings.lease_namespace,
+                name=settings.due_soon_configmap,
+                selector=schedules.selector_labels(settings.selector),
             )
         watched = watches.build(
             connection=connection,
@@ -231,8 +221,24 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
             warden=warden,
             guard=guard,
             calendar_writer=calendar_writer,
-            due_soon=due_soon[0] if due_soon else None,
+            due_soon=reader,
         )
+        writer: DueSoonWriter | None = None
+        if settings.due_soon_configmap:
+            writer = DueSoonWriter(
+                kube=kube,
+                source=scheduler,
+                ready=watched.schedules_synced,
+                namespace=settings.lease_namespace,
+                name=settings.due_soon_configmap,
+            )
+            judged.append(
+                liveness.Component(
+                    "due-soon list",
+                    lambda: writer.last_beat if writer else None,
+                    liveness.sweep_bound(WRITE_EVERY),
+                )
+            )
         judged.extend(
             _components(
                 scheduler=scheduler,
@@ -272,8 +278,8 @@ def _configure(settings: Settings, sinks: tuple[Sink, ...], background: Backgrou
         background.start(warden.run(), name="jobwarden sweep")
         background.start(calendar_writer.run(), name="jobwarden calendar status")
         background.start(guard.run(), name="jobwarden start guard")
-        if due_soon is not None:
-            background.start(due_soon[1].run(), name="jobwarden due-soon list")
+        if writer is not None:
+            background.start(writer.run(), name="jobwarden due-soon list")
         for worker in notifier.workers:
             background.start(worker.run(), name=f"jobwarden notify {worker.sink.name}")
         if settings.lease:

@@ -134,3 +134,5 @@ def test_a_restart_runs_what_the_due_soon_list_names_before_any_listing(
     assert "read ahead of the listing" in log, log
     assert "jobschedules" in log and "403" in log, "the listing was expected to be refused"
     assert unnamed == [], "a schedule no listing could show was run: the proof is void"
+    # Never listed, so it knew too little to write: the list is as the first left it.
+    assert _listed(cluster, namespace) == [f"{namespace}/soon"]

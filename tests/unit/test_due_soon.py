@@ -108,18 +108,41 @@ class _Source:
 
 def test_the_leader_writes_the_list_when_it_changes_and_again_after_a_failure() -> None:
     kube, source = _Kube(), _Source()
-    writer = DueSoonWriter(kube=kube, source=source, namespace="op", name="due")  # type: ignore[arg-type]
+    writer = DueSoonWriter(kube=kube, source=source, ready=lambda: True, namespace="op", name="due")  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        await writer.write_once()
-        await writer.write_once()
+        await writer.tick()
+        await writer.tick()
         assert kube.writes == [{DATA_KEY: "ns/a\nns/b\n"}], "unchanged: written once"
         source.keys.append(("ns", "c"))
         kube.failures = 1
-        await writer.write_once()
+        await writer.tick()
         assert len(kube.writes) == 1
-        await writer.write_once()
+        await writer.tick()
         assert kube.writes[-1] == {DATA_KEY: "ns/a\nns/b\nns/c\n"}, "retried after the failure"
+
+    asyncio.run(scenario())
+
+
+def test_nothing_is_written_before_every_schedule_is_listed_nor_by_a_standby() -> None:
+    """A starting replica knows few schedules or none: writing then would erase the list
+    it is reading ahead from, and the one the next restart needs."""
+    kube, source = _Kube(), _Source()
+    listed: list[bool] = []
+    writer = DueSoonWriter(
+        kube=kube, source=source, ready=lambda: bool(listed), namespace="op", name="due"
+    )  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await writer.tick()
+        assert kube.writes == []
+        source.leading = False
+        listed.append(True)
+        await writer.tick()
+        assert kube.writes == [], "a standby wrote"
+        source.leading = True
+        await writer.tick()
+        assert len(kube.writes) == 1
 
     asyncio.run(scenario())
 

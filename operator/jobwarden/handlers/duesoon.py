@@ -24,7 +24,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -89,13 +89,26 @@ def selected(body: Mapping[str, Any], wanted: Mapping[str, str | None] | None) -
 
 
 class DueSoonWriter:
-    """Keeps the list current while this replica leads."""
+    """Keeps the list current while this replica leads, once it knows every schedule.
+
+    Not before ``ready`` (every schedule listed): a starting replica's view is
+    empty or partial, and writing it would erase the list it is reading,
+    and the one the next restart needs.
+    """
 
     def __init__(
-        self, *, kube: Kube, source: DueSoon, namespace: str, name: str, every: float = WRITE_EVERY
+        self,
+        *,
+        kube: Kube,
+        source: DueSoon,
+        ready: Callable[[], bool],
+        namespace: str,
+        name: str,
+        every: float = WRITE_EVERY,
     ) -> None:
         self._kube = kube
         self._source = source
+        self._ready = ready
         self._namespace = namespace
         self._name = name
         self._every = every
@@ -106,14 +119,19 @@ class DueSoonWriter:
     async def run(self) -> None:
         while True:
             self.last_beat = time.monotonic()
-            if self._source.leading:
-                await self.write_once()
-            else:
-                self._written = None  # another leader writes meanwhile: write afresh on return
+            await self.tick()
             await asyncio.sleep(self._every)
 
-    async def write_once(self) -> None:
-        """Write the list if it changed; a failure is logged once and tried next time."""
+    async def tick(self) -> None:
+        """Write the list if this replica leads, knows every schedule, and the set changed.
+
+        A failure is logged once and tried at the next tick.
+        """
+        if not self._source.leading:
+            self._written = None  # another leader writes meanwhile: write afresh on return
+            return
+        if not self._ready():
+            return
         text = render(self._source.due_within(HORIZON, limit=LIMIT))
         if text == self._written:
             return

@@ -48,6 +48,10 @@ class Watches:
         """Until every Job informer has completed its first listing."""
         await asyncio.gather(*(i.synced.wait() for i in self.jobs))
 
+    def schedules_synced(self) -> bool:
+        """Whether every JobSchedule informer has completed its first listing."""
+        return all(i.synced.is_set() for i in self.others)
+
     def synced(self) -> bool:
         return all(i.synced.is_set() for i in self.all)
 
