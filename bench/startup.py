@@ -183,6 +183,14 @@ def listed_row(
     if read_ahead:
         env["JOBWARDEN_DUE_SOON_CONFIGMAP"] = DUE_SOON
     last = f"s-{n - 1:05d}"
+    # An earlier row's run of it would read as this row's.
+    for job in bench.batch.list_namespaced_job(
+        namespace, label_selector=f"{SCHEDULE_LABEL}={last}"
+    ).items:
+        if job.metadata.name != f"{last}-1":
+            bench.batch.delete_namespaced_job(
+                job.metadata.name, namespace, propagation_policy="Background"
+            )
 
     def operator(log: str) -> Executable:
         op = Executable(
