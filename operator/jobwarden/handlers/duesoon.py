@@ -120,7 +120,9 @@ class DueSoonWriter:
         while True:
             self.last_beat = time.monotonic()
             await self.tick()
-            await asyncio.sleep(self._every)
+            # Until a first write (a start, a takeover), look every second: the sooner
+            # the list is current again, the less a crash meanwhile loses. No calls.
+            await asyncio.sleep(self._every if self._written is not None else 1.0)
 
     async def tick(self) -> None:
         """Write the list if this replica leads, knows every schedule, and the set changed.
