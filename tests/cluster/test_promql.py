@@ -162,7 +162,9 @@ def chart_expressions(cluster: Cluster, namespace: str, tmp_path: Path) -> list[
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     out = [(f"alert {r['alert']}", r["expr"]) for g in rule["spec"]["groups"] for r in g["rules"]]
     assert len(out) >= 3, out
-    (dashboard,) = [d for d in docs if d["kind"] == "ConfigMap" and "jobwarden.json" in d["data"]]
+    (dashboard,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and "jobwarden.json" in (d.get("data") or {})
+    ]
     panels = list(dashboard_queries(json.loads(dashboard["data"]["jobwarden.json"])))
     assert len(panels) >= 5, panels
     return out + panels
