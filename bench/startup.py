@@ -371,21 +371,17 @@ def main() -> int:
     with Bench() as bench:
         for n in args.counts:
             if args.listed:
-                rows.append(
-                    listed_row(
-                        bench,
-                        n,
-                        exe=args.operator,
-                        lead=args.due_after,
-                        timeout=args.timeout,
-                        reuse=args.reuse,
-                        read_ahead=args.read_ahead,
-                    )
+                row = listed_row(
+                    bench,
+                    n,
+                    exe=args.operator,
+                    lead=args.due_after,
+                    timeout=args.timeout,
+                    reuse=args.reuse,
+                    read_ahead=args.read_ahead,
                 )
-                say(f"row: {rows[-1]}")
-                continue
-            rows.append(
-                one_row(
+            else:
+                row = one_row(
                     bench,
                     n,
                     exe=args.operator,
@@ -395,8 +391,8 @@ def main() -> int:
                     warm=args.warm,
                     reuse=args.reuse,
                 )
-            )
-            say(f"row: {rows[-1]}")
+            rows.append(row)
+            say(f"row: {row}")
     print(
         table(
             [
