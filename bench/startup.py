@@ -371,17 +371,21 @@ def main() -> int:
     with Bench() as bench:
         for n in args.counts:
             if args.listed:
-                row = listed_row(
-                    bench,
-                    n,
-                    exe=args.operator,
-                    lead=args.due_after,
-                    timeout=args.timeout,
-                    reuse=args.reuse,
-                    read_ahead=args.read_ahead,
+                rows.append(
+                    listed_row(
+                        bench,
+                        n,
+                        exe=args.operator,
+                        lead=args.due_after,
+                        timeout=args.timeout,
+                        reuse=args.reuse,
+                        read_ahead=args.read_ahead,
+                    )
                 )
-            else:
-                row = one_row(
+                say(f"row: {rows[-1]}")
+                continue
+            rows.append(
+                one_row(
                     bench,
                     n,
                     exe=args.operator,
@@ -391,8 +395,8 @@ def main() -> int:
                     warm=args.warm,
                     reuse=args.reuse,
                 )
-            rows.append(row)
-            say(f"row: {row}")
+            )
+            say(f"row: {rows[-1]}")
     print(
         table(
             [

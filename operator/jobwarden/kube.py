@@ -365,25 +365,18 @@ class Kube:
         rv: str | None = _json(response).get("metadata", {}).get("resourceVersion")
         return rv
 
-    async def _merge_patch(self, path: str, body: Mapping[str, Any]) -> None:
-        """A merge patch of the operator's own bookkeeping: acting, not urgent."""
-        await self._call(
-            "PATCH",
-            path,
-            urgent=False,
-            acting=True,
-            query=[("fieldManager", labels.FIELD_MANAGER)],
-            body=dict(body),
-            content_type="application/merge-patch+json",
-        )
-
     async def patch_calendar_status(self, *, name: str, status: Mapping[str, Any]) -> None:
         """Merge-patch a JobCalendar's status subresource (cluster-scoped); a calendar
         deleted meanwhile (404) is not an error."""
         try:
-            await self._merge_patch(
+            await self._call(
+                "PATCH",
                 f"/apis/{GROUP}/{VERSION}/{labels.CALENDAR_PLURAL}/{name}/status",
-                {"status": dict(status)},
+                urgent=False,
+                acting=True,
+                query=[("fieldManager", labels.FIELD_MANAGER)],
+                body={"status": dict(status)},
+                content_type="application/merge-patch+json",
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -456,7 +449,15 @@ class Kube:
         path = _path(CONFIG_MAPS_PATH, namespace=namespace)
         patch = {"data": dict(data)}
         try:
-            await self._merge_patch(path + "/" + quote(name, safe=""), patch)
+            await self._call(
+                "PATCH",
+                path + "/" + quote(name, safe=""),
+                urgent=False,
+                acting=True,
+                query=[("fieldManager", labels.FIELD_MANAGER)],
+                body=patch,
+                content_type="application/merge-patch+json",
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
