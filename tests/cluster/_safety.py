@@ -8,8 +8,7 @@ stale run is seen within one test's few seconds.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -129,18 +128,6 @@ def events(
         for e in cluster.events(namespace, name=name)
         if reason is None or e.get("reason") == reason
     ]
-
-
-def holds(predicate: Callable[[], bool], *, seconds: float, what: str) -> None:
-    """Fail unless ``predicate`` stays true throughout the next ``seconds``.
-
-    For what must *not* happen (a pod must stay, a Job must be left alone):
-    there is no event to wait for, so the claim is checked over a window.
-    """
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert predicate(), f"{what} stopped holding"
-        time.sleep(0.25)
 
 
 def metric(text: str, name: str, **labels: str) -> float | None:

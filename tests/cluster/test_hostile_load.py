@@ -178,12 +178,9 @@ def _ran_once_after(a: Arena, recovered: float) -> str:
                 timeout=RECOVER_WITHIN.total_seconds(),
                 what=f"{ns}: the run due during the fault",
             )
-        except Timeout:
+        except Timeout as exc:
             status = status_of(a.cluster, ns, "during")
-            raise AssertionError(
-                f"{ns}: the run due during the fault was not created within"
-                f" {RECOVER_WITHIN.total_seconds():g}s of recovery; status {status}"
-            ) from None
+            raise AssertionError(f"{exc} after recovery; status {status}") from None
         jobs = jobs_of(a.cluster, ns, "during")
         assert len(jobs) == 1, [j["metadata"]["name"] for j in jobs]
     took = time.monotonic() - recovered

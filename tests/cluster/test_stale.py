@@ -16,7 +16,6 @@ from tests.cluster._safety import (
     STALE_DEADLINE_ANNOTATION,
     SWEEP_SECONDS,
     events,
-    holds,
     job,
     job_start,
     operator_with,
@@ -27,7 +26,7 @@ from tests.cluster._safety import (
     wait_job_started,
 )
 from tests.support.checks import entry, generation_seen, recorded, run_reason, run_result
-from tests.support.kube import Cluster, condition_true, wait_for
+from tests.support.kube import Cluster, condition_true, holds, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     RUN_NOW,
@@ -60,6 +59,9 @@ def test_stale_run_is_terminated_within_one_sweep(
     here = Schedules(cluster, namespace)
     here.apply(schedule("slow", runAt=rfc3339(seconds_ahead(2)), staleAfter="3s"))
     name = _first_run(here, "slow")
+    # The threshold counts from the Job controller's startTime, which a loaded
+    # control plane may set many seconds after the Job is created.
+    wait_job_started(cluster, namespace, name, pod=False)
     status = here.wait("slow", run_result(name, "Stale"), timeout=20, what="the run recorded Stale")
     record = entry(status, name)
     assert record is not None

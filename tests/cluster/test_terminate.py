@@ -18,7 +18,6 @@ from tests.cluster._safety import (
     TERMINATE_GRACE,
     TRACKING_FINALIZER,
     events,
-    holds,
     job,
     job_template,
     pod_template,
@@ -27,7 +26,7 @@ from tests.cluster._safety import (
     wait_job_started,
 )
 from tests.support.checks import all_of, entry, generation_seen, run_result
-from tests.support.kube import Cluster, wait_for
+from tests.support.kube import Cluster, holds, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import RUN_NOW, SCHEDULE_LABEL, Schedules, executions, history
 

@@ -21,6 +21,14 @@ class Timeout(AssertionError):
     pass
 
 
+# Every wait's ceiling is multiplied by this. A ceiling bounds how long a test
+# waits for what the control plane does at its own pace (the Job controller
+# setting startTime, a pod created); it is never the claim under test: claims
+# about time are made from the objects' own timestamps. Two busy cores running
+# four workers can stretch that pace several-fold, hence 2 unless set.
+PATIENCE = float(os.environ.get("JOBWARDEN_TEST_PATIENCE") or 2)
+
+
 def wait_for(
     predicate: Callable[[], T | None],
     *,
@@ -28,16 +36,31 @@ def wait_for(
     interval: float = 0.25,
     what: str = "condition",
 ) -> T:
-    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it returns a truthy value; fail with ``what`` after
+    ``timeout`` times PATIENCE seconds."""
+    ceiling = timeout * PATIENCE
+    deadline = time.monotonic() + ceiling
     last: Any = None
     while True:
         last = predicate()
         if last:
             return last
         if time.monotonic() > deadline:
-            raise Timeout(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+            raise Timeout(f"timed out after {ceiling:g}s waiting for {what} (last: {last!r})")
         time.sleep(interval)
+
+
+def holds(predicate: Callable[[], Any], *, seconds: float, what: str) -> None:
+    """Fail unless ``predicate`` stays true throughout the next ``seconds``.
+
+    For what must *not* happen (a pod must stay, a second Job must not come):
+    there is no event to wait for, so the claim is checked over a window, which
+    PATIENCE leaves as it is.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert predicate(), f"{what} stopped holding"
+        time.sleep(0.25)
 
 
 def condition_true(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:

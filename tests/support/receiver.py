@@ -20,6 +20,8 @@ from typing import Any
 from cloudevents.core.bindings.http import HTTPMessage, from_http
 from cloudevents.core.formats.json import JSONFormat
 
+from tests.support.kube import PATIENCE
+
 
 @dataclass(frozen=True)
 class Received:
@@ -77,8 +79,9 @@ class Receiver:
             return list(self.requests)
 
     def wait(self, check: Callable[[Receiver], bool], *, timeout: float, what: str) -> None:
-        """Until ``check`` holds, woken by each request; raises AssertionError on timeout."""
-        deadline = time.monotonic() + timeout
+        """Until ``check`` holds, woken by each request; raises AssertionError after
+        ``timeout`` times PATIENCE seconds."""
+        deadline = time.monotonic() + timeout * PATIENCE
         with self._arrived:
             while not check(self):
                 left = deadline - time.monotonic()
