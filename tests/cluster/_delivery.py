@@ -396,6 +396,27 @@ class Call:
     uri: str
 
 
+def writers_of(path: Path, *, offset: int, uri: str) -> list[str]:
+    """Who wrote to ``uri`` since byte ``offset`` (accepted PATCHes, in the log's order)."""
+    if path.stat().st_size < offset:
+        offset = 0  # rotated meanwhile
+    found: dict[str, str] = {}
+    with path.open("rb") as f:
+        f.seek(offset)
+        for raw in f:
+            if uri.encode() not in raw:
+                continue
+            entry = json.loads(raw)
+            code = int((entry.get("responseStatus") or {}).get("code") or 0)
+            if (
+                entry.get("verb") == "patch"
+                and entry.get("requestURI", "").split("?")[0] == uri
+                and 200 <= code < 300
+            ):
+                found.setdefault(entry["auditID"], (entry.get("user") or {}).get("username", ""))
+    return list(found.values())
+
+
 def audit_calls(path: Path, *, offset: int, user: str) -> list[Call]:
     """The resource requests ``user`` made since byte ``offset`` (one per audit ID)."""
     if path.stat().st_size < offset:
