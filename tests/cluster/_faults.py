@@ -29,11 +29,11 @@ from tests.support.schedules import (
     SCHEDULE_LABEL,
     SCHEDULED_TIME_ANNOTATION,
     TRIGGER_LABEL,
-    job_template,
     jobs_of,
     parse_time,
     rfc3339,
     schedule,
+    suspended_template,
     utcnow,
 )
 
@@ -42,17 +42,6 @@ CLUSTER_SH = ROOT / "tests" / "controlplane" / "cluster.sh"
 
 
 # --- many one-time schedules --------------------------------------------------------------
-
-
-def suspended_template() -> dict[str, Any]:
-    """A Job that is created and then does nothing: no pod, no churn on the fake nodes.
-
-    Creating the Job is the run as far as exactly-once is concerned; a
-    suspended Job never starts, so nothing else about it changes afterwards.
-    """
-    template = job_template(run_seconds=None)
-    template["spec"]["suspend"] = True
-    return template
 
 
 def spread(*, first: datetime, last: datetime, count: int) -> list[datetime]:

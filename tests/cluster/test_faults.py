@@ -33,7 +33,6 @@ from tests.cluster._faults import (
     replica,
     run_at_schedules,
     spread,
-    suspended_template,
     wait_all_scheduled,
 )
 from tests.support.kube import Cluster, wait_for
@@ -44,6 +43,7 @@ from tests.support.schedules import (
     rfc3339,
     schedule,
     seconds_ahead,
+    suspended_template,
     utcnow,
 )
 

@@ -40,6 +40,7 @@ from tests.support.schedules import (
     rfc3339,
     schedule,
     seconds_ahead,
+    suspended_template,
 )
 
 MANY = 2000
@@ -51,8 +52,7 @@ def _create_many(cluster: Cluster, namespace: str, count: int) -> None:
     """``count`` schedules not due for months, and a suspended Job labelled for each."""
     custom = client.CustomObjectsApi(cluster.api)
     batch = client.BatchV1Api(cluster.api)
-    quiet = job_template(run_seconds=None)
-    quiet["spec"]["suspend"] = True
+    quiet = suspended_template()
 
     def one(i: int) -> None:
         name = f"idle-{i:05d}"

@@ -42,11 +42,11 @@ from tests.support.schedules import (
     JobRecorder,
     annotate,
     condition,
-    job_template,
     rfc3339,
     schedule,
     seconds_ahead,
     status_of,
+    suspended_template,
     utcnow,
 )
 
@@ -167,13 +167,6 @@ def patch_status(cluster: Cluster, namespace: str, name: str, status: dict[str, 
         {"status": status},
         "application/merge-patch+json",
     )
-
-
-def suspended_template() -> dict[str, Any]:
-    """A Job that is created and never starts: the run is the create."""
-    template = job_template(run_seconds=None)
-    template["spec"]["suspend"] = True
-    return template
 
 
 def suspended_job(name: str, **metadata: Any) -> dict[str, Any]:

@@ -115,6 +115,22 @@ def job_template(
     }
 
 
+# Jobs the built-in Job controller leaves alone (spec.managedBy). Load tests
+# create them by the hundred; synced, each would queue the Jobs of every other
+# test on this shared control plane behind it. The operator treats them as any Job.
+IDLE_MANAGER = "jobwarden.test/idle"
+
+
+def suspended_template() -> dict[str, Any]:
+    """A Job that is created and then does nothing: no pod, no churn on the fake
+    nodes, no work for the Job controller. The create is the run as far as
+    exactly-once is concerned."""
+    template = job_template(run_seconds=None)
+    template["spec"]["suspend"] = True
+    template["spec"]["managedBy"] = IDLE_MANAGER
+    return template
+
+
 def schedule(
     name: str, *, annotations: dict[str, str] | None = None, **spec: Any
 ) -> dict[str, Any]:
