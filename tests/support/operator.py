@@ -85,6 +85,9 @@ def unverified_tls() -> ssl.SSLContext:
     return ctx
 
 
+PORT_TRIES = 3
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -129,11 +132,33 @@ class OperatorProcess:
         return env
 
     def start(self) -> None:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
-        self.proc = subprocess.Popen(
-            self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
-        )
-        wait_for(self.healthy, timeout=60, what=f"operator /healthz (log: {self.log_path})")
+        """Start the process and wait until /healthz answers.
+
+        Its ports were free when picked, but any socket on the machine (an API
+        client's ephemeral port, another worker's server) may take one before
+        the process binds it; then new ports are picked and it is started again.
+        """
+        for attempt in range(1, PORT_TRIES + 1):
+            offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+            log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
+            self.proc = subprocess.Popen(
+                self.command(), env=self.env(), stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                wait_for(self.healthy, timeout=60, what=f"operator /healthz (log: {self.log_path})")
+                return
+            except AssertionError:
+                if attempt == PORT_TRIES or not self._port_taken(since=offset):
+                    raise
+            self.metrics_port, self.health_port = free_port(), free_port()
+
+    def _port_taken(self, *, since: int) -> bool:
+        """Whether the process exited because a port was taken (its log after ``since``)."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        with self.log_path.open("rb") as f:
+            f.seek(since)
+            return b"address already in use" in f.read()
 
     def healthy(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
