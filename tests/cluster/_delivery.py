@@ -396,49 +396,48 @@ class Call:
     uri: str
 
 
-def writers_of(path: Path, *, offset: int, uri: str) -> list[str]:
-    """Who wrote to ``uri`` since byte ``offset`` (accepted PATCHes, in the log's order)."""
+def _audit_entries(path: Path, *, offset: int, needle: str) -> Iterator[dict[str, Any]]:
+    """The audit log's entries since byte ``offset`` whose line holds ``needle``."""
     if path.stat().st_size < offset:
         offset = 0  # rotated meanwhile
-    found: dict[str, str] = {}
     with path.open("rb") as f:
         f.seek(offset)
         for raw in f:
-            if uri.encode() not in raw:
-                continue
-            entry = json.loads(raw)
-            code = int((entry.get("responseStatus") or {}).get("code") or 0)
-            if (
-                entry.get("verb") == "patch"
-                and entry.get("requestURI", "").split("?")[0] == uri
-                and 200 <= code < 300
-            ):
-                found.setdefault(entry["auditID"], (entry.get("user") or {}).get("username", ""))
+            if needle.encode() in raw:
+                yield json.loads(raw)
+
+
+def _code(entry: dict[str, Any]) -> int:
+    return int((entry.get("responseStatus") or {}).get("code") or 0)
+
+
+def writers_of(path: Path, *, offset: int, uri: str) -> list[str]:
+    """Who wrote to ``uri`` since byte ``offset`` (accepted PATCHes, in the log's order)."""
+    found: dict[str, str] = {}
+    for entry in _audit_entries(path, offset=offset, needle=uri):
+        if (
+            entry.get("verb") == "patch"
+            and entry.get("requestURI", "").split("?")[0] == uri
+            and 200 <= _code(entry) < 300
+        ):
+            found.setdefault(entry["auditID"], (entry.get("user") or {}).get("username", ""))
     return list(found.values())
 
 
 def audit_calls(path: Path, *, offset: int, user: str) -> list[Call]:
     """The resource requests ``user`` made since byte ``offset`` (one per audit ID)."""
-    if path.stat().st_size < offset:
-        offset = 0  # rotated meanwhile
     calls: dict[str, Call] = {}
-    with path.open("rb") as f:
-        f.seek(offset)
-        for raw in f:
-            if user.encode() not in raw:
-                continue
-            entry = json.loads(raw)
-            ref = entry.get("objectRef")
-            if (entry.get("user") or {}).get("username") != user or not ref:
-                continue  # another user, or discovery (/api, /apis): open to everyone
-            resource = ref.get("resource", "")
-            if ref.get("subresource"):
-                resource += "/" + ref["subresource"]
-            code = int((entry.get("responseStatus") or {}).get("code") or 0)
-            calls[entry["auditID"]] = Call(
-                (ref.get("apiGroup", ""), resource, entry["verb"]),
-                ref.get("namespace"),
-                code,
-                entry["requestURI"],
-            )
+    for entry in _audit_entries(path, offset=offset, needle=user):
+        ref = entry.get("objectRef")
+        if (entry.get("user") or {}).get("username") != user or not ref:
+            continue  # another user, or discovery (/api, /apis): open to everyone
+        resource = ref.get("resource", "")
+        if ref.get("subresource"):
+            resource += "/" + ref["subresource"]
+        calls[entry["auditID"]] = Call(
+            (ref.get("apiGroup", ""), resource, entry["verb"]),
+            ref.get("namespace"),
+            _code(entry),
+            entry["requestURI"],
+        )
     return list(calls.values())

@@ -28,7 +28,7 @@ from tests.support.hostile import (
     suspended_template,
     warning_event,
 )
-from tests.support.kube import PATIENCE, Cluster, Timeout, holds, wait_for
+from tests.support.kube import Cluster, Timeout, holds, wait_for
 from tests.support.schedules import (
     RUN_NOW,
     SCHEDULE_LABEL,
@@ -516,10 +516,10 @@ def _wait_history(a: Arena, name: str, match: Any, timeout: float = 30) -> dict[
 
     try:
         return wait_for(found, timeout=timeout, interval=0.5, what=f"{name}: a history entry")
-    except Timeout:
+    except Timeout as exc:
         status = status_of(a.cluster, a.hostile, name)
         raise AssertionError(
-            f"{name}: no such history entry within {timeout * PATIENCE:g}s; history {last[:5]}; "
+            f"{name}: no such history entry ({exc}); history {last[:5]}; "
             f"conditions {status.get('conditions')}; phase {status.get('phase')}"
         ) from None
 

@@ -243,9 +243,14 @@ def do_the_whole_job(cluster: Cluster, namespace: str, labels: dict[str, str]) -
     calendar_status_written(cluster, namespace)
 
 
+def calendar_of(namespace: str) -> str:
+    """The JobCalendar a run of the whole job in ``namespace`` applies."""
+    return f"{namespace}-calendar"
+
+
 def calendar_status_written(cluster: Cluster, namespace: str) -> None:
     """A JobCalendar (cluster-scoped) listed, watched, and its status written."""
-    name = f"{namespace}-calendar"
+    name = calendar_of(namespace)
     cluster.apply(
         {
             "apiVersion": "jobwarden.io/v1alpha1",
@@ -302,7 +307,7 @@ def prove(
     used = {c.grant for c in calls}
     assert used - grants == set(), "calls outside the grants (refused, so never made?)"
     may_go_unused = set(MAY_GO_UNUSED)
-    calendar = f"/apis/jobwarden.io/v1alpha1/jobcalendars/{watched}-calendar/status"
+    calendar = f"/apis/jobwarden.io/v1alpha1/jobcalendars/{calendar_of(watched)}/status"
     writers = writers_of(log, offset=offset, uri=calendar)
     if writers and writers[0] != rel.service_account:
         # Every operator on this shared cluster watches JobCalendars (cluster-scoped):

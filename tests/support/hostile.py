@@ -32,7 +32,7 @@ from typing import Any
 from kubernetes import client
 
 from tests.cluster._faults import AuditMark, audit_mark, audit_requests
-from tests.support.kube import PATIENCE, Cluster, Timeout, wait_for
+from tests.support.kube import Cluster, Timeout, wait_for
 from tests.support.operator import OperatorProcess
 from tests.support.schedules import (
     RUN_NOW,
@@ -242,10 +242,9 @@ def spec_report(
 
     try:
         return wait_for(judged, timeout=REPORT_TIMEOUT, interval=0.5, what=f"{name}: a report")
-    except Timeout:
+    except Timeout as exc:
         raise AssertionError(
-            f"no report naming {field_path} within {REPORT_TIMEOUT * PATIENCE:g}s;"
-            f" status: {_short(str(last))}"
+            f"no report naming {field_path}: {exc}; status: {_short(str(last))}"
         ) from None
 
 
