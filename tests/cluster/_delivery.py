@@ -397,13 +397,16 @@ class Call:
 
 
 def _audit_entries(path: Path, *, offset: int, needle: str) -> Iterator[dict[str, Any]]:
-    """The audit log's entries since byte ``offset`` whose line holds ``needle``."""
+    """The audit log's entries since byte ``offset`` whose line holds ``needle``.
+
+    The API server appends while this reads: a last line not yet whole is left out.
+    """
     if path.stat().st_size < offset:
         offset = 0  # rotated meanwhile
     with path.open("rb") as f:
         f.seek(offset)
         for raw in f:
-            if needle.encode() in raw:
+            if needle.encode() in raw and raw.endswith(b"\n"):
                 yield json.loads(raw)
 
 
